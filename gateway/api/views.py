@@ -1,0 +1,132 @@
+"""LiteLLM's model management endpoints: /model/new, /model/update, /model/delete, /model/info."""
+
+from django.db import transaction
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from gateway import secrets
+from gateway.config_import import ConfigError, parse_deployment
+from gateway.models import CUSTOM_PRICE_FIELDS, Deployment
+from pricing import store
+from pricing.resolve import resolve_price
+
+
+class DeploymentIn(serializers.Serializer):
+    model_name = serializers.CharField()
+    litellm_params = serializers.DictField()
+    model_info = serializers.DictField(required=False, default=dict)
+
+
+class DeploymentDelete(serializers.Serializer):
+    id = serializers.CharField()
+
+
+def _parsed(entry: dict):
+    try:
+        return parse_deployment(entry)
+    except ConfigError as exc:
+        raise ValidationError({exc.field or "non_field_errors": [str(exc)]}) from None
+
+
+def deployment_out(deployment: Deployment) -> dict:
+    """A deployment as LiteLLM's /model/info shows it: secrets only as hints."""
+    cost_map = store.load_active_cost_map()
+    price = resolve_price(
+        custom=deployment.custom_pricing(),
+        custom_version="",
+        base_model=deployment.base_model,
+        provider=deployment.provider,
+        model=deployment.provider_model,
+        cost_map=cost_map.entries,
+        cost_map_version=cost_map.version,
+    )
+    params = {"model": deployment.litellm_model}
+    for name in ("api_base", "api_version", "timeout", "rpm", "tpm", "weight"):
+        value = getattr(deployment, name)
+        if value not in (None, ""):
+            params[name] = value
+    if deployment.api_key:
+        params["api_key"] = secrets.hint(deployment.api_key)
+    for key, value in deployment.extra_params.items():
+        params[key] = secrets.hint(value) if isinstance(value, str) and value.startswith("fernet:") else value
+    info = {"id": deployment.model_id, **deployment.model_info}
+    if deployment.base_model:
+        info["base_model"] = deployment.base_model
+    for name in CUSTOM_PRICE_FIELDS:
+        if getattr(deployment, name) is not None:
+            info[name] = getattr(deployment, name)
+    info.update(price_source=price.source, pricing_entry=price.matched or None, db_model=True, source=deployment.source)
+    for name in ("input_cost_per_token", "output_cost_per_token"):
+        info.setdefault(name, price.entry.get(name))
+    return {"model_name": deployment.model_name, "litellm_params": params, "model_info": info}
+
+
+@api_view(["POST"])
+def model_new(request):
+    entry = DeploymentIn(data=request.data)
+    entry.is_valid(raise_exception=True)
+    spec = _parsed(entry.validated_data)
+    with transaction.atomic():
+        if Deployment.objects.filter(model_id=spec.model_id).exists():
+            raise ValidationError({"model_info.id": [f"a deployment with id {spec.model_id!r} already exists"]})
+        deployment = Deployment.objects.create(model_id=spec.model_id, source=Deployment.Source.API, **spec.values)
+    return Response(deployment_out(deployment))
+
+
+@api_view(["POST", "PATCH"])
+def model_update(request):
+    model_id = (request.data.get("model_info") or {}).get("id") if isinstance(request.data, dict) else None
+    if not model_id:
+        raise ValidationError({"model_info.id": ["the id of the deployment to update is required"]})
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().filter(model_id=model_id).first()
+        if deployment is None:
+            raise NotFound(f"no deployment with id {model_id!r}")
+        current = deployment_entry(deployment)
+        merged = {
+            "model_name": request.data.get("model_name") or current["model_name"],
+            "litellm_params": {**current["litellm_params"], **(request.data.get("litellm_params") or {})},
+            "model_info": {**current["model_info"], **(request.data.get("model_info") or {})},
+        }
+        spec = _parsed(DeploymentIn(data=merged).initial_data)
+        for key, value in spec.values.items():
+            setattr(deployment, key, value)
+        deployment.save()
+    return Response(deployment_out(deployment))
+
+
+def deployment_entry(deployment: Deployment) -> dict:
+    """The stored deployment as a model_list entry (secrets still sealed, so they survive a round trip)."""
+    params = {"model": deployment.litellm_model, **deployment.extra_params}
+    for name in ("api_base", "api_version", "api_key", "timeout", "rpm", "tpm", "weight"):
+        value = getattr(deployment, name)
+        if value not in (None, ""):
+            params[name] = value
+    info = {"id": deployment.model_id, **deployment.model_info, **deployment.extra_pricing}
+    if deployment.base_model:
+        info["base_model"] = deployment.base_model
+    for name in CUSTOM_PRICE_FIELDS:
+        if getattr(deployment, name) is not None:
+            info[name] = getattr(deployment, name)
+    return {"model_name": deployment.model_name, "litellm_params": params, "model_info": info}
+
+
+@api_view(["POST", "DELETE"])
+def model_delete(request):
+    body = DeploymentDelete(data=request.data)
+    body.is_valid(raise_exception=True)
+    deployment = Deployment.objects.filter(model_id=body.validated_data["id"]).first()
+    if deployment is None:
+        raise NotFound(f"no deployment with id {body.validated_data['id']!r}")
+    deployment.delete()
+    return Response({"message": f"deployment {body.validated_data['id']} deleted"})
+
+
+@api_view(["GET"])
+def model_info(request):
+    deployments = Deployment.objects.all()
+    if request.query_params.get("litellm_model_id"):
+        deployments = deployments.filter(model_id=request.query_params["litellm_model_id"])
+    return Response({"data": [deployment_out(deployment) for deployment in deployments]})

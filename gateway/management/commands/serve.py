@@ -1,0 +1,46 @@
+"""`manage.py serve`: import the config, then run the production ASGI server (uvicorn, uvloop, httptools)."""
+
+import os
+
+import uvicorn
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from gateway.config_import import ConfigError, import_config_file
+
+
+class Command(BaseCommand):
+    help = "Import a LiteLLM-style config.yaml and serve the gateway."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--config", default=os.environ.get("TOLLGATE_CONFIG", ""), help="LiteLLM config.yaml")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=4000)
+        parser.add_argument("--workers", type=int, default=1, help="server processes")
+        parser.add_argument("--migrate", action="store_true", help="apply database migrations first")
+
+    def handle(self, *args, **options):
+        if options["migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        if options["config"]:
+            try:
+                summary = import_config_file(options["config"])
+            except (ConfigError, OSError) as exc:
+                raise CommandError(f"{options['config']}: {exc}") from None
+            self.stdout.write(f"config {options['config']}: {summary}")
+        self.stdout.write(
+            f"Tollgate listening on http://{options['host']}:{options['port']} ({options['workers']} workers)"
+        )
+        self.stdout.flush()
+        uvicorn.run(
+            "gateway.asgi:application",
+            host=options["host"],
+            port=options["port"],
+            workers=options["workers"],
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )

@@ -1,0 +1,175 @@
+"""Calling upstream: one attempt per deployment, retries within the group, then fallback groups.
+
+Retried: connection errors, timeouts, 408/409/429 and 5xx. A 4xx is the request's own fault and is passed
+through at once. Every failure counts toward the deployment's cooldown.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+
+from gateway.providers.base import ProviderError
+from gateway.proxy.errors import UpstreamFailed, UpstreamRejected
+from gateway.proxy.registry import RoutedDeployment
+from gateway.proxy.router import weighted_order
+from gateway.proxy.state import GatewayState
+from gateway.proxy.upstream import http_client
+
+_MAX_BACKOFF_SECONDS = 2.0
+
+
+@dataclass(slots=True)
+class Attempted:
+    """The outcome of dispatching: the winning deployment and what it took to get there."""
+
+    result: object
+    deployment: RoutedDeployment
+    retries: int
+    fallbacks: int
+
+
+def _timeout(deployment: RoutedDeployment, state: GatewayState) -> httpx.Timeout:
+    seconds = deployment.timeout or state.table.config.timeout
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # httpx-aiohttp maps any aiohttp connection error to an httpx timeout class; the cause tells them apart.
+    cause = exc.__cause__
+    if cause is not None:
+        return isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
+
+
+async def dispatch(
+    state: GatewayState, group: str, attempt: Callable[[RoutedDeployment, httpx.Timeout], Awaitable]
+) -> Attempted:
+    table = state.table
+    config = table.config
+    retries = 0
+    last_error: BaseException | None = None
+    groups = (group, *config.fallbacks.get(group, ()))
+    for fallback_index, group_name in enumerate(groups):
+        deployments = table.group(group_name)
+        if not deployments:
+            continue
+        order = weighted_order(state.cooldowns.available(deployments))
+        for try_index in range(config.num_retries + 1):
+            deployment = order[try_index % len(order)]
+            if try_index >= len(order):
+                await asyncio.sleep(_backoff(try_index - len(order), last_error))
+            try:
+                result = await attempt(deployment, _timeout(deployment, state))
+            except ProviderError as exc:
+                if not exc.retryable:
+                    if 400 <= exc.status < 500:
+                        raise UpstreamRejected(exc.message, status=exc.status) from None
+                    raise UpstreamFailed(exc.message, status=502, code="upstream_error") from None
+                last_error = exc
+            except httpx.TransportError as exc:
+                last_error = exc
+            else:
+                state.cooldowns.record_success(deployment.model_id)
+                return Attempted(result, deployment, retries, fallback_index)
+            state.cooldowns.record_failure(deployment.model_id, config)
+            retries += 1
+    raise _final_error(last_error, retries)
+
+
+def _backoff(repeat: int, last_error: BaseException | None) -> float:
+    retry_after = getattr(last_error, "retry_after", None)
+    if retry_after:
+        return min(float(retry_after), _MAX_BACKOFF_SECONDS)
+    return min(0.05 * (2**repeat), _MAX_BACKOFF_SECONDS)
+
+
+def _final_error(last_error: BaseException | None, attempts: int) -> Exception:
+    headers = {"x-litellm-attempted-retries": str(max(attempts - 1, 0))}
+    if isinstance(last_error, ProviderError):
+        if last_error.status == 429:
+            if last_error.retry_after:
+                headers["retry-after"] = str(int(last_error.retry_after + 0.999))
+            return UpstreamRejected(
+                f"Upstream rate limited the request: {last_error.message}", status=429, headers=headers
+            )
+        return UpstreamFailed(
+            f"Upstream failed after {attempts} attempt(s): {last_error.message}",
+            status=502,
+            code="upstream_error",
+            headers=headers,
+        )
+    if last_error is not None and _is_timeout(last_error):
+        return UpstreamFailed(
+            f"Upstream timed out after {attempts} attempt(s).", status=504, code="upstream_timeout", headers=headers
+        )
+    if last_error is not None:
+        return UpstreamFailed(
+            f"Upstream unreachable after {attempts} attempt(s): {type(last_error).__name__}",
+            status=503,
+            code="upstream_unavailable",
+            headers=headers,
+        )
+    return UpstreamFailed("No deployment is available for this model.", status=503, code="no_deployment")
+
+
+def upstream_payload(deployment: RoutedDeployment, payload: dict) -> dict:
+    return {**payload, "model": deployment.target.model}
+
+
+async def complete_once(deployment: RoutedDeployment, timeout: httpx.Timeout, call_type: str, payload: dict):
+    """One non-streaming attempt: the OpenAI-shaped response and how long the upstream took."""
+    provider, target = deployment.provider, deployment.target
+    body = upstream_payload(deployment, payload)
+    started = time.perf_counter()
+    if provider.local:
+        return provider.local_response(target, call_type, body, False), time.perf_counter() - started
+    request = provider.build_request(target, call_type, body, False)
+    response = await http_client().request(
+        request.method, request.url, headers=request.headers, content=request.content, timeout=timeout
+    )
+    parsed = provider.parse_response(target, call_type, body, response.status_code, response.content, response.headers)
+    return parsed, time.perf_counter() - started
+
+
+class LocalStream:
+    """The stream-parser view of a local provider's chunks: already OpenAI-shaped, complete, usage known."""
+
+    def __init__(self, chunks: list[dict]):
+        self.usage = next((chunk["usage"] for chunk in reversed(chunks) if chunk.get("usage")), None)
+        self.done = True
+
+
+@dataclass(slots=True)
+class OpenedStream:
+    response: httpx.Response | None  # None for a local (mock) provider
+    parser: object
+    local_chunks: list | None
+    started: float
+
+
+async def open_stream(deployment: RoutedDeployment, timeout: httpx.Timeout, call_type: str, payload: dict):
+    """Start a streaming attempt: fails (and so is retried) until the upstream answers 200."""
+    provider, target = deployment.provider, deployment.target
+    body = upstream_payload(deployment, payload)
+    started = time.perf_counter()
+    if provider.local:
+        chunks = provider.local_response(target, call_type, body, True)
+        return OpenedStream(None, LocalStream(chunks), chunks, started)
+    parser = provider.stream_parser(target, call_type, body)
+    request = provider.build_request(target, call_type, body, True)
+    client = http_client()
+    upstream = client.build_request(
+        request.method, request.url, headers=request.headers, content=request.content, timeout=timeout
+    )
+    response = await client.send(upstream, stream=True)
+    if response.status_code >= 300:
+        try:
+            error_body = await response.aread()
+        finally:
+            await response.aclose()
+        provider.parse_response(target, call_type, body, response.status_code, error_body, response.headers)
+    return OpenedStream(response, parser, None, started)

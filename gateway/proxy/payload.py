@@ -1,0 +1,103 @@
+"""Checking a client's OpenAI request body before anything else happens: bad input changes nothing."""
+
+import orjson
+
+from gateway.proxy.errors import BadRequest, PayloadTooLarge
+
+_REQUIRED_INPUT = {"chat": "messages", "completion": "prompt", "embedding": "input"}
+_NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_COUNT_PARAMS = ("max_tokens", "max_completion_tokens", "n")
+# Far above any model's output limit; larger values are typos or attacks, not requests.
+_MAX_TOKENS_CEILING = 10_000_000
+
+
+def parse_payload(body: bytes, call_type: str, max_bytes: int) -> dict:
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {max_bytes} bytes.")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("Request body must be a JSON object.", code="invalid_json")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' is required and must be a non-empty string.", param="model", code="missing_model")
+    required = _REQUIRED_INPUT[call_type]
+    value = payload.get(required)
+    if call_type == "chat":
+        _check_messages(value)
+    elif not _is_text_input(value):
+        raise BadRequest(
+            f"'{required}' is required: a string, a list of strings, or a list of token ids.",
+            param=required,
+            code="invalid_value",
+        )
+    stream = payload.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean.", param="stream", code="invalid_type")
+    if stream and call_type == "embedding":
+        raise BadRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
+    stream_options = payload.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise BadRequest("'stream_options' must be an object.", param="stream_options", code="invalid_type")
+    for name in _COUNT_PARAMS:
+        count = payload.get(name)
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+            raise BadRequest(f"'{name}' must be a non-negative integer.", param=name, code="invalid_type")
+        if isinstance(count, int) and count > _MAX_TOKENS_CEILING:
+            raise BadRequest(
+                f"'{name}' is too large (at most {_MAX_TOKENS_CEILING}).", param=name, code="invalid_value"
+            )
+    for name in _NUMBER_PARAMS:
+        number = payload.get(name)
+        if number is not None and (not isinstance(number, int | float) or isinstance(number, bool)):
+            raise BadRequest(f"'{name}' must be a number.", param=name, code="invalid_type")
+    return payload
+
+
+def _check_messages(messages) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' is required and must be a non-empty list.", param="messages", code="invalid_value")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest(
+                f"'messages[{index}]' must be an object with a string 'role'.",
+                param=f"messages[{index}]",
+                code="invalid_value",
+            )
+
+
+def _is_text_input(value) -> bool:
+    if isinstance(value, str):
+        return True
+    if isinstance(value, list) and value:
+        return (
+            all(isinstance(item, str) for item in value)
+            or all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+            or all(isinstance(item, list) and all(isinstance(t, int) for t in item) for item in value)
+        )
+    return False
+
+
+def client_wants_usage(payload: dict) -> bool:
+    options = payload.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def estimate_prompt_tokens(payload: dict) -> int:
+    """A rough token count (4 characters a token) for budgets and for calls the upstream never reported on."""
+    characters = 0
+    for message in payload.get("messages") or ():
+        content = message.get("content")
+        if isinstance(content, str):
+            characters += len(content)
+        elif isinstance(content, list):
+            characters += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
+    for name in ("prompt", "input"):
+        value = payload.get(name)
+        if isinstance(value, str):
+            characters += len(value)
+        elif isinstance(value, list):
+            characters += sum(len(item) if isinstance(item, str) else 1 for item in value)
+    return max(1, (characters + 3) // 4)

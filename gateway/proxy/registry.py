@@ -1,0 +1,121 @@
+"""The routing table a server process serves from: deployments, their providers and prices, held in memory.
+
+Built from the database off the event loop; replaced whole (never edited) when the routing version or the
+active cost map changes, so a request sees one consistent table.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gateway import secrets
+from gateway.models import Deployment, RouterSettings
+from gateway.providers import get_provider
+from gateway.providers.base import Provider, Target
+from gateway.proxy.router import RouterConfig
+from pricing.active import ActiveCostMap
+from pricing.resolve import ResolvedPrice, resolve_price
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedDeployment:
+    """One deployment as the hot path needs it: provider, target, limits and its resolved price."""
+
+    model_id: str
+    model_name: str
+    litellm_model: str
+    provider: Provider
+    target: Target
+    timeout: float | None
+    rpm: int | None
+    tpm: int | None
+    weight: int | None
+    price: ResolvedPrice
+    max_output_tokens: int | None
+
+    @property
+    def api_base(self) -> str:
+        return self.target.api_base or ""
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    version: int
+    cost_map_version: str
+    groups: Mapping[str, tuple[RoutedDeployment, ...]]
+    config: RouterConfig = field(default_factory=RouterConfig)
+
+    def group(self, name: str) -> tuple[RoutedDeployment, ...]:
+        return self.groups.get(name, ())
+
+
+def _routed(deployment: Deployment, cost_map: ActiveCostMap) -> RoutedDeployment:
+    provider_name = deployment.provider
+    extra = {
+        key: secrets.unseal(value) if isinstance(value, str) else value
+        for key, value in deployment.extra_params.items()
+    }
+    target = Target(
+        provider=provider_name,
+        model=deployment.provider_model,
+        api_base=secrets.unseal(deployment.api_base) or None,
+        api_key=secrets.unseal(deployment.api_key) or None,
+        api_version=deployment.api_version or None,
+        extra=extra,
+    )
+    price = resolve_price(
+        custom=deployment.custom_pricing(),
+        custom_version=f"deployment:{deployment.model_id}@{deployment.updated_at.isoformat()}",
+        base_model=deployment.base_model,
+        provider=provider_name,
+        model=deployment.provider_model,
+        cost_map=cost_map.entries,
+        cost_map_version=cost_map.version,
+    )
+    max_output = price.entry.get("max_output_tokens") or price.entry.get("max_tokens")
+    return RoutedDeployment(
+        model_id=deployment.model_id,
+        model_name=deployment.model_name,
+        litellm_model=deployment.litellm_model,
+        provider=get_provider(provider_name),
+        target=target,
+        timeout=deployment.timeout,
+        rpm=deployment.rpm,
+        tpm=deployment.tpm,
+        weight=deployment.weight,
+        price=price,
+        max_output_tokens=int(max_output) if isinstance(max_output, int | float) or _is_number(max_output) else None,
+    )
+
+
+def _is_number(value) -> bool:
+    try:
+        int(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def build_routing_table(version: int, cost_map: ActiveCostMap) -> RoutingTable:
+    """Read deployments and router settings (synchronous ORM: call it off the event loop)."""
+    router = RouterSettings.load()
+    groups: dict[str, list[RoutedDeployment]] = {}
+    for deployment in Deployment.objects.filter(enabled=True).order_by("model_name", "id"):
+        groups.setdefault(deployment.model_name, []).append(_routed(deployment, cost_map))
+    fallbacks: dict[str, tuple[str, ...]] = {}
+    for item in router.fallbacks or []:
+        for group, targets in item.items():
+            fallbacks[group] = tuple(targets)
+    config = RouterConfig(
+        num_retries=router.num_retries,
+        timeout=router.timeout,
+        cooldown_time=router.cooldown_time,
+        allowed_fails=router.allowed_fails,
+        fallbacks=fallbacks,
+        routing_strategy=router.routing_strategy,
+    )
+    return RoutingTable(
+        version=version,
+        cost_map_version=cost_map.version,
+        groups={name: tuple(items) for name, items in groups.items()},
+        config=config,
+    )

@@ -1,0 +1,285 @@
+"""One proxied call from request to charged response: the meeting point of keys, routing, pricing and spend."""
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+
+from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
+from gateway.proxy.errors import BadRequest, error_response, is_domain_error
+from gateway.proxy.payload import client_wants_usage, estimate_prompt_tokens, parse_payload
+from gateway.proxy.registry import RoutedDeployment
+from gateway.proxy.state import gateway_state
+from keys.auth import Caller, authenticate
+from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
+from pricing.errors import UnpricedModelBlocked
+from spend.ledger import SpendEntry, ledger
+from spend.models import SpendLog
+
+logger = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+
+
+class Call:
+    """What the pipeline knows about one call as it goes: used for headers and the spend log."""
+
+    def __init__(self, call_type: str, received: float):
+        self.call_type = call_type
+        self.received = received
+        self.start_time = datetime.now(UTC)
+        self.request_id = f"chatcmpl-{uuid.uuid4().hex}" if call_type == "chat" else uuid.uuid4().hex
+        self.caller: Caller | None = None
+        self.payload: dict = {}
+        self.group = ""
+        self.upstream_seconds = 0.0
+
+    def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
+        end_time = datetime.now(UTC)
+        caller = self.caller
+        return SpendEntry(
+            request_id=self.request_id,
+            call_type=self.call_type,
+            requested_model=str(self.payload.get("model", ""))[:300],
+            model_group=self.group,
+            deployment_id=deployment.model_id if deployment else "",
+            provider=deployment.target.provider if deployment else "",
+            provider_model=deployment.target.model if deployment else "",
+            api_base=deployment.api_base if deployment else "",
+            key_hash=caller.key_hash if caller else "",
+            user_id=caller.user_id if caller else "",
+            team_id=caller.team_id if caller else "",
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_creation_tokens=usage.cache_creation_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost=cost.total if cost else _ZERO,
+            cost_breakdown={k: format_money(v) for k, v in cost.as_dict().items()} if cost else {},
+            prices=_price_snapshot(deployment),
+            pricing_source=deployment.price.source if deployment else "",
+            price_version=deployment.price.version if deployment else "",
+            start_time=self.start_time,
+            end_time=end_time,
+            duration_ms=int((end_time - self.start_time) / timedelta(milliseconds=1)),
+            metadata=_metadata(self.payload),
+            request_tags=_tags(self.payload),
+            **fields,
+        )
+
+
+def _price_snapshot(deployment: RoutedDeployment | None) -> dict:
+    if deployment is None:
+        return {}
+    return {key: format_money(value) for key, value in deployment.price.entry.items() if isinstance(value, Decimal)}
+
+
+def _metadata(payload: dict) -> dict:
+    metadata = payload.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _tags(payload: dict) -> list:
+    tags = _metadata(payload).get("tags") or payload.get("tags")
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
+
+
+def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float) -> CostBreakdown:
+    if not deployment.price.priced:
+        logger.warning("call to %s (%s) is unpriced: charged 0", deployment.model_name, deployment.litellm_model)
+    return compute_cost(deployment.price.entry, usage, Decimal(str(round(seconds, 6))))
+
+
+def _common_headers(call: Call, attempted: Attempted) -> dict[str, str]:
+    now = time.perf_counter()
+    total_ms = (now - call.received) * 1000
+    deployment = attempted.deployment
+    return {
+        "x-litellm-call-id": call.request_id,
+        "x-litellm-model-id": deployment.model_id,
+        "x-litellm-model-group": call.group,
+        "x-litellm-model-api-base": deployment.api_base,
+        "x-litellm-attempted-retries": str(attempted.retries),
+        "x-litellm-attempted-fallbacks": str(attempted.fallbacks),
+        "x-litellm-response-duration-ms": f"{total_ms:.3f}",
+        "x-litellm-overhead-duration-ms": f"{max(total_ms - call.upstream_seconds * 1000, 0):.3f}",
+    }
+
+
+def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
+    return {
+        "x-litellm-response-cost": format_money(cost.total),
+        "x-litellm-response-cost-input": format_money(cost.input),
+        "x-litellm-response-cost-output": format_money(cost.output),
+        "x-litellm-response-cost-cache-read": format_money(cost.cache_read),
+        "x-litellm-response-cost-cache-creation": format_money(cost.cache_creation),
+    }
+
+
+async def handle(request, call_type: str) -> HttpResponse:
+    call = Call(call_type, time.perf_counter())
+    try:
+        call.caller = await authenticate(request.headers.get("Authorization"))
+        call.payload = parse_payload(request.body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES)
+        state = await gateway_state()
+        requested = call.payload["model"]
+        call.group = call.caller.resolve_model(requested)
+        deployments = state.table.group(call.group)
+        if not deployments:
+            raise BadRequest(
+                f"Invalid model name passed in model={requested}. Call /v1/models to see the models you can use.",
+                param="model",
+                code="model_not_found",
+            )
+        call.caller.check_model_access(call.group, requested)
+        if settings.BLOCK_UNPRICED_MODELS and not all(d.price.priced for d in deployments):
+            raise UnpricedModelBlocked(call.group)
+        if call.payload.get("stream"):
+            return await _stream(call, state)
+        return await _complete(call, state)
+    except Exception as exc:
+        if not is_domain_error(exc):
+            logger.exception("proxy call %s failed unexpectedly", call.request_id)
+        return error_response(exc)
+
+
+async def _complete(call: Call, state) -> HttpResponse:
+    attempted = await dispatch(
+        state, call.group, lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload)
+    )
+    body, call.upstream_seconds = attempted.result
+    usage = Usage.from_openai(body.get("usage"))
+    cost = price_call(attempted.deployment, usage, call.upstream_seconds)
+    await ledger().charge(call.entry(attempted.deployment, usage, cost, attempts=attempted.retries + 1))
+    response = HttpResponse(orjson.dumps(body), content_type="application/json")
+    for name, value in {**_common_headers(call, attempted), **_cost_headers(cost)}.items():
+        response[name] = value
+    return response
+
+
+async def _stream(call: Call, state) -> StreamingHttpResponse:
+    attempted = await dispatch(
+        state, call.group, lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload)
+    )
+    response = StreamingHttpResponse(_relay(call, attempted), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    for name, value in _common_headers(call, attempted).items():
+        response[name] = value
+    return response
+
+
+def money_json(value: Decimal) -> orjson.Fragment:
+    """A JSON number with the Decimal's own digits (orjson would otherwise refuse or round through float)."""
+    return orjson.Fragment(format_money(value).encode())
+
+
+def _sse(chunk: dict) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _text_of(chunk: dict) -> int:
+    characters = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        text = content if isinstance(content, str) else choice.get("text")
+        if isinstance(text, str):
+            characters += len(text)
+    return characters
+
+
+async def _relay(call: Call, attempted: Attempted):
+    """Forward chunks as they arrive; charge before [DONE], or for what was used when the client goes away."""
+    opened = attempted.result
+    deployment = attempted.deployment
+    parser = opened.parser
+    wants_usage = client_wants_usage(call.payload)
+    streamed_characters = 0
+    first_chunk_at: float | None = None
+    usage_chunk: dict | None = None
+    charged = False
+
+    def usage_now() -> Usage:
+        if parser.usage:
+            return Usage.from_openai(parser.usage)
+        # The upstream never reported usage (it stopped early): estimate what it used from what was sent.
+        return Usage(
+            prompt_tokens=estimate_prompt_tokens(call.payload), completion_tokens=(streamed_characters + 3) // 4
+        )
+
+    def entry(status: str, error_class: str = ""):
+        seconds = time.perf_counter() - opened.started
+        usage = usage_now()
+        cost = price_call(deployment, usage, seconds)
+        ttft = int((first_chunk_at - opened.started) * 1000) if first_chunk_at else None
+        return cost, call.entry(
+            deployment,
+            usage,
+            cost,
+            status=status,
+            error_class=error_class,
+            attempts=attempted.retries + 1,
+            time_to_first_token_ms=ttft,
+        )
+
+    try:
+        async for chunk in _upstream_chunks(opened):
+            if first_chunk_at is None:
+                first_chunk_at = time.perf_counter()
+            if chunk.get("usage") and not chunk.get("choices"):
+                usage_chunk = chunk  # held back: it goes out last, with the cost, and only if asked for
+                continue
+            if "usage" in chunk and not wants_usage:
+                chunk = {key: value for key, value in chunk.items() if key != "usage"}
+            streamed_characters += _text_of(chunk)
+            yield _sse(chunk)
+        status = SpendLog.Status.SUCCESS if parser.done else SpendLog.Status.FAILURE
+        cost, spend_entry = entry(status, "" if parser.done else "IncompleteStream")
+        await ledger().charge(spend_entry)
+        charged = True
+        if wants_usage:
+            usage_chunk = usage_chunk or {"id": call.request_id, "object": "chat.completion.chunk", "choices": []}
+            usage_chunk["usage"] = {**(parser.usage or {}), "cost": money_json(cost.total)}
+            yield _sse(usage_chunk)
+        yield b"data: [DONE]\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        if not charged:
+            ledger().submit(entry(SpendLog.Status.CLIENT_DISCONNECTED, "ClientDisconnected")[1])
+            charged = True
+        raise
+    except Exception as exc:
+        if not charged:
+            ledger().submit(entry(SpendLog.Status.FAILURE, type(exc).__name__)[1])
+        logger.warning("stream %s ended by an upstream error: %s", call.request_id, type(exc).__name__)
+        yield _sse(
+            {
+                "error": {
+                    "message": "The upstream stream failed.",
+                    "type": "api_error",
+                    "param": None,
+                    "code": "upstream_stream_error",
+                }
+            }
+        )
+    finally:
+        if opened.response is not None:
+            await opened.response.aclose()
+
+
+async def _upstream_chunks(opened):
+    if opened.local_chunks is not None:
+        for chunk in opened.local_chunks:
+            yield chunk
+        return
+    async for data in opened.response.aiter_raw():
+        for parsed in opened.parser.feed(data):
+            yield parsed
+    for parsed in opened.parser.finish():
+        yield parsed

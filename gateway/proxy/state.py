@@ -1,0 +1,80 @@
+"""Per-process gateway state: the routing table and cooldowns, kept fresh by one background sync loop.
+
+Every TOLLGATE_SYNC_INTERVAL seconds the loop reads the routing version and the active cost-map version (two
+tiny queries, off the event loop); when either moved it rebuilds the table and swaps it in whole.
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from gateway.models import RoutingVersion
+from gateway.proxy.registry import RoutingTable, build_routing_table
+from gateway.proxy.router import Cooldowns
+from pricing import store
+
+logger = logging.getLogger(__name__)
+
+
+def _read_versions() -> tuple[int, str]:
+    routing = RoutingVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
+    return routing, store.active_version_label()
+
+
+def _load(current: RoutingTable | None) -> RoutingTable | None:
+    """A new table if anything it depends on changed, else None (runs on the sync thread)."""
+    close_old_connections()
+    routing_version, cost_map_version = _read_versions()
+    if current and current.version == routing_version and current.cost_map_version == cost_map_version:
+        return None
+    return build_routing_table(routing_version, store.load_active_cost_map())
+
+
+class GatewayState:
+    def __init__(self):
+        self.table: RoutingTable | None = None
+        self.cooldowns = Cooldowns()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-sync")
+        self._ready: asyncio.Future | None = None
+        self._task: asyncio.Task | None = None
+
+    async def ready(self) -> "GatewayState":
+        if self.table is not None:
+            return self
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._first_load())
+        await asyncio.shield(self._ready)
+        return self
+
+    async def _first_load(self) -> None:
+        self.table = await asyncio.get_running_loop().run_in_executor(self._executor, _load, None)
+        self._task = asyncio.get_running_loop().create_task(self._sync_forever())
+
+    async def refresh(self) -> None:
+        table = await asyncio.get_running_loop().run_in_executor(self._executor, _load, self.table)
+        if table is not None:
+            self.table = table
+            logger.info("routing table reloaded: version %s, cost map %s", table.version, table.cost_map_version)
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(settings.TOLLGATE_SYNC_INTERVAL)
+            try:
+                await self.refresh()
+            except Exception:
+                # Keep serving from the table we have; the next tick tries again.
+                logger.exception("routing table refresh failed")
+
+
+_states: dict[asyncio.AbstractEventLoop, GatewayState] = {}
+
+
+async def gateway_state() -> GatewayState:
+    loop = asyncio.get_running_loop()
+    state = _states.get(loop)
+    if state is None:
+        state = _states[loop] = GatewayState()
+    return await state.ready()

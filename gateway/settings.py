@@ -1,0 +1,196 @@
+"""Tollgate settings: everything comes from the environment (django-environ).
+
+Embedded default (no variables set): SQLite in var/, in-process caches and limits, Celery tasks run in-process.
+Production: DATABASE_URL (PostgreSQL), REDIS_URL (shared caches, limits, Celery broker), SECRET_KEY, ALLOWED_HOSTS.
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+import yaml
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("TOLLGATE_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+env = environ.Env()
+
+
+def _general_settings_from_config() -> dict:
+    # LiteLLM's config.yaml may carry general_settings.database_url; the environment still wins.
+    path = env.str("TOLLGATE_CONFIG", default="")
+    if not path or not Path(path).is_file():
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    general = document.get("general_settings") if isinstance(document, dict) else None
+    return general if isinstance(general, dict) else {}
+
+
+def _resolve_env_reference(value):
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        name = value.removeprefix("os.environ/")
+        if name not in env.ENVIRON:
+            raise ImproperlyConfigured(
+                f"config.yaml general_settings refers to environment variable {name}, which is not set"
+            )
+        return env.ENVIRON[name]
+    return value
+
+
+_GENERAL_SETTINGS = _general_settings_from_config()
+
+DEBUG = env.bool("DEBUG", default=False)
+EMBEDDED = "DATABASE_URL" not in env.ENVIRON and not _GENERAL_SETTINGS.get("database_url")
+
+
+def _secret_key() -> str:
+    if "SECRET_KEY" in env.ENVIRON:
+        return env.str("SECRET_KEY")
+    if not EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is (production settings)")
+    # The embedded default generates one key and keeps it, so sessions and encrypted secrets survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+# Provider API keys are encrypted at rest with this key (defaults to one derived from SECRET_KEY).
+TOLLGATE_ENCRYPTION_KEY = env.str("TOLLGATE_ENCRYPTION_KEY", default="")
+TOLLGATE_MASTER_KEY = env.str("TOLLGATE_MASTER_KEY", default="") or _resolve_env_reference(
+    _GENERAL_SETTINGS.get("master_key") or ""
+)
+TOLLGATE_CONFIG = env.str("TOLLGATE_CONFIG", default="")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "gateway",
+    "keys",
+    "pricing",
+    "spend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gateway.urls"
+ASGI_APPLICATION = "gateway.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env.str("DATABASE_URL", default="") or _resolve_env_reference(
+    _GENERAL_SETTINGS.get("database_url") or ""
+)
+if _database_url:
+    DATABASES = {"default": env.db_url_config(_database_url)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "tollgate.sqlite3",
+            # WAL lets the dashboard read while the ledger writes; IMMEDIATE avoids lock upgrades that deadlock.
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20},
+        }
+    }
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DATABASES["default"].setdefault("TEST", {})
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Live-server tests run the gateway in another process, so the test database must be a real file.
+    DATABASES["default"]["TEST"].setdefault("NAME", str(VAR_DIR / "test_tollgate.sqlite3"))
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGIN_URL = "admin:login"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["keys.api.authentication.MasterKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["keys.api.authentication.IsMasterKey"],
+    "DEFAULT_RENDERER_CLASSES": ["gateway.api.renderers.DecimalJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["gateway.api.parsers.DecimalJSONParser"],
+    "EXCEPTION_HANDLER": "gateway.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# The proxy refuses bodies above this many bytes (413); a 100k-token prompt is ~400 KB.
+TOLLGATE_MAX_REQUEST_BYTES = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
+# Refuse calls to deployments no price can be found for, instead of logging them at cost 0.
+BLOCK_UNPRICED_MODELS = env.bool("BLOCK_UNPRICED_MODELS", default=False)
+# How often each server process looks for changed deployments, keys and prices.
+TOLLGATE_SYNC_INTERVAL = env.float("TOLLGATE_SYNC_INTERVAL", default=0.5)
+
+COST_MAP_URL = env.str(
+    "COST_MAP_URL",
+    default="https://raw.githubusercontent.com/BerriAI/litellm/main/model_prices_and_context_window.json",
+)
+COST_MAP_MAX_LOSS_SHARE = env.float("COST_MAP_MAX_LOSS_SHARE", default=0.1)
+COST_MAP_REFRESH_SECONDS = env.int("COST_MAP_REFRESH_SECONDS", default=6 * 3600)
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "refresh-cost-map": {"task": "pricing.tasks.refresh_cost_map", "schedule": COST_MAP_REFRESH_SECONDS},
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
+}

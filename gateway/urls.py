@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
+
+from gateway.proxy import views as proxy
+
+proxy_patterns = [
+    path("chat/completions", proxy.chat_completions, name="chat-completions"),
+    path("completions", proxy.completions, name="completions"),
+    path("embeddings", proxy.embeddings, name="embeddings"),
+    path("models", proxy.list_models, name="models"),
+]
+
+urlpatterns = [
+    path("", include(proxy_patterns)),
+    path("v1/", include((proxy_patterns, "v1"))),
+    # Azure-style clients address the deployment in the path.
+    path("openai/deployments/<str:deployment>/chat/completions", proxy.chat_completions),
+    path("health", proxy.health, name="health"),
+    path("health/liveliness", proxy.liveliness, name="health-liveliness"),
+    path("health/readiness", proxy.readiness, name="health-readiness"),
+    path("", include("gateway.api.urls")),
+    path("admin/", admin.site.urls),
+    # Admin assets are served by the app itself: no separate web server is needed in front of it.
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+]

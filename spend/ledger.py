@@ -1,0 +1,133 @@
+"""The group-commit writer: every call's spend log commits before its response completes.
+
+Calls hand their entry to the ledger and wait. One writer thread takes whatever has queued up since its last
+commit and writes it all in one transaction, so a burst of concurrent calls pays for one commit, not one each.
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import OperationalError, close_old_connections, connection, transaction
+
+from spend.models import SpendLog
+
+logger = logging.getLogger(__name__)
+
+_MAX_BATCH = 500
+
+
+@dataclass(slots=True)
+class SpendEntry:
+    """One call's charge, as the gateway hands it over."""
+
+    request_id: str
+    call_type: str
+    requested_model: str
+    start_time: datetime
+    end_time: datetime
+    cost: Decimal = Decimal(0)
+    cost_breakdown: dict = field(default_factory=dict)
+    prices: dict = field(default_factory=dict)
+    pricing_source: str = ""
+    price_version: str = ""
+    model_group: str = ""
+    deployment_id: str = ""
+    provider: str = ""
+    provider_model: str = ""
+    api_base: str = ""
+    key_hash: str = ""
+    user_id: str = ""
+    team_id: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    duration_ms: int = 0
+    time_to_first_token_ms: int | None = None
+    status: str = SpendLog.Status.SUCCESS
+    error_class: str = ""
+    attempts: int = 1
+    metadata: dict = field(default_factory=dict)
+    request_tags: list = field(default_factory=list)
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not commit; the call cannot be charged."""
+
+
+def write_batch(entries: list[SpendEntry]) -> None:
+    """Write one batch in one transaction (synchronous: runs on the writer thread)."""
+    rows = [SpendLog(**{name: getattr(entry, name) for name in SpendEntry.__slots__}) for entry in entries]
+    with transaction.atomic():
+        SpendLog.objects.bulk_create(rows)
+
+
+class Ledger:
+    """Per-process group-commit queue in front of one writer thread."""
+
+    def __init__(self, writer=write_batch):
+        self._writer = writer
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-ledger")
+        self._pending: list[tuple[SpendEntry, asyncio.Future]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    def submit(self, entry: SpendEntry) -> asyncio.Future:
+        """Queue an entry; the future resolves once it is committed (or fails with LedgerUnavailable)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((entry, future))
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run())
+        self._wakeup.set()
+        return future
+
+    async def charge(self, entry: SpendEntry) -> None:
+        # Shielded: a client that goes away while we wait must not cancel its own charge.
+        await asyncio.shield(self.submit(entry))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+                try:
+                    await loop.run_in_executor(self._executor, self._write, [entry for entry, _ in batch])
+                except Exception as exc:
+                    logger.exception("spend ledger could not commit %d entries", len(batch))
+                    for _entry, future in batch:
+                        if not future.done():
+                            future.set_exception(LedgerUnavailable(str(exc.__class__.__name__)))
+                else:
+                    for _entry, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+
+    def _write(self, entries: list[SpendEntry]) -> None:
+        close_old_connections()
+        try:
+            self._writer(entries)
+        except OperationalError:
+            # A connection the database dropped (restart, failover): reconnect once before giving up.
+            connection.close()
+            self._writer(entries)
+
+
+_ledgers: dict[asyncio.AbstractEventLoop, Ledger] = {}
+
+
+def ledger() -> Ledger:
+    """This event loop's ledger (one per server process)."""
+    loop = asyncio.get_running_loop()
+    current = _ledgers.get(loop)
+    if current is None:
+        current = _ledgers[loop] = Ledger()
+    return current

@@ -1,0 +1,17 @@
+"""Fixtures every test package shares."""
+
+import pytest
+
+from tests.e2e.server import MASTER_KEY
+
+
+@pytest.fixture(autouse=True)
+def _master_key(request):
+    # Pure-Python test packages may run without pytest-django (-p no:django); only Django tests need the key.
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").TOLLGATE_MASTER_KEY = MASTER_KEY
+
+
+@pytest.fixture
+def master_headers() -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {MASTER_KEY}"}

@@ -1,0 +1,133 @@
+"""A live Tollgate server for end-to-end tests: `manage.py serve` in a subprocess on its own fresh database.
+
+The tests talk to it only over HTTP (the openai SDK, the management API), like a user would. It gets its own
+SQLite file, or its own PostgreSQL database when the suite runs with DATABASE_URL, so nothing is shared with the
+test process's transactions.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+MASTER_KEY = "sk-e2e-master-" + "7c1d9e4a2b8f6035"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url(workdir: Path) -> tuple[str, callable]:
+    """A fresh database for one server, and how to drop it afterwards."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        return f"sqlite:///{workdir / 'gateway.sqlite3'}", lambda: None
+    parsed = urllib.parse.urlparse(base)
+    name = f"tollgate_e2e_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = parsed._replace(path="/postgres").geturl()
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return parsed._replace(path=f"/{name}").geturl(), drop
+
+
+class GatewayServer:
+    def __init__(self, workdir: Path, config_text: str, *, workers: int = 1, env: dict | None = None):
+        self.workdir = workdir
+        self.config_path = workdir / "config.yaml"
+        self.config_path.write_text(config_text)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.master_key = MASTER_KEY
+        self.database_url, self._drop_database = _database_url(workdir)
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "SECRET_KEY": "e2e-secret-key-" + secrets.token_hex(16),
+            "TOLLGATE_MASTER_KEY": MASTER_KEY,
+            "TOLLGATE_VAR_DIR": str(workdir),
+            "TOLLGATE_SYNC_INTERVAL": "0.2",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.process: subprocess.Popen | None = None
+        self.log_path = workdir / "server.log"
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=check
+        )
+
+    def start(self) -> "GatewayServer":
+        self.manage("migrate", "--noinput")
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health/liveliness", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway did not start in 30 s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._drop_database()
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.master_key}"}
+
+    def api(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", headers=self.admin_headers(), timeout=30, **kwargs)
+
+    def __enter__(self) -> "GatewayServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

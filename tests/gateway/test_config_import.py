@@ -1,0 +1,172 @@
+"""Importing LiteLLM's config.yaml: the spec's files work as written, twice is once, bad files change nothing."""
+
+from decimal import Decimal
+
+import pytest
+
+from gateway import secrets
+from gateway.config_import import ConfigError, apply_config, parse_config
+from gateway.models import Deployment, RouterSettings
+
+SPEC_MULTI_PROVIDER = """
+model_list:
+  # OpenAI - uses built-in pricing
+  - model_name: gpt-4
+    litellm_params:
+      model: openai/gpt-4
+      api_key: os.environ/OPENAI_API_KEY
+
+  # Azure - needs base_model for accurate pricing
+  - model_name: azure-gpt35
+    litellm_params:
+      model: azure/chatgpt-deployment
+      api_base: os.environ/AZURE_API_BASE
+      api_key: os.environ/AZURE_API_KEY
+    model_info:
+      base_model: azure/gpt-3.5-turbo
+
+  # Custom model - requires custom pricing
+  - model_name: "codellama"
+    litellm_params:
+      model: "ollama_chat/codellama"
+      api_base: "http://ollama:11434"
+    model_info:
+      input_cost_per_token: 0.00003
+      output_cost_per_token: 0.00006
+
+  # SageMaker - time-based pricing
+  - model_name: sagemaker-model
+    litellm_params:
+      model: sagemaker/my-endpoint
+    model_info:
+      input_cost_per_second: 0.000420
+router_settings:
+  num_retries: 3
+  fallbacks: [{"gpt-4": ["codellama"]}]
+  cooldown_time: 30
+"""
+
+
+@pytest.fixture
+def provider_env(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test-1234567890abcd")
+    monkeypatch.setenv("AZURE_API_KEY", "azure-key-0987654321")
+    monkeypatch.setenv("AZURE_API_BASE", "https://my-resource.openai.azure.com")
+
+
+@pytest.mark.django_db
+def test_spec_multi_provider_config_imports(provider_env):
+    summary = apply_config(parse_config(SPEC_MULTI_PROVIDER))
+
+    assert (summary.created, summary.updated, summary.deleted) == (4, 0, 0)
+    codellama = Deployment.objects.get(model_name="codellama")
+    assert codellama.provider == "ollama_chat"
+    assert codellama.input_cost_per_token == Decimal("0.00003")
+    assert codellama.output_cost_per_token == Decimal("0.00006")
+    assert Deployment.objects.get(model_name="sagemaker-model").input_cost_per_second == Decimal("0.000420")
+    azure = Deployment.objects.get(model_name="azure-gpt35")
+    assert azure.base_model == "azure/gpt-3.5-turbo"
+    # References stay references: the secret itself never reaches the database.
+    assert azure.api_key == "os.environ/AZURE_API_KEY"
+    assert secrets.unseal(azure.api_key) == "azure-key-0987654321"
+    router = RouterSettings.load()
+    assert (router.num_retries, router.cooldown_time, router.fallbacks) == (3, 30.0, [{"gpt-4": ["codellama"]}])
+
+
+@pytest.mark.django_db
+def test_importing_twice_changes_nothing(provider_env):
+    apply_config(parse_config(SPEC_MULTI_PROVIDER))
+    before = list(Deployment.objects.values_list("model_id", "updated_at").order_by("model_id"))
+
+    summary = apply_config(parse_config(SPEC_MULTI_PROVIDER))
+
+    assert (summary.created, summary.updated, summary.deleted, summary.unchanged) == (0, 0, 0, 4)
+    assert list(Deployment.objects.values_list("model_id", "updated_at").order_by("model_id")) == before
+
+
+@pytest.mark.django_db
+def test_literal_api_key_is_encrypted_at_rest_and_shown_as_hint():
+    config = "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/gpt-4\n      api_key: sk-live-abcdef123456wxyz\n"
+    apply_config(parse_config(config))
+
+    stored = Deployment.objects.get().api_key
+    assert "sk-live-abcdef123456wxyz" not in stored
+    assert secrets.unseal(stored) == "sk-live-abcdef123456wxyz"
+    assert secrets.hint(stored) == "sk-...wxyz"
+
+
+@pytest.mark.django_db
+def test_removed_config_entries_are_deleted_but_admin_ones_stay():
+    Deployment.objects.create(model_name="by-hand", litellm_model="openai/gpt-4", source=Deployment.Source.ADMIN)
+    two = "model_list:\n" + "".join(
+        f"  - model_name: m{i}\n    litellm_params:\n      model: openai/gpt-4\n    model_info:\n      id: d{i}\n"
+        for i in range(2)
+    )
+    apply_config(parse_config(two))
+    one = two.split("  - model_name: m1")[0]
+
+    summary = apply_config(parse_config(one))
+
+    assert summary.deleted == 1
+    assert sorted(Deployment.objects.values_list("model_name", flat=True)) == ["by-hand", "m0"]
+
+
+@pytest.mark.parametrize(
+    ("config", "line", "field", "words"),
+    [
+        ("model_list:\n  - litellm_params:\n      model: openai/gpt-4\n", None, "model_list[0].model_name", "required"),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: nope/x\n",
+            4,
+            "model_list[0].litellm_params.model",
+            "unknown provider",
+        ),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      rpm: -5\n",
+            5,
+            "model_list[0].litellm_params.rpm",
+            "negative",
+        ),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n    model_info:\n"
+            "      input_cost_per_token: cheap\n",
+            6,
+            "model_list[0].model_info.input_cost_per_token",
+            "number",
+        ),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_key: os.environ/NOPE_X\n",
+            5,
+            "model_list[0].litellm_params.api_key",
+            "NOPE_X",
+        ),
+        ("model_list: [\n", 2, None, "YAML"),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\nrouter_settings:\n"
+            "  fallbacks: [{a: [ghost]}]\n",
+            None,
+            "fallbacks",
+            "ghost",
+        ),
+        ("router_settings:\n  routing_strategy: fastest\n", 2, "router_settings.routing_strategy", "unknown strategy"),
+    ],
+)
+def test_bad_config_names_line_and_field(config, line, field, words):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(config)
+
+    assert raised.value.field == field
+    if line is not None:
+        assert raised.value.line == line
+    assert words in str(raised.value)
+
+
+@pytest.mark.django_db
+def test_bad_file_changes_nothing(provider_env):
+    apply_config(parse_config(SPEC_MULTI_PROVIDER))
+    broken = SPEC_MULTI_PROVIDER.replace("input_cost_per_second: 0.000420", "input_cost_per_second: -1")
+
+    with pytest.raises(ConfigError):
+        apply_config(parse_config(broken))
+
+    assert Deployment.objects.get(model_name="sagemaker-model").input_cost_per_second == Decimal("0.000420")
