@@ -93,4 +93,4 @@ def error_response(exc: Exception) -> HttpResponse:
 
 
 def is_domain_error(exc: Exception) -> bool:
-    return isinstance(exc, ProxyError | tuple(_DOMAIN_STATUS))
+    return isinstance(exc, (ProxyError, *_DOMAIN_STATUS))

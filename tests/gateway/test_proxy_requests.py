@@ -1,0 +1,151 @@
+"""The proxy in-process: what a client sees for good and bad requests, and what gets charged."""
+
+from decimal import Decimal
+
+import orjson
+import pytest
+from django.test import AsyncClient
+
+from gateway.models import Deployment
+from spend.models import SpendLog
+from tests.e2e.server import MASTER_KEY
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+
+
+@pytest.fixture
+def mock_deployment(db):
+    return Deployment.objects.create(
+        model_id="mock-1", model_name="demo-model", litellm_model="mock/demo", base_model="gpt-4o-mini"
+    )
+
+
+async def post(path: str, body, headers=AUTH, **extra):
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return await AsyncClient().post(path, content, content_type="application/json", headers=headers, **extra)
+
+
+CHAT = {"model": "demo-model", "messages": [{"role": "user", "content": "Hello there"}]}
+
+
+async def test_chat_call_is_priced_charged_and_labelled(mock_deployment):
+    response = await post("/v1/chat/completions", CHAT)
+
+    assert response.status_code == 200
+    body = orjson.loads(response.content)
+    usage = body["usage"]
+    # gpt-4o-mini: 0.15 USD / 1M input, 0.60 USD / 1M output.
+    expected = usage["prompt_tokens"] * Decimal("1.5E-7") + usage["completion_tokens"] * Decimal("6E-7")
+    assert Decimal(response["x-litellm-response-cost"]) == expected
+    assert response["x-litellm-model-id"] == "mock-1"
+    assert response["x-litellm-model-group"] == "demo-model"
+    assert response["x-litellm-attempted-retries"] == "0"
+    log = await SpendLog.objects.aget()
+    assert log.request_id == response["x-litellm-call-id"]
+    assert log.cost == expected
+    assert (log.pricing_source, log.prompt_tokens, log.status) == ("base_model", usage["prompt_tokens"], "success")
+    assert log.prices["input_cost_per_token"] == "0.00000015"
+
+
+async def test_streamed_chat_ends_with_done_and_carries_exact_cost_when_usage_asked(mock_deployment):
+    response = await post("/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
+    payload = b"".join([part async for part in response.streaming_content])
+
+    events = [line.removeprefix(b"data: ") for line in payload.split(b"\n\n") if line]
+    assert events[-1] == b"[DONE]"
+    final = orjson.loads(events[-2])
+    log = await SpendLog.objects.aget()
+    assert final["usage"]["cost"] == float(log.cost)
+    assert f'"cost":{log.cost.normalize():f}'.encode() in events[-2]
+    assert (
+        "".join(choice["delta"].get("content", "") for e in events[:-2] for choice in orjson.loads(e)["choices"])
+        == "This is a mock response from Tollgate."
+    )
+
+
+async def test_stream_without_include_usage_has_no_usage_chunk(mock_deployment):
+    response = await post("/chat/completions", {**CHAT, "stream": True})
+    payload = b"".join([part async for part in response.streaming_content])
+
+    assert b'"usage"' not in payload
+    assert payload.endswith(b"data: [DONE]\n\n")
+    assert await SpendLog.objects.acount() == 1
+
+
+async def test_embeddings_and_completions(mock_deployment):
+    embedding = await post("/v1/embeddings", {"model": "demo-model", "input": ["a", "b"]})
+    completion = await post("/v1/completions", {"model": "demo-model", "prompt": "Say hi"})
+
+    assert embedding.status_code == 200 and len(orjson.loads(embedding.content)["data"]) == 2
+    assert completion.status_code == 200 and orjson.loads(completion.content)["object"] == "text_completion"
+    assert sorted(await _call_types()) == ["completion", "embedding"]
+
+
+async def _call_types():
+    return [call_type async for call_type in SpendLog.objects.values_list("call_type", flat=True)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "code"),
+    [
+        (b"{not json", 400, None, "invalid_json"),
+        (b"[1, 2]", 400, None, "invalid_json"),
+        ({"messages": [{"role": "user", "content": "x"}]}, 400, "model", "missing_model"),
+        ({"model": "demo-model"}, 400, "messages", "invalid_value"),
+        ({"model": "demo-model", "messages": []}, 400, "messages", "invalid_value"),
+        ({"model": "demo-model", "messages": ["hi"]}, 400, "messages[0]", "invalid_value"),
+        ({**CHAT, "stream": "yes"}, 400, "stream", "invalid_type"),
+        ({**CHAT, "max_tokens": -1}, 400, "max_tokens", "invalid_type"),
+        ({**CHAT, "max_tokens": 10**12}, 400, "max_tokens", "invalid_value"),
+        ({**CHAT, "temperature": "hot"}, 400, "temperature", "invalid_type"),
+        ({**CHAT, "model": "no-such-model"}, 400, "model", "model_not_found"),
+    ],
+)
+async def test_bad_requests_get_openai_errors_and_charge_nothing(mock_deployment, body, status, param, code):
+    response = await post("/v1/chat/completions", body)
+
+    assert response.status_code == status
+    error = orjson.loads(response.content)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
+    assert await SpendLog.objects.acount() == 0
+
+
+async def test_unknown_model_error_names_the_model(mock_deployment):
+    response = await post("/v1/chat/completions", {**CHAT, "model": "gpt-17"})
+
+    assert "gpt-17" in orjson.loads(response.content)["error"]["message"]
+
+
+async def test_body_over_the_limit_is_413(mock_deployment, settings):
+    settings.TOLLGATE_MAX_REQUEST_BYTES = 1000
+    response = await post("/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "x" * 2000}]})
+
+    assert response.status_code == 413
+    assert orjson.loads(response.content)["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk-wrong"}, {"Authorization": "Basic abc"}])
+async def test_missing_or_wrong_key_is_401(mock_deployment, headers):
+    response = await post("/v1/chat/completions", CHAT, headers=headers)
+
+    assert response.status_code == 401
+    assert orjson.loads(response.content)["error"]["code"] == "invalid_api_key"
+    assert await SpendLog.objects.acount() == 0
+
+
+async def test_unpriced_deployment_is_logged_at_zero_or_refused_when_blocking(settings, db):
+    await Deployment.objects.acreate(model_id="self-hosted", model_name="mine", litellm_model="mock/my-own-model")
+    body = {**CHAT, "model": "mine"}
+
+    served = await post("/v1/chat/completions", body)
+    settings.BLOCK_UNPRICED_MODELS = True
+    refused = await post("/v1/chat/completions", body)
+
+    assert served.status_code == 200 and served["x-litellm-response-cost"] == "0"
+    log = await SpendLog.objects.aget()
+    assert (log.pricing_source, log.cost) == ("unpriced", Decimal(0))
+    assert refused.status_code == 400
+    assert orjson.loads(refused.content)["error"]["code"] == "unpriced_model"
