@@ -77,8 +77,22 @@ class GatewayServer:
 
     def start(self) -> "GatewayServer":
         self.manage("migrate", "--noinput")
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = self._popen(log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health/liveliness", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway did not start in 30 s:\n{self.log()}")
+
+    def _popen(self, log) -> subprocess.Popen:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "manage.py",
@@ -95,17 +109,6 @@ class GatewayServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health/liveliness", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway did not start in 30 s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -119,6 +122,18 @@ class GatewayServer:
                 self.process.kill()
                 self.process.wait()
         self._drop_database()
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Read the server's database directly (SQL with %s placeholders), as an operator would."""
+        if self.database_url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(self.database_url.removeprefix("sqlite:///")) as conn:
+                return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql, params).fetchall()
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.master_key}"}
