@@ -2,6 +2,9 @@
 
 Calls hand their entry to the ledger and wait. One writer thread takes whatever has queued up since its last
 commit and writes it all in one transaction, so a burst of concurrent calls pays for one commit, not one each.
+The same transaction adds the batch's cost to each key's, user's and team's spend: a log and its charge commit
+together or not at all, and a batch written twice (a retry after a commit whose acknowledgement was lost)
+charges nothing the second time, because a request_id already in the ledger is skipped.
 """
 
 import asyncio
@@ -11,13 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import IntegrityError, OperationalError, close_old_connections, connection, transaction
+from django.db.models import F
 
+from spend.entities import PAYERS
 from spend.models import SpendLog
 
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH = 500
+_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -62,9 +68,45 @@ class LedgerUnavailable(Exception):
 
 def write_batch(entries: list[SpendEntry]) -> None:
     """Write one batch in one transaction (synchronous: runs on the writer thread)."""
-    rows = [SpendLog(**{name: getattr(entry, name) for name in SpendEntry.__slots__}) for entry in entries]
     with transaction.atomic():
-        SpendLog.objects.bulk_create(rows)
+        fresh = _not_yet_logged(entries)
+        if not fresh:
+            return
+        # Charge before logging: the charges lock the payers' rows first, which is what makes a budget reset's
+        # log watermark exact (see BudgetReset).
+        charge_payers(fresh)
+        SpendLog.objects.bulk_create(
+            [SpendLog(**{name: getattr(entry, name) for name in SpendEntry.__slots__}) for entry in fresh]
+        )
+
+
+def _not_yet_logged(entries: list[SpendEntry]) -> list[SpendEntry]:
+    unique = {entry.request_id: entry for entry in reversed(entries)}
+    logged = set(SpendLog.objects.filter(request_id__in=list(unique)).values_list("request_id", flat=True))
+    return [entry for request_id, entry in reversed(unique.items()) if request_id not in logged]
+
+
+def charge_payers(entries: list[SpendEntry]) -> None:
+    """Add the entries' cost to every key, user and team they name: one UPDATE per payer, in a fixed order
+    (kind, then id) so that concurrent writers lock rows in the same order and cannot deadlock."""
+    for payer in PAYERS:
+        totals: dict[str, Decimal] = {}
+        for entry in entries:
+            entity_id = getattr(entry, payer.log_field)
+            if entity_id and entry.cost:
+                totals[entity_id] = totals.get(entity_id, _ZERO) + entry.cost
+        for entity_id in sorted(totals):
+            add_spend(payer.model.objects.filter(**payer.lookup(entity_id)), totals[entity_id])
+
+
+def add_spend(queryset, amount: Decimal) -> None:
+    """spend += amount for the rows of ``queryset``, exactly."""
+    if connection.vendor == "sqlite":
+        # SQLite adds through doubles; its writers are serialized (BEGIN IMMEDIATE), so add in Python instead.
+        for pk, spend in queryset.values_list("pk", "spend"):
+            queryset.model.objects.filter(pk=pk).update(spend=spend + amount)
+    else:
+        queryset.update(spend=F("spend") + amount)
 
 
 class Ledger:
@@ -116,8 +158,13 @@ class Ledger:
         try:
             self._writer(entries)
         except OperationalError:
-            # A connection the database dropped (restart, failover): reconnect once before giving up.
+            # A connection the database dropped (restart, failover): reconnect once before giving up. The batch may
+            # have committed before the connection went; writing it again skips what did.
             connection.close()
+            self._writer(entries)
+        except IntegrityError:
+            # Another process logged one of these request ids between our check and our insert: once more, and
+            # this time the check sees it.
             self._writer(entries)
 
 

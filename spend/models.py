@@ -1,8 +1,16 @@
-"""The spend ledger: one append-only row per proxied call."""
+"""The spend ledger: one append-only row per proxied call, and what is derived from it."""
 
 from django.db import models
 
-MONEY = {"max_digits": 38, "decimal_places": 20}
+from spend.fields import MoneyField
+
+
+class EntityKind(models.TextChoices):
+    """Who a call is charged to: every call charges its key, its key's user and its key's team."""
+
+    KEY = "key"
+    USER = "user"
+    TEAM = "team"
 
 
 class SpendLog(models.Model):
@@ -29,7 +37,7 @@ class SpendLog(models.Model):
     cached_tokens = models.PositiveIntegerField(default=0)
     cache_creation_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(**MONEY, default=0)
+    cost = MoneyField(default=0)
     cost_breakdown = models.JSONField(default=dict, help_text="Exact decimal strings per part.")
     prices = models.JSONField(default=dict, help_text="The price entry charged, as exact decimal strings.")
     pricing_source = models.CharField(max_length=20, blank=True, db_index=True)
@@ -49,8 +57,102 @@ class SpendLog(models.Model):
         indexes = [
             models.Index(fields=["team_id", "start_time"]),
             models.Index(fields=["key_hash", "start_time"]),
+            models.Index(fields=["user_id", "start_time"]),
             models.Index(fields=["model_group", "start_time"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_group} {self.cost}"
+
+
+class BudgetReset(models.Model):
+    """One budget period of a key, user or team ending: append-only.
+
+    ``log_watermark`` is the highest SpendLog id committed when the period ended, read while the entity's row was
+    locked. The ledger locks the same row before it writes a call's log, so every log charged to the new period
+    has a higher id: "the logs since the last reset" are exactly the entity's logs with ``id > log_watermark``.
+    """
+
+    kind = models.CharField(max_length=4, choices=EntityKind.choices)
+    entity_id = models.CharField(max_length=200, help_text="token_hash, user_id or team_id")
+    reset_at = models.DateTimeField(help_text="When the reset ran.")
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="The budget_reset_at it was due at.")
+    next_reset_at = models.DateTimeField(null=True, blank=True)
+    log_watermark = models.BigIntegerField()
+    period_spend = MoneyField(help_text="The spend the period ended with (set back to 0).")
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "entity_id", "-log_watermark"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.entity_id} reset at {self.reset_at:%Y-%m-%d %H:%M}"
+
+
+class PrunedSpend(models.Model):
+    """What retention deleted from an entity's current budget period: append-only.
+
+    Pruning raw logs must not break ``reconcile_spend``: the cost of the pruned logs that belonged to the entity's
+    period (all with ids up to ``last_log_id``) is kept here. It counts while the period lasts, i.e. while
+    ``last_log_id`` is above the entity's latest reset watermark.
+    """
+
+    kind = models.CharField(max_length=4, choices=EntityKind.choices)
+    entity_id = models.CharField(max_length=200)
+    last_log_id = models.BigIntegerField()
+    cost = MoneyField()
+    requests = models.PositiveIntegerField()
+    pruned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "entity_id", "last_log_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.entity_id}: {self.requests} pruned logs"
+
+
+class DailySpend(models.Model):
+    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × model group × provider.
+
+    Derived, never edited by hand: ``rollup_spend`` replaces a day's rows whole from its logs.
+    """
+
+    day = models.DateField()
+    team_id = models.CharField(max_length=200, blank=True)
+    key_hash = models.CharField(max_length=64, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    model_group = models.CharField(max_length=300, blank=True)
+    provider = models.CharField(max_length=50, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    failed_requests = models.PositiveIntegerField(default=0)
+    unpriced_requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    cache_creation_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    cost = MoneyField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily spend"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "team_id", "key_hash", "user_id", "model_group", "provider"], name="daily_spend_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["day", "team_id"]),
+            models.Index(fields=["day", "model_group"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.team_id or '-'} {self.model_group}: {self.cost}"
+
+
+class RollupState(models.Model):
+    """The rollup's progress (one row): its lock, the highest log id it has seen, and the days it has kept."""
+
+    last_log_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rolled up to log {self.last_log_id}"

@@ -1,0 +1,66 @@
+"""Exact sums of money over querysets, on every database.
+
+PostgreSQL sums numeric exactly, so the database does the work. SQLite has no exact decimal arithmetic (its SUM
+goes through doubles), so there the rows are read and summed as Decimals in Python: the embedded default serves
+small installations, where that is cheap.
+"""
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from django.db import connections
+from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
+
+ZERO = Decimal(0)
+
+
+def _exact_in_database(queryset: QuerySet) -> bool:
+    return connections[queryset.db].vendor != "sqlite"
+
+
+def exact_sum(queryset: QuerySet, field: str) -> Decimal:
+    """The exact sum of one money column (0 for no rows)."""
+    if _exact_in_database(queryset):
+        return queryset.aggregate(total=Sum(field))["total"] or ZERO
+    return sum(queryset.values_list(field, flat=True), ZERO)
+
+
+def grouped_totals(
+    queryset: QuerySet,
+    group_by: Iterable[str],
+    money: Iterable[str] = (),
+    integers: Iterable[str] = (),
+    counts: Mapping[str, Q] | None = None,
+) -> list[dict]:
+    """One dict per group: the group's fields, exact sums of ``money`` and ``integers``, ``requests`` (rows) and
+    one count per ``counts`` entry (rows matching its Q)."""
+    group_by, money, integers, counts = list(group_by), list(money), list(integers), dict(counts or {})
+    if _exact_in_database(queryset):
+        aggregates = {name: Sum(name) for name in money + integers}
+        aggregates["requests"] = Count("pk")
+        aggregates.update({name: Count("pk", filter=condition) for name, condition in counts.items()})
+        rows = list(queryset.order_by().values(*group_by).annotate(**aggregates))
+        for row in rows:
+            for name in integers:
+                row[name] = int(row[name] or 0)
+            for name in money:
+                row[name] = row[name] or ZERO
+        return rows
+    flags = {
+        f"_count_{name}": Case(When(condition, then=Value(1)), default=Value(0)) for name, condition in counts.items()
+    }
+    totals: dict[tuple, dict] = {}
+    width = len(group_by)
+    for values in queryset.order_by().annotate(**flags).values_list(*group_by, *money, *integers, *flags):
+        group = values[:width]
+        row = totals.get(group)
+        if row is None:
+            row = totals[group] = dict(zip(group_by, group, strict=True))
+            row.update({name: ZERO for name in money})
+            row.update({name: 0 for name in integers})
+            row.update({name: 0 for name in counts})
+            row["requests"] = 0
+        row["requests"] += 1
+        for name, value in zip(money + integers + list(counts), values[width:], strict=True):
+            row[name] += value or 0
+    return list(totals.values())

@@ -1,0 +1,55 @@
+"""Factories for spend tests: spend logs and ledger entries with sensible defaults."""
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from spend.ledger import SpendEntry
+from spend.models import SpendLog
+
+_sequence = itertools.count(1)
+DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (row locks across connections)"
+)
+
+
+def entry_fields(**overrides) -> dict:
+    number = next(_sequence)
+    start = overrides.pop("start_time", DAY)
+    fields = {
+        "request_id": f"req-{number}",
+        "call_type": "chat",
+        "requested_model": "gpt-4o",
+        "model_group": "gpt-4o",
+        "provider": "openai",
+        "provider_model": "gpt-4o",
+        "start_time": start,
+        "end_time": start + timedelta(seconds=1),
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "cost": Decimal("0.00013"),
+        "pricing_source": "cost_map",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def make_entry(**overrides) -> SpendEntry:
+    return SpendEntry(**entry_fields(**overrides))
+
+
+def make_log(**overrides) -> SpendLog:
+    return SpendLog.objects.create(**entry_fields(**overrides))
+
+
+@pytest.fixture
+def retention(settings):
+    def keep(days):
+        settings.SPEND_LOG_RETENTION_DAYS = days
+
+    return keep
