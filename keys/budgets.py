@@ -1,0 +1,93 @@
+"""Durations ("30s", "20m", "30min", "30h", "30d", "2w", "1mo") and aligned budget periods. Pure Python.
+
+A budget period ends on a boundary of the calendar in TIME_ZONE, not a fixed time after the key was made:
+"1d" resets at the next midnight, "1mo" on the 1st, "6h" at 00:00, 06:00, 12:00 and 18:00, "15m" on the quarter
+hour, "1w" on Monday at midnight. A count that does not divide the larger unit counts from the last midnight
+(seconds, minutes, hours), from today (days), from this week's Monday (weeks) or from this month's 1st (months).
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|w|mo)\s*$")
+_UNIT = {
+    "s": "seconds",
+    "sec": "seconds",
+    "secs": "seconds",
+    "m": "minutes",
+    "min": "minutes",
+    "mins": "minutes",
+    "h": "hours",
+    "hr": "hours",
+    "hrs": "hours",
+    "d": "days",
+    "w": "weeks",
+    "mo": "months",
+}
+
+
+class InvalidDuration(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A count of one calendar unit: months are not a fixed number of seconds, so this is not a timedelta."""
+
+    count: int
+    unit: str  # seconds, minutes, hours, days, weeks, months
+
+    def after(self, moment: datetime) -> datetime:
+        """`moment` plus this duration (a key's expiry): months keep the day of month, clamped to the month's end."""
+        if self.unit == "months":
+            return _add_months(moment, self.count)
+        return moment + timedelta(**{self.unit: self.count})
+
+    def __radd__(self, moment: datetime) -> datetime:
+        return self.after(moment)
+
+
+def parse_duration(text: str) -> Duration:
+    """ "30s", "20m" / "30min" (minutes), "30h", "30d", "2w", "1mo"; anything else raises InvalidDuration."""
+    match = _DURATION.match(text or "")
+    if not match or int(match.group(1)) <= 0:
+        raise InvalidDuration(
+            f"{text!r} is not a duration: use a positive count and a unit, e.g. 30s, 20m, 30min, 30h, 30d, 2w, 1mo"
+        )
+    return Duration(int(match.group(1)), _UNIT[match.group(2)])
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    next_month_first = datetime(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_month_first - timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def next_reset_at(now: datetime, budget_duration: str, tz: tzinfo | str) -> datetime:
+    """The first period boundary strictly after `now` (aware), in `tz`, for a budget of `budget_duration`."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    duration = parse_duration(budget_duration)
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date(), time(0), tzinfo=zone)
+    count = duration.count
+    if duration.unit in ("seconds", "minutes", "hours"):
+        step = timedelta(**{duration.unit: count})
+        elapsed = local.replace(tzinfo=None) - midnight.replace(tzinfo=None)  # wall-clock time since midnight
+        boundary = midnight + step * (elapsed // step + 1)
+        if step > timedelta(days=1):
+            return boundary
+        # The last period of a day ends at midnight when the step does not divide the day.
+        return min(boundary, datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone))
+    if duration.unit == "days":
+        return midnight + timedelta(days=count)
+    if duration.unit == "weeks":
+        monday = midnight - timedelta(days=local.weekday())
+        return monday + timedelta(weeks=count)
+    first = midnight.replace(day=1)
+    return _add_months(first, count)

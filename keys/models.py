@@ -1,0 +1,129 @@
+"""Keys, users and teams (virtual keys): who may call what, until when, for how much.
+
+Every service that creates, changes or deletes one of them appends a `KeyChange` row in the same transaction;
+each server process reads the rows it has not seen yet and refreshes its in-memory key cache from them.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+
+MONEY = {"max_digits": 38, "decimal_places": 20}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Team(models.Model):
+    """A group of users and keys sharing a budget, rate limits, allowed models and model aliases."""
+
+    team_id = models.CharField(max_length=200, unique=True, default=new_id)
+    team_alias = models.CharField(max_length=200, blank=True)
+    model_aliases = models.JSONField(default=dict, blank=True, help_text="Requested model → model group.")
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; empty: no budget.")
+    budget_duration = models.CharField(max_length=20, blank=True, help_text='"30d", "1mo"…; empty: never resets.')
+    budget_reset_at = models.DateTimeField(null=True, blank=True)
+    spend = models.DecimalField(**MONEY, default=Decimal(0))
+    tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
+    rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    blocked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Last field: from here on `models` in this class body is the field, not django.db.models.
+    models = models.JSONField(default=list, blank=True, help_text="Model groups the team may call; empty: all.")
+
+    class Meta:
+        ordering = ["team_alias", "team_id"]
+
+    def __str__(self) -> str:
+        return self.team_alias or self.team_id
+
+
+class InternalUser(models.Model):
+    """A person (LiteLLM's "internal user") who owns keys and belongs to teams; their budget covers all their keys."""
+
+    user_id = models.CharField(max_length=200, unique=True, default=new_id)
+    user_email = models.EmailField(blank=True)
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; empty: no budget.")
+    budget_duration = models.CharField(max_length=20, blank=True)
+    budget_reset_at = models.DateTimeField(null=True, blank=True)
+    spend = models.DecimalField(**MONEY, default=Decimal(0))
+    teams = models.ManyToManyField(Team, related_name="members", blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    models = models.JSONField(default=list, blank=True, help_text="Model groups the user may call; empty: all.")
+
+    class Meta:
+        ordering = ["user_id"]
+        verbose_name = "internal user"
+
+    def __str__(self) -> str:
+        return self.user_email or self.user_id
+
+
+class VirtualKey(models.Model):
+    """A `sk-...` key the proxy accepts, stored only as the SHA-256 of its secret."""
+
+    token_hash = models.CharField(max_length=64, unique=True, help_text="sha256 hex of the raw key.")
+    key_hint = models.CharField(max_length=20, help_text="sk-...abcd")
+    key_alias = models.CharField(max_length=200, blank=True)
+    aliases = models.JSONField(default=dict, blank=True, help_text="Requested model → model group.")
+    config = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    expires = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    max_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; empty: no budget.")
+    soft_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; crossing it sends an alert.")
+    soft_budget_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When this period's soft-budget alert went out."
+    )
+    budget_duration = models.CharField(max_length=20, blank=True)
+    budget_reset_at = models.DateTimeField(null=True, blank=True)
+    spend = models.DecimalField(**MONEY, default=Decimal(0))
+    tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
+    rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
+    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    blocked = models.BooleanField(default=False)
+    user = models.ForeignKey(
+        InternalUser, to_field="user_id", null=True, blank=True, on_delete=models.SET_NULL, related_name="keys"
+    )
+    team = models.ForeignKey(
+        Team, to_field="team_id", null=True, blank=True, on_delete=models.SET_NULL, related_name="keys"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    models = models.JSONField(default=list, blank=True, help_text="Model groups the key may call; empty: all.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "virtual key"
+
+    def __str__(self) -> str:
+        return self.key_alias or self.key_hint
+
+
+class KeyChange(models.Model):
+    """An append-only log of key, user and team changes: every server process applies the rows it has not seen."""
+
+    class Kind(models.TextChoices):
+        KEY = "key"
+        USER = "user"
+        TEAM = "team"
+
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    entity_id = models.CharField(max_length=200, help_text="token_hash, user_id or team_id")
+    deleted = models.BooleanField(default=False, help_text="The entity no longer exists.")
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.kind} {self.entity_id}{' deleted' if self.deleted else ''}"
+
+
+def record_change(kind: str, entity_id: str, *, deleted: bool = False) -> None:
+    """Tell every server process that a key, user or team changed. Call inside the transaction that changed it."""
+    KeyChange.objects.create(kind=kind, entity_id=entity_id, deleted=deleted)
