@@ -1,11 +1,14 @@
 """Money columns that keep every digit on every database."""
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from django.db import models
 
 _PLACES = 20
 _DIGITS = 38
+# Rounds a 21st decimal place as PostgreSQL's numeric(38, 20) does, so both databases store the same amount.
+_STORAGE = Context(prec=_DIGITS, rounding=ROUND_HALF_UP)
+_QUANTUM = Decimal(1).scaleb(-_PLACES)
 
 
 class MoneyField(models.DecimalField):
@@ -45,10 +48,10 @@ class MoneyField(models.DecimalField):
             return value
         if isinstance(value, float):
             # SQLite arithmetic on the column (never done by the ledger) yields a float; keep the stored scale.
-            return Decimal(repr(value)).quantize(Decimal(1).scaleb(-_PLACES))
+            return Decimal(repr(value)).quantize(_QUANTUM, context=_STORAGE)
         return Decimal(value)
 
 
 def sqlite_text(value: Decimal) -> str:
     """The stored text: 18 integer digits, the point, 20 places ("000000000000000001.50000000000000000000")."""
-    return f"{Decimal(value).quantize(Decimal(1).scaleb(-_PLACES)):0{_DIGITS + 1}.{_PLACES}f}"
+    return f"{Decimal(value).quantize(_QUANTUM, context=_STORAGE):0{_DIGITS + 1}.{_PLACES}f}"
