@@ -1,5 +1,7 @@
 """Keys, users and teams (virtual keys): who may call what, until when, for how much.
 
+Money is exact on every database (spend.fields.MoneyField: numeric(38, 20), or fixed-width text on SQLite).
+
 Every service that creates, changes or deletes one of them appends a `KeyChange` row in the same transaction;
 each server process reads the rows it has not seen yet and refreshes its in-memory key cache from them.
 """
@@ -9,7 +11,7 @@ from decimal import Decimal
 
 from django.db import models
 
-MONEY = {"max_digits": 38, "decimal_places": 20}
+from spend.fields import MoneyField
 
 
 def new_id() -> str:
@@ -22,10 +24,10 @@ class Team(models.Model):
     team_id = models.CharField(max_length=200, unique=True, default=new_id)
     team_alias = models.CharField(max_length=200, blank=True)
     model_aliases = models.JSONField(default=dict, blank=True, help_text="Requested model → model group.")
-    max_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; empty: no budget.")
+    max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
     budget_duration = models.CharField(max_length=20, blank=True, help_text='"30d", "1mo"…; empty: never resets.')
     budget_reset_at = models.DateTimeField(null=True, blank=True)
-    spend = models.DecimalField(**MONEY, default=Decimal(0))
+    spend = MoneyField(default=Decimal(0))
     tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
@@ -47,10 +49,10 @@ class InternalUser(models.Model):
 
     user_id = models.CharField(max_length=200, unique=True, default=new_id)
     user_email = models.EmailField(blank=True)
-    max_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; empty: no budget.")
+    max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
     budget_duration = models.CharField(max_length=20, blank=True)
     budget_reset_at = models.DateTimeField(null=True, blank=True)
-    spend = models.DecimalField(**MONEY, default=Decimal(0))
+    spend = MoneyField(default=Decimal(0))
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -74,14 +76,14 @@ class VirtualKey(models.Model):
     config = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     expires = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
-    max_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; empty: no budget.")
-    soft_budget = models.DecimalField(**MONEY, null=True, blank=True, help_text="USD; crossing it sends an alert.")
+    max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
+    soft_budget = MoneyField(null=True, blank=True, help_text="USD; crossing it sends an alert.")
     soft_budget_alerted_at = models.DateTimeField(
         null=True, blank=True, help_text="When this period's soft-budget alert went out."
     )
     budget_duration = models.CharField(max_length=20, blank=True)
     budget_reset_at = models.DateTimeField(null=True, blank=True)
-    spend = models.DecimalField(**MONEY, default=Decimal(0))
+    spend = MoneyField(default=Decimal(0))
     tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
