@@ -27,7 +27,9 @@ def _parsed(entry: dict):
     try:
         return parse_deployment(entry)
     except ConfigError as exc:
-        raise ValidationError({exc.field or "non_field_errors": [str(exc)]}) from None
+        # Over the API there is no file: name the field as the request body spells it.
+        field = (exc.field or "").removeprefix("model_list[0].")
+        raise ValidationError({field or "non_field_errors": [str(exc).replace("model_list[0].", "")]}) from None
 
 
 def deployment_out(deployment: Deployment) -> dict:

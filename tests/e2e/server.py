@@ -70,9 +70,14 @@ class GatewayServer:
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "server.log"
 
-    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def manage(self, *args: str, check: bool = True, env_extra: dict | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=check
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **(env_extra or {})},
+            capture_output=True,
+            text=True,
+            check=check,
         )
 
     def start(self) -> "GatewayServer":

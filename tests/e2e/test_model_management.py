@@ -1,0 +1,101 @@
+"""/model/new, /model/update, /model/delete, /model/info on a two-process server: every process follows within 1 s."""
+
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from tests.e2e.server import GatewayServer
+
+pytestmark = pytest.mark.live
+
+CONFIG = """
+model_list:
+  - model_name: priced
+    litellm_params: {model: mock/house-model, api_key: sk-house-secret-key-1234}
+    model_info: {id: priced-1, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with GatewayServer(tmp_path_factory.mktemp("models"), CONFIG, workers=2) as live:
+        yield live
+
+
+def call(server, model="priced") -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers=server.admin_headers(),
+        json={"model": model, "messages": [{"role": "user", "content": "Hello"}]},
+        timeout=10,
+    )
+
+
+def expected_cost(response: httpx.Response, input_price: str, output_price: str) -> Decimal:
+    usage = response.json()["usage"]
+    return usage["prompt_tokens"] * Decimal(input_price) + usage["completion_tokens"] * Decimal(output_price)
+
+
+def test_price_update_reaches_every_process_within_a_second(server):
+    before = call(server)
+    assert Decimal(before.headers["x-litellm-response-cost"]) == expected_cost(before, "0.000001", "0.000002")
+
+    updated = server.api(
+        "POST", "/model/update", json={"model_info": {"id": "priced-1", "input_cost_per_token": 0.00001}}
+    )
+    assert updated.status_code == 200, updated.text
+    time.sleep(1.0)
+
+    for _ in range(20):  # spread over both worker processes
+        after = call(server)
+        assert Decimal(after.headers["x-litellm-response-cost"]) == expected_cost(after, "0.00001", "0.000002")
+
+
+def test_new_and_deleted_deployments_follow(server):
+    created = server.api(
+        "POST",
+        "/model/new",
+        json={"model_name": "fresh", "litellm_params": {"model": "mock/fresh"}, "model_info": {"id": "fresh-1"}},
+    )
+    assert created.status_code == 200, created.text
+    time.sleep(1.0)
+    assert all(call(server, "fresh").status_code == 200 for _ in range(10))
+
+    deleted = server.api("POST", "/model/delete", json={"id": "fresh-1"})
+    assert deleted.status_code == 200
+    time.sleep(1.0)
+    assert all(call(server, "fresh").status_code == 400 for _ in range(10))
+
+
+def test_model_info_shows_key_hints_and_prices_never_secrets(server):
+    info = server.api("GET", "/model/info").json()["data"]
+
+    (priced,) = [item for item in info if item["model_info"]["id"] == "priced-1"]
+    assert priced["litellm_params"]["api_key"] == "sk-...1234"
+    assert priced["model_info"]["price_source"] == "custom"
+    assert "sk-house-secret-key-1234" not in str(info)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/model/new", {"model_name": "x", "litellm_params": {"model": "warp/x"}}, "litellm_params.model"),
+        ("/model/new", {"model_name": "x", "litellm_params": {"model": "mock/x", "rpm": -1}}, "litellm_params.rpm"),
+        ("/model/new", {"litellm_params": {"model": "mock/x"}}, "model_name"),
+        ("/model/update", {"model_info": {}}, "model_info.id"),
+    ],
+)
+def test_bad_model_requests_are_400_naming_the_field(server, path, body, field):
+    response = server.api("POST", path, json=body)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == field
+
+
+def test_management_api_needs_the_master_key(server):
+    response = httpx.get(f"{server.url}/model/info", headers={"Authorization": "Bearer sk-wrong"})
+
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "auth_error"
