@@ -5,7 +5,9 @@ from decimal import Decimal
 
 from django.db import models, transaction
 
-PRICE_FIELD_OPTIONS = {"max_digits": 30, "decimal_places": 20, "null": True, "blank": True}
+from spend.fields import MoneyField
+
+PRICE_FIELD_OPTIONS = {"null": True, "blank": True}
 
 # Custom pricing a deployment may carry in model_info; any other `*cost*` field is kept in extra_pricing.
 CUSTOM_PRICE_FIELDS = (
@@ -45,15 +47,15 @@ class Deployment(models.Model):
     weight = models.PositiveIntegerField(null=True, blank=True)
     extra_params = models.JSONField(default=dict, blank=True, help_text="Other litellm_params (secrets encrypted).")
     base_model = models.CharField(max_length=300, blank=True, help_text="Cost-map entry to price this deployment by.")
-    input_cost_per_token = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    output_cost_per_token = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    cache_read_input_token_cost = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    cache_creation_input_token_cost = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    input_cost_per_second = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    output_cost_per_second = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    output_cost_per_reasoning_token = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    input_cost_per_audio_token = models.DecimalField(**PRICE_FIELD_OPTIONS)
-    output_cost_per_audio_token = models.DecimalField(**PRICE_FIELD_OPTIONS)
+    input_cost_per_token = MoneyField(**PRICE_FIELD_OPTIONS)
+    output_cost_per_token = MoneyField(**PRICE_FIELD_OPTIONS)
+    cache_read_input_token_cost = MoneyField(**PRICE_FIELD_OPTIONS)
+    cache_creation_input_token_cost = MoneyField(**PRICE_FIELD_OPTIONS)
+    input_cost_per_second = MoneyField(**PRICE_FIELD_OPTIONS)
+    output_cost_per_second = MoneyField(**PRICE_FIELD_OPTIONS)
+    output_cost_per_reasoning_token = MoneyField(**PRICE_FIELD_OPTIONS)
+    input_cost_per_audio_token = MoneyField(**PRICE_FIELD_OPTIONS)
+    output_cost_per_audio_token = MoneyField(**PRICE_FIELD_OPTIONS)
     extra_pricing = models.JSONField(
         default=dict, blank=True, help_text="Other model_info price fields, as exact decimal strings."
     )
