@@ -1,0 +1,477 @@
+"""What a call cost: one price entry and one usage in, an exact Decimal breakdown out.
+
+Pure Python on purpose (no Django): the proxy calls it on every request and the tests run it in microseconds.
+The rules are LiteLLM's (``generic_cost_per_token`` in litellm/litellm_core_utils/llm_cost_calc/utils.py, 1.109.1),
+so a spend figure here agrees with the proxy we replace; ``bench/compare_litellm_costs.py`` checks that entry by entry.
+Nothing is ever rounded: arithmetic runs in a local context that raises ``decimal.Inexact`` instead.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, time, tzinfo
+from decimal import Decimal, Inexact, localcontext
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Widest product is ~10 digits of tokens times a ~17-digit price; 100 digits leaves room for any sum of them.
+_PRECISION = 100
+_ZERO = Decimal(0)
+_TOKEN_KINDS = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+)
+_THRESHOLD_KEY = {kind: re.compile(rf"^{kind}_above_(\d+(?:\.\d+)?)(k?)_tokens$") for kind in _TOKEN_KINDS}
+# xAI bills the long-context rate from the threshold itself; everyone else from the token after it.
+_INCLUSIVE_THRESHOLD_PROVIDERS = frozenset({"xai"})
+# Fireworks bills cached prompt tokens at half the input rate when the map names no cache-read price.
+_FIREWORKS_CACHE_READ_RATIO = Decimal("0.5")
+_WALL_CLOCK_PRICED_MODES = frozenset({"audio_transcription", "chat", "completion", "embedding", "responses"})
+_PER_SECOND_KEYS = ("cost_per_second", "input_cost_per_second", "output_cost_per_second")
+_WEEKDAY_NAMES = (
+    "mon monday",
+    "tue tues tuesday",
+    "wed wednesday",
+    "thu thur thurs thursday",
+    "fri friday",
+    "sat saturday",
+    "sun sunday",
+)
+_WEEKDAYS = {name: number for number, names in enumerate(_WEEKDAY_NAMES, start=1) for name in names.split()}
+_CHAT_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES_USAGE_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, in OpenAI's convention: prompt_tokens includes cache reads and cache writes,
+    completion_tokens includes reasoning and audio output."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    input_audio_tokens: int = 0
+    reasoning_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            _check_count(getattr(self, field.name), field.name)
+
+    @classmethod
+    def from_openai(cls, usage: Mapping | None) -> "Usage":
+        """Read an OpenAI ``usage`` object: chat completions and embeddings (``prompt_tokens``) or the Responses
+        API (``input_tokens``). Missing or null counts and sub-objects are 0; a negative or non-integer count
+        raises ValueError. LiteLLM's top-level ``cache_read_input_tokens``/``cache_creation_input_tokens``
+        mirrors win over ``prompt_tokens_details``, as in LiteLLM's own Usage."""
+        if usage is None:
+            return cls()
+        _check_mapping(usage, "usage")
+        if "prompt_tokens" not in usage and "input_tokens" in usage:
+            if usage.get("cache_read_input_tokens") is not None or usage.get("cache_creation_input_tokens") is not None:
+                raise ValueError(
+                    "usage has input_tokens beside cache_read_input_tokens/cache_creation_input_tokens: that is "
+                    "Anthropic's native shape, whose input_tokens excludes cache tokens; convert it to OpenAI's first"
+                )
+            keys = _RESPONSES_USAGE_KEYS
+        else:
+            keys = _CHAT_USAGE_KEYS
+        prompt_key, completion_key, prompt_details_key, completion_details_key = keys
+        prompt_details = _sub_object(usage, prompt_details_key)
+        completion_details = _sub_object(usage, completion_details_key)
+        return cls(
+            prompt_tokens=_count(usage, prompt_key),
+            completion_tokens=_count(usage, completion_key),
+            cached_tokens=_first_count(
+                (usage, "cache_read_input_tokens"),
+                (prompt_details, "cached_tokens"),
+                (usage, "prompt_cache_hit_tokens"),
+            ),
+            cache_creation_tokens=_first_count(
+                (usage, "cache_creation_input_tokens"),
+                (prompt_details, "cache_write_tokens"),
+                (prompt_details, "cache_creation_tokens"),
+            ),
+            input_audio_tokens=_count(prompt_details, "audio_tokens"),
+            reasoning_tokens=_count(completion_details, "reasoning_tokens"),
+            output_audio_tokens=_count(completion_details, "audio_tokens"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """What one call cost, by kind of token, in dollars. ``total`` is the exact sum of the other fields.
+
+    Reasoning and audio tokens land in ``reasoning``/``audio`` only when the entry prices them separately;
+    otherwise they are plain input or output tokens and are counted there."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_creation: Decimal
+    reasoning: Decimal
+    audio: Decimal
+    per_second: Decimal
+    total: Decimal
+
+    def as_dict(self) -> dict[str, Decimal]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None
+    cache_creation: Decimal | None
+
+
+def compute_cost(
+    price: Mapping[str, Any],
+    usage: Usage,
+    duration_seconds: Decimal | None = None,
+    *,
+    billed_at: datetime | None = None,
+) -> CostBreakdown:
+    """Price one call. ``price`` is a cost-map entry or custom pricing with the same field names, values Decimal.
+
+    A time-priced entry (see ``is_time_priced``) costs its per-second rate times ``duration_seconds``, which it
+    then requires. ``billed_at`` (timezone-aware) is the moment the call is billed at; an entry's
+    ``off_peak_pricing`` applies only when it is given and falls in an off-peak window."""
+    if billed_at is not None and billed_at.tzinfo is None:
+        raise ValueError("billed_at must be timezone-aware")
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        ctx.traps[Inexact] = True
+        if is_time_priced(price):
+            return _time_cost(price, duration_seconds)
+        return _token_cost(price, usage, billed_at)
+
+
+def is_time_priced(price: Mapping) -> bool:
+    """True when the entry bills wall-clock seconds: a per-second rate, no positive per-token rate, no tier table,
+    and a mode that is billed by the second (or none, as in custom pricing)."""
+    if price.get("tiered_pricing") is not None:
+        return False
+    if any((_rate(price, key) or _ZERO) > 0 for key in ("input_cost_per_token", "output_cost_per_token")):
+        return False
+    if price.get("mode") is not None and price.get("mode") not in _WALL_CLOCK_PRICED_MODES:
+        return False
+    return _per_second_rate(price) is not None
+
+
+def format_money(value: Decimal) -> str:
+    """The one way money is written out (headers, JSON): every digit the Decimal holds, plain notation,
+    trailing zeros dropped. Decimal("4.35E-4") -> "0.000435", Decimal("0E-10") -> "0"."""
+    if not isinstance(value, Decimal):
+        raise TypeError(f"money is a Decimal, not {type(value).__name__} ({value!r})")
+    if not value.is_finite():
+        raise ValueError(f"not a finite amount: {value}")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _time_cost(price: Mapping[str, Any], duration_seconds: Decimal | None) -> CostBreakdown:
+    if duration_seconds is None:
+        raise ValueError("a time-priced entry needs duration_seconds")
+    if isinstance(duration_seconds, bool) or not isinstance(duration_seconds, Decimal | int):
+        raise TypeError(f"duration_seconds must be Decimal, not {type(duration_seconds).__name__}")
+    if duration_seconds < 0:
+        raise ValueError(f"duration_seconds is negative: {duration_seconds}")
+    per_second = _per_second_rate(price) * duration_seconds
+    return CostBreakdown(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, per_second, per_second)
+
+
+def _per_second_rate(price: Mapping[str, Any]) -> Decimal | None:
+    # One rate for the seconds the call took, never input and output both: the seconds are the same seconds.
+    return next((rate for key in _PER_SECOND_KEYS if (rate := _rate(price, key)) is not None), None)
+
+
+def _token_cost(price: Mapping[str, Any], usage: Usage, billed_at: datetime | None) -> CostBreakdown:
+    price = _with_provider_defaults(price)
+    tier = _selected_tier(price, usage.prompt_tokens)
+    base = _tier_rates(price, tier) if tier is not None else _threshold_rates(price, usage.prompt_tokens)
+    off_peak = _open_off_peak_block(price, billed_at)
+    input_rate = _off_peak_rate(off_peak, "input_cost_per_token", base.input)
+    output_rate = _off_peak_rate(off_peak, "output_cost_per_token", base.output)
+    # A missing cache price means the provider bills cached tokens as ordinary input; an explicit 0 stays 0.
+    cache_read_rate = _off_peak_rate(off_peak, "cache_read_input_token_cost", _or(base.cache_read, input_rate))
+    cache_creation_rate = _off_peak_rate(
+        off_peak, "cache_creation_input_token_cost", _or(base.cache_creation, input_rate)
+    )
+    reasoning_rate, reasoning_priced_apart = _reasoning_rate(price, tier, off_peak, output_rate)
+    input_audio_rate = _rate(price, "input_cost_per_audio_token")
+    output_audio_rate = _rate(price, "output_cost_per_audio_token")
+
+    cached, creation = usage.cached_tokens, usage.cache_creation_tokens
+    uncached = max(usage.prompt_tokens - cached - creation, 0)
+    # Audio is part of the uncached prompt; when cache counts overflow prompt_tokens, audio gets what is left.
+    input_audio = min(usage.input_audio_tokens, uncached) if cached or creation else usage.input_audio_tokens
+    text_input = max(uncached - input_audio, 0)
+    reasoning, output_audio = usage.reasoning_tokens, usage.output_audio_tokens
+    text_output = max(usage.completion_tokens - reasoning - output_audio, 0)
+
+    input_cost = text_input * input_rate
+    output_cost = text_output * output_rate
+    reasoning_cost = audio_cost = _ZERO
+    if input_audio_rate is None:
+        input_cost += input_audio * input_rate
+    else:
+        audio_cost += input_audio * input_audio_rate
+    if output_audio_rate is None:
+        output_cost += output_audio * output_rate
+    else:
+        audio_cost += output_audio * output_audio_rate
+    if reasoning_priced_apart:
+        reasoning_cost = reasoning * reasoning_rate
+    else:
+        output_cost += reasoning * reasoning_rate
+    parts = (
+        input_cost,
+        output_cost,
+        cached * cache_read_rate,
+        creation * cache_creation_rate,
+        reasoning_cost,
+        audio_cost,
+        _ZERO,
+    )
+    return CostBreakdown(*parts, total=sum(parts, _ZERO))
+
+
+def _threshold_rates(price: Mapping[str, Any], prompt_tokens: int) -> _Rates:
+    """Base rates, lifted to an ``*_above_Nk_tokens`` rate for every token of a call whose prompt (cache tokens
+    included) is above N thousand tokens. Each kind takes its highest crossed threshold; a kind with none
+    keeps its base rate."""
+    output = _rate(price, "output_cost_per_token") or _ZERO
+    if output == 0:
+        output = _or(_rate(price, "output_cost_per_image_token"), output)
+    base = {
+        "input_cost_per_token": _rate(price, "input_cost_per_token") or _ZERO,
+        "output_cost_per_token": output,
+        "cache_read_input_token_cost": _rate(price, "cache_read_input_token_cost"),
+        "cache_creation_input_token_cost": _rate(price, "cache_creation_input_token_cost"),
+    }
+    inclusive = price.get("litellm_provider") in _INCLUSIVE_THRESHOLD_PROVIDERS
+    for kind, pattern in _THRESHOLD_KEY.items():
+        crossed = []
+        for key, value in price.items():
+            if value is not None and "_above_" in key and (match := pattern.match(key)):
+                threshold = Decimal(match[1]) * (1000 if match[2] else 1)
+                if prompt_tokens > threshold or (inclusive and prompt_tokens == threshold):
+                    crossed.append((threshold, key))
+        if crossed:
+            base[kind] = _rate(price, max(crossed)[1])
+    return _Rates(
+        input=base["input_cost_per_token"],
+        output=base["output_cost_per_token"],
+        cache_read=base["cache_read_input_token_cost"],
+        cache_creation=base["cache_creation_input_token_cost"],
+    )
+
+
+def _selected_tier(price: Mapping[str, Any], prompt_tokens: int) -> Mapping[str, Any] | None:
+    """The ``tiered_pricing`` row that bills this whole call (range_start < prompt_tokens <= range_end; above
+    every range, the last one), or None when the entry has no usable table."""
+    table = price.get("tiered_pricing")
+    if not isinstance(table, list) or not table or prompt_tokens <= 0:
+        return None
+    ranged = sorted(
+        ((bounds, row) for row in table if isinstance(row, Mapping) and (bounds := _tier_bounds(row)) is not None),
+        key=lambda ranged_row: ranged_row[0][0],
+    )
+    if not ranged:
+        return None
+    row = next((row for (start, end), row in ranged if start < prompt_tokens <= end), ranged[-1][1])
+    return row if "input_cost_per_token" in row else None
+
+
+def _tier_bounds(row: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
+    bounds = row.get("range")
+    if not isinstance(bounds, Sequence) or isinstance(bounds, str) or len(bounds) != 2:
+        return None
+    if not all(isinstance(bound, Decimal | int) and not isinstance(bound, bool) for bound in bounds):
+        return None
+    return Decimal(bounds[0]), Decimal(bounds[1])
+
+
+def _tier_rates(price: Mapping[str, Any], tier: Mapping[str, Any]) -> _Rates:
+    input_rate = _rate(tier, "input_cost_per_token") or _ZERO
+    # A tier that names only input rates would serve completions free; the entry's own output rate stands in.
+    if "output_cost_per_token" in tier:
+        output_rate = _rate(tier, "output_cost_per_token") or _ZERO
+    else:
+        output_rate = _rate(price, "output_cost_per_token") or _ZERO
+    return _Rates(
+        input=input_rate,
+        output=output_rate,
+        cache_read=_or(_rate(tier, "cache_read_input_token_cost"), input_rate),
+        cache_creation=_or(_rate(tier, "cache_creation_input_token_cost"), input_rate),
+    )
+
+
+def _reasoning_rate(
+    price: Mapping[str, Any], tier: Mapping[str, Any] | None, off_peak: Mapping[str, Any] | None, output_rate: Decimal
+) -> tuple[Decimal, bool]:
+    """The rate for reasoning tokens, and whether it is a reasoning price of its own (else it is an output rate).
+    First match wins: the open off-peak block's, the billing tier's (its reasoning rate, else its output rate),
+    the entry's, the output rate."""
+    off_peak_rate = _off_peak_rate(off_peak, "output_cost_per_reasoning_token", None)
+    if off_peak_rate is not None:
+        return off_peak_rate, True
+    if tier is not None and ("output_cost_per_reasoning_token" in tier or "output_cost_per_token" in tier):
+        tier_rate = _rate(tier, "output_cost_per_reasoning_token")
+        if tier_rate is not None:
+            return tier_rate, True
+        return _rate(tier, "output_cost_per_token") or _ZERO, False
+    entry_rate = _rate(price, "output_cost_per_reasoning_token")
+    if entry_rate is not None:
+        return entry_rate, True
+    return output_rate, False
+
+
+def _with_provider_defaults(price: Mapping[str, Any]) -> Mapping[str, Any]:
+    if price.get("litellm_provider") != "fireworks_ai" or price.get("cache_read_input_token_cost") is not None:
+        return price
+    input_rate = _rate(price, "input_cost_per_token")
+    if input_rate is None:
+        return price
+    cache_read_rate = input_rate * _FIREWORKS_CACHE_READ_RATIO
+    off_peak = price.get("off_peak_pricing")
+    if not isinstance(off_peak, Mapping) or "cache_read_input_token_cost" in off_peak:
+        return {**price, "cache_read_input_token_cost": cache_read_rate}
+    off_peak_input = _off_peak_rate(off_peak, "input_cost_per_token", None)
+    off_peak_cache_read = cache_read_rate if off_peak_input is None else off_peak_input * _FIREWORKS_CACHE_READ_RATIO
+    return {
+        **price,
+        "cache_read_input_token_cost": cache_read_rate,
+        "off_peak_pricing": {**off_peak, "cache_read_input_token_cost": off_peak_cache_read},
+    }
+
+
+def _open_off_peak_block(price: Mapping[str, Any], billed_at: datetime | None) -> Mapping[str, Any] | None:
+    """The entry's ``off_peak_pricing`` block when ``billed_at`` falls in one of its windows: ``hours_utc``
+    ("HH:MM-HH:MM" in UTC, start inclusive, end exclusive, wrapping past midnight; equal ends mean all day)
+    every day, or a ``windows`` rule's hours on its ``weekdays`` (read on ``weekday_timezone``'s calendar)."""
+    block = price.get("off_peak_pricing")
+    if billed_at is None or not isinstance(block, Mapping):
+        return None
+    moment = billed_at.astimezone(UTC)
+    if _in_any_window(_window_strings(block.get("hours_utc")), moment.time()):
+        return block
+    rules = block.get("windows")
+    if isinstance(rules, str) or not isinstance(rules, Sequence):
+        return None
+    calendar = _calendar(block.get("weekday_timezone"))
+    for rule in rules:
+        if not isinstance(rule, Mapping):
+            continue
+        if _on_weekday(moment, rule.get("weekdays"), calendar) and _in_any_window(
+            _window_strings(rule.get("hours_utc")), moment.time()
+        ):
+            return block
+    return None
+
+
+def _in_any_window(windows: tuple[str, ...], now: time) -> bool:
+    for window in windows:
+        try:
+            start_text, end_text = window.split("-")
+            start = datetime.strptime(start_text.strip(), "%H:%M").time()
+            end = datetime.strptime(end_text.strip(), "%H:%M").time()
+        except ValueError:
+            continue
+        if (start <= now < end) if start < end else (now >= start or now < end):
+            return True
+    return False
+
+
+def _window_strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence):
+        return tuple(entry for entry in value if isinstance(entry, str))
+    return ()
+
+
+def _calendar(name: object) -> tzinfo:
+    if isinstance(name, str) and name.strip():
+        try:
+            return ZoneInfo(name.strip())
+        except (ValueError, ZoneInfoNotFoundError):
+            pass
+    return UTC
+
+
+def _on_weekday(moment: datetime, weekdays: object, calendar: tzinfo) -> bool:
+    if weekdays is None:
+        return True
+    if isinstance(weekdays, str) or not isinstance(weekdays, Sequence):
+        return False
+    allowed = {_weekday_number(day) for day in weekdays}
+    return moment.astimezone(calendar).isoweekday() in allowed
+
+
+def _weekday_number(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 1 <= value <= 7 else None
+    return _WEEKDAYS.get(value.strip().lower()) if isinstance(value, str) else None
+
+
+def _off_peak_rate(block: Mapping[str, Any] | None, key: str, standard: Decimal | None) -> Decimal | None:
+    """An open off-peak block's rate replaces the standard one; a rate the block leaves out keeps it."""
+    return standard if block is None else _or(_rate(block, key), standard)
+
+
+def _rate(price: Mapping[str, Any], key: str) -> Decimal | None:
+    """A price as Decimal, None when absent or null. Floats are refused: they cannot hold a price exactly."""
+    value = price.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"{key} must be a Decimal, not {type(value).__name__} ({value!r})")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError(f"{key} is not a finite number: {value}")
+    if value < 0:
+        raise ValueError(f"{key} is negative: {value}")
+    return Decimal(value)
+
+
+def _or(value: Decimal | None, fallback: Decimal | None) -> Decimal | None:
+    return fallback if value is None else value
+
+
+def _check_count(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} is negative: {value}")
+
+
+def _check_mapping(value: object, name: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be an object, not {type(value).__name__}")
+
+
+def _sub_object(usage: Mapping, key: str) -> Mapping:
+    value = usage.get(key)
+    if value is None:
+        return {}
+    _check_mapping(value, key)
+    return value
+
+
+def _count(source: Mapping, key: str) -> int:
+    value = source.get(key)
+    if value is None:
+        return 0
+    _check_count(value, key)
+    return value
+
+
+def _first_count(*sources: tuple[Mapping, str]) -> int:
+    return next((_count(source, key) for source, key in sources if source.get(key) is not None), 0)

@@ -1,0 +1,165 @@
+"""The LiteLLM cost map (``model_prices_and_context_window.json``): load it with every price as Decimal, check a
+new copy before it replaces the current one, say what changed, and find a deployment's entry in it.
+
+Pure Python, no Django: the refresh task, the admin and the tests all call these functions directly.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pricing.calculator import format_money
+
+# The map's own documentation of its fields; not a model.
+SPEC_KEY = "sample_spec"
+
+
+class CostMapError(ValueError):
+    """A cost map that must not replace the current one; the message says which model and field, and why."""
+
+
+@dataclass(frozen=True)
+class CostMapDiff:
+    """What a new cost map changes: models added and removed, and for models in both, the price fields whose
+    value changed, as ``{model: {field: (old, new)}}`` (None where the field is absent on one side)."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": {
+                model: {name: {"old": _jsonable(old), "new": _jsonable(new)} for name, (old, new) in fields.items()}
+                for model, fields in self.changed.items()
+            },
+        }
+
+
+def load_cost_map(data: bytes | str | Path) -> dict[str, dict]:
+    """Parse a cost map (raw JSON bytes or text, or a path to the file) into ``{model: entry}``.
+
+    Every number under a price field (a key containing ``cost``, at any depth) is a Decimal, JSON integers
+    included, so no price passes through a float. ``sample_spec`` and anything that is not a model entry
+    (not an object, or an object without ``litellm_provider``, such as ``fallback_generalizations``) is dropped.
+    """
+    if isinstance(data, Path):
+        data = data.read_bytes()
+    try:
+        parsed = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise CostMapError(f"not valid JSON: {error}") from error
+    if not isinstance(parsed, dict):
+        raise CostMapError(f"not a JSON object of model entries but a {type(parsed).__name__}")
+    return {
+        model: _with_decimal_prices(entry)
+        for model, entry in parsed.items()
+        if model != SPEC_KEY and isinstance(entry, dict) and "litellm_provider" in entry
+    }
+
+
+def validate_cost_map(new: dict, current: dict | None, max_loss_share: Decimal = Decimal("0.1")) -> None:
+    """Raise CostMapError unless ``new`` may replace ``current``: an object of model entries, every price a
+    non-negative number, and no more than ``max_loss_share`` of the current models gone."""
+    if not isinstance(new, dict) or not new:
+        raise CostMapError("the cost map is not a non-empty JSON object of model entries")
+    for model, entry in new.items():
+        if not isinstance(entry, dict):
+            raise CostMapError(f"{model}: entry is a {type(entry).__name__}, not an object")
+        for name, value in _price_fields(entry):
+            if isinstance(value, bool) or not isinstance(value, Decimal | int):
+                raise CostMapError(f"{model}: {name} is not a number ({value!r})")
+            if isinstance(value, Decimal) and not value.is_finite():
+                raise CostMapError(f"{model}: {name} is not a finite number ({value})")
+            if value < 0:
+                raise CostMapError(f"{model}: {name} is negative ({value})")
+    if current:
+        lost = sorted(set(current) - set(new))
+        if len(lost) > max_loss_share * len(current):
+            raise CostMapError(
+                f"the new cost map drops {len(lost)} of {len(current)} models, more than "
+                f"{format_money(max_loss_share * 100)}% (first: {', '.join(lost[:5])})"
+            )
+
+
+def diff_cost_maps(old: dict, new: dict) -> CostMapDiff:
+    """What replacing ``old`` by ``new`` changes; only price fields (``*cost*`` and ``*_pricing`` tables) count."""
+    changed = {}
+    for model in sorted(set(old) & set(new)):
+        before, after = old[model], new[model]
+        fields = {
+            name: (before.get(name), after.get(name))
+            for name in sorted(_price_keys(before) | _price_keys(after))
+            if before.get(name) != after.get(name)
+        }
+        if fields:
+            changed[model] = fields
+    return CostMapDiff(added=sorted(set(new) - set(old)), removed=sorted(set(old) - set(new)), changed=changed)
+
+
+def lookup(cost_map: Mapping[str, dict], model: str, provider: str | None) -> tuple[str, dict] | None:
+    """The entry that prices ``model`` served by ``provider``, as ``(key, entry)``, or None.
+
+    Tries ``provider/model``, then ``model`` as given, then, for a prefixed name such as
+    ``azure/gpt-4-1106-preview``, the name without its prefix: the order LiteLLM's cost_per_token tries."""
+    candidates = [model]
+    if provider and not model.startswith(f"{provider}/"):
+        candidates.insert(0, f"{provider}/{model}")
+    if "/" in model:
+        candidates.append(model.split("/", 1)[1])
+    return next(((key, cost_map[key]) for key in candidates if key in cost_map), None)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a price can have")
+
+
+def _is_price_key(key: str) -> bool:
+    return "cost" in key
+
+
+def _price_keys(entry: Mapping[str, Any]) -> set[str]:
+    return {key for key in entry if _is_price_key(key) or key.endswith("_pricing")}
+
+
+def _with_decimal_prices(value: Any, in_price: bool = False) -> Any:
+    """``value`` with every integer inside a price field turned into a Decimal (floats already are)."""
+    if isinstance(value, dict):
+        return {key: _with_decimal_prices(item, in_price or _is_price_key(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_decimal_prices(item, in_price) for item in value]
+    if in_price and isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return value
+
+
+def _price_fields(value: Any, path: str = "", in_price: bool = False):
+    """Every leaf under a price field of an entry, as ``(dotted field path, value)``; None values are unset."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _price_fields(item, f"{path}.{key}" if path else key, in_price or _is_price_key(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _price_fields(item, f"{path}[{index}]", in_price)
+    elif in_price and value is not None:
+        yield path, value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format_money(value)
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    return value
