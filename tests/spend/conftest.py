@@ -53,3 +53,35 @@ def retention(settings):
         settings.SPEND_LOG_RETENTION_DAYS = days
 
     return keep
+
+
+def make_team(**overrides):
+    from keys.models import Team
+
+    return Team.objects.create(**{"team_id": f"team-{next(_sequence)}", **overrides})
+
+
+def make_user(**overrides):
+    from keys.models import InternalUser
+
+    return InternalUser.objects.create(**{"user_id": f"user-{next(_sequence)}", **overrides})
+
+
+def make_key(**overrides):
+    from keys.models import VirtualKey
+
+    number = next(_sequence)
+    return VirtualKey.objects.create(**{"token_hash": f"{number:064x}", "key_hint": f"sk-...{number:04d}", **overrides})
+
+
+@pytest.fixture
+def payers(db):
+    """A key that belongs to a user and a team: every call it makes charges all three."""
+    team = make_team(team_alias="Research")
+    user = make_user()
+    key = make_key(user=user, team=team)
+    return key, user, team
+
+
+def charged_entry(key, **overrides) -> SpendEntry:
+    return make_entry(key_hash=key.token_hash, user_id=key.user_id or "", team_id=key.team_id or "", **overrides)

@@ -1,0 +1,63 @@
+"""Budget resets: a key's, user's or team's period spend goes back to 0 when its budget_reset_at passes.
+
+Exact across the boundary: the reset locks the entity's row, the same row the ledger locks (and increments)
+before writing a call's log. A call is therefore charged either before the reset, to the period that ends, or
+after it, to the next one, never to both or neither; the BudgetReset row records which logs were which.
+"""
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from keys.budgets import next_reset_at
+from spend.entities import PAYERS, Payer
+from spend.models import BudgetReset, SpendLog
+from spend.periods import local_zone
+
+logger = logging.getLogger(__name__)
+
+
+def reset_due_budgets(now: datetime | None = None) -> int:
+    """Reset every key, user and team whose budget_reset_at has passed; the number reset."""
+    now = now or timezone.now()
+    done = 0
+    for payer in PAYERS:
+        due = payer.model.objects.filter(budget_reset_at__lte=now).order_by("pk").values_list("pk", flat=True)
+        done += sum(reset_budget(payer, pk, now) for pk in due)
+    return done
+
+
+def reset_budget(payer: Payer, pk: int, now: datetime) -> bool:
+    """End one entity's budget period if it is still due (another worker may have just done it)."""
+    with transaction.atomic():
+        entity = payer.model.objects.select_for_update().filter(pk=pk, budget_reset_at__lte=now).first()
+        if entity is None:
+            return False
+        # Read under the lock: every log charged to the ending period is committed, none of the next one exists.
+        watermark = SpendLog.objects.aggregate(last=Max("id"))["last"] or 0
+        following = next_reset_at(now, entity.budget_duration, local_zone()) if entity.budget_duration else None
+        BudgetReset.objects.create(
+            kind=payer.kind,
+            entity_id=getattr(entity, payer.id_field),
+            reset_at=now,
+            scheduled_at=entity.budget_reset_at,
+            next_reset_at=following,
+            log_watermark=watermark,
+            period_spend=entity.spend,
+        )
+        payer.model.objects.filter(pk=pk).update(spend=0, budget_reset_at=following)
+    logger.info("reset %s %s budget (period spend %s)", payer.kind, getattr(entity, payer.id_field), entity.spend)
+    return True
+
+
+def period_watermarks(payer: Payer, entity_ids=None) -> dict[str, int]:
+    """Each entity's current period start, as the log id its last reset recorded (entities never reset: absent)."""
+    resets = BudgetReset.objects.filter(kind=payer.kind)
+    if entity_ids is not None:
+        resets = resets.filter(entity_id__in=entity_ids)
+    return dict(
+        resets.order_by().values("entity_id").annotate(last=Max("log_watermark")).values_list("entity_id", "last")
+    )
