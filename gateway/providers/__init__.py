@@ -1,0 +1,47 @@
+"""Every upstream protocol Tollgate speaks, by the provider prefix of LiteLLM's `litellm_params.model`."""
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from gateway.providers.anthropic import AnthropicProvider
+from gateway.providers.azure import AzureProvider
+from gateway.providers.base import Provider
+from gateway.providers.mock import MockProvider
+from gateway.providers.ollama import OllamaChatProvider, OllamaProvider
+from gateway.providers.openai import (
+    CustomOpenAIProvider,
+    HostedVLLMProvider,
+    HuggingFaceProvider,
+    OpenAIProvider,
+    OpenRouterProvider,
+    TextCompletionOpenAIProvider,
+)
+from gateway.providers.sagemaker import SageMakerProvider
+
+PROVIDERS: Mapping[str, Provider] = MappingProxyType(
+    {
+        provider.name: provider
+        for provider in (
+            OpenAIProvider(),
+            HuggingFaceProvider(),
+            OpenRouterProvider(),
+            HostedVLLMProvider(),
+            CustomOpenAIProvider(),
+            TextCompletionOpenAIProvider(),
+            AzureProvider(),
+            AnthropicProvider(),
+            OllamaProvider(),
+            OllamaChatProvider(),
+            SageMakerProvider(),
+            MockProvider(),
+        )
+    }
+)
+
+
+def get_provider(name: str) -> Provider:
+    """The provider for a LiteLLM provider prefix; KeyError for one we do not speak."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise KeyError(f"unknown provider {name!r}") from None

@@ -1,0 +1,292 @@
+"""Anthropic's Messages API, translated from and to OpenAI chat completions.
+
+Anthropic counts `input_tokens` without the cache: the prompt a client is billed for is input + cache writes +
+cache reads, which is what normalized usage reports as `prompt_tokens`.
+"""
+
+from typing import Any
+
+import orjson
+
+from gateway.providers.base import (
+    CallType,
+    Envelope,
+    Provider,
+    ProviderError,
+    SSEStream,
+    Target,
+    UpstreamRequest,
+    bad_request,
+    decode_json,
+    is_retryable,
+    json_headers,
+    make_usage,
+    max_output_tokens,
+    message_text,
+    stop_sequences,
+    tool_arguments,
+    with_extra_headers,
+)
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often leave it out
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# The HTTP status each documented error type comes with, for errors that arrive inside a stream.
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+# OpenAI's own `metadata` (tags for stored completions) is not Anthropic's, which only takes a user_id.
+PASSED_THROUGH = ("temperature", "top_p", "top_k", "thinking")
+
+
+class AnthropicProvider(Provider):
+    name = "anthropic"
+    call_types = frozenset({"chat"})
+
+    def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
+        body = request_body(payload)
+        if stream:
+            body["stream"] = True
+        headers = json_headers(**{"x-api-key": target.api_key, "anthropic-version": API_VERSION})
+        return UpstreamRequest("POST", _url(target), with_extra_headers(headers, target), orjson.dumps(body))
+
+    def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
+        text, reasoning, tool_calls = [], [], []
+        for block in data["content"]:
+            if block["type"] == "text":
+                text.append(block["text"])
+            elif block["type"] == "thinking":
+                reasoning.append(block["thinking"])
+            elif block["type"] == "tool_use":
+                arguments = orjson.dumps(block["input"]).decode()
+                tool_calls.append(
+                    {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
+                )
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not tool_calls else None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        if reasoning:
+            message["reasoning_content"] = "".join(reasoning)
+        envelope = Envelope("chat", data.get("model") or target.model, id=data.get("id", ""))
+        return envelope.response(message, FINISH_REASONS.get(data.get("stop_reason"), "stop"), usage(data["usage"]))
+
+    def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "AnthropicStream":
+        return AnthropicStream(target)
+
+
+def _url(target: Target) -> str:
+    base = (target.api_base or "https://api.anthropic.com").rstrip("/")
+    if base.endswith("/v1/messages"):
+        return base
+    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+
+def usage(raw: dict) -> dict:
+    cache_read = raw.get("cache_read_input_tokens") or 0
+    cache_write = raw.get("cache_creation_input_tokens") or 0
+    prompt = (raw.get("input_tokens") or 0) + cache_read + cache_write
+    return make_usage(
+        prompt, raw.get("output_tokens") or 0, cached_tokens=cache_read, cache_creation_tokens=cache_write
+    )
+
+
+# --- request --------------------------------------------------------------------------------------------------
+
+
+def request_body(payload: dict) -> dict:
+    system, messages = _messages(payload["messages"])
+    max_tokens = max_output_tokens(payload) or DEFAULT_MAX_TOKENS
+    body: dict[str, Any] = {"model": payload["model"], "messages": messages, "max_tokens": max_tokens}
+    if system:
+        body["system"] = system
+    body.update({key: payload[key] for key in PASSED_THROUGH if payload.get(key) is not None})
+    if stop_sequences(payload):
+        body["stop_sequences"] = stop_sequences(payload)
+    if payload.get("user"):
+        body["metadata"] = {"user_id": str(payload["user"])}
+    if payload.get("tools"):
+        body["tools"] = [_tool(tool) for tool in payload["tools"]]
+    choice = _tool_choice(payload.get("tool_choice"), payload.get("parallel_tool_calls"))
+    if choice and (payload.get("tools") or choice["type"] == "none"):
+        body["tool_choice"] = choice
+    return body
+
+
+def _messages(openai_messages: list[dict]) -> tuple[str | list[dict], list[dict]]:
+    """System messages become `system`; tool results become user turns; consecutive same-role turns merge."""
+    system: list[dict] = []
+    messages: list[dict] = []
+    for message in openai_messages:
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.extend(_blocks(message.get("content")))
+            continue
+        if role == "tool":
+            role = "user"
+            content = message_text(message.get("content"))
+            blocks = [{"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}]
+        else:
+            role = "assistant" if role == "assistant" else "user"
+            blocks = _blocks(message.get("content"))
+            blocks.extend(_tool_use(call) for call in message.get("tool_calls") or ())
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+    if any("cache_control" in block for block in system):
+        return system, messages
+    return "\n\n".join(block["text"] for block in system), messages
+
+
+def _blocks(content: Any) -> list[dict]:
+    if not content:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    blocks = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            if not part.get("text"):
+                continue  # Anthropic rejects empty text blocks
+            block = {"type": "text", "text": part["text"]}
+        elif kind == "image_url":
+            image = part["image_url"]
+            block = _image(image["url"] if isinstance(image, dict) else image)
+        else:
+            raise bad_request("anthropic", f"unsupported content part type {kind!r}")
+        if "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+        blocks.append(block)
+    return blocks
+
+
+def _image(url: str) -> dict:
+    if url.startswith("data:"):
+        media_type, _, data = url[5:].partition(";base64,")
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _tool_use(call: dict) -> dict:
+    arguments = tool_arguments("anthropic", call["function"])
+    return {"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": arguments}
+
+
+def _tool(tool: dict) -> dict:
+    if tool.get("type") != "function":
+        return tool  # Anthropic's own server tools (web_search...) are already in its shape
+    function = tool["function"]
+    translated = {"name": function["name"], "input_schema": function.get("parameters") or {"type": "object"}}
+    if function.get("description"):
+        translated["description"] = function["description"]
+    if "cache_control" in tool:
+        translated["cache_control"] = tool["cache_control"]
+    return translated
+
+
+def _tool_choice(choice: Any, parallel: bool | None) -> dict | None:
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict):
+        translated = {"type": "tool", "name": choice["function"]["name"]}
+    elif choice == "required":
+        translated = {"type": "any"}
+    elif choice == "auto" or parallel is False:
+        translated = {"type": "auto"}
+    else:
+        return None
+    if parallel is False:
+        translated["disable_parallel_tool_use"] = True
+    return translated
+
+
+# --- streaming ------------------------------------------------------------------------------------------------
+
+
+class AnthropicStream(SSEStream):
+    """message_start, content blocks, message_delta, message_stop (pings and unknown events are skipped).
+
+    Usage is known from message_start on (input and cache tokens) and completed by message_delta, so a stream
+    cut short still reports what was consumed.
+    """
+
+    def __init__(self, target: Target) -> None:
+        super().__init__("anthropic")
+        self._envelope = Envelope("chat", target.model)
+        self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool call index
+        self._raw_usage: dict[str, int] = {}
+
+    def _event(self, name: str, data: str) -> list[dict]:
+        event = decode_json(data)
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event["message"]
+            self._envelope.id = message.get("id") or self._envelope.id
+            self._envelope.model = message.get("model") or self._envelope.model
+            self._count(message.get("usage"))
+            return [self._envelope.chunk({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
+            return self._block_start(event["index"], event["content_block"])
+        if kind == "content_block_delta":
+            return self._block_delta(event["index"], event["delta"])
+        if kind == "message_delta":
+            self._count(event.get("usage"))
+            reason = FINISH_REASONS.get(event["delta"].get("stop_reason"), "stop")
+            return [self._envelope.chunk({}, reason)]
+        if kind == "message_stop":
+            self.done = True
+            return [self._envelope.usage_chunk(self.usage or usage({}))]
+        if kind == "error":
+            raise stream_error(event.get("error") or {})
+        return []
+
+    def _count(self, raw: dict | None) -> None:
+        if raw:
+            self._raw_usage.update({key: value for key, value in raw.items() if isinstance(value, int)})
+            self.usage = usage(self._raw_usage)
+
+    def _block_start(self, index: int, block: dict) -> list[dict]:
+        if block["type"] == "tool_use":
+            position = self._tool_index[index] = len(self._tool_index)
+            call = {"index": position, "id": block["id"], "type": "function"}
+            call["function"] = {"name": block["name"], "arguments": ""}
+            return [self._envelope.chunk({"tool_calls": [call]})]
+        if block["type"] == "text" and block.get("text"):
+            return [self._envelope.chunk({"content": block["text"]})]
+        return []
+
+    def _block_delta(self, index: int, delta: dict) -> list[dict]:
+        kind = delta["type"]
+        if kind == "text_delta":
+            return [self._envelope.chunk({"content": delta["text"]})]
+        if kind == "thinking_delta":
+            return [self._envelope.chunk({"reasoning_content": delta["thinking"]})]
+        if kind == "input_json_delta":
+            call = {"index": self._tool_index[index], "function": {"arguments": delta["partial_json"]}}
+            return [self._envelope.chunk({"tool_calls": [call]})]
+        return []
+
+
+def stream_error(error: dict) -> ProviderError:
+    status = ERROR_STATUS.get(error.get("type"), 500)
+    return ProviderError(status, str(error.get("message") or error.get("type") or "stream error"), is_retryable(status))
