@@ -1,0 +1,79 @@
+"""The spend tasks in a real Celery worker process, over the Redis broker, against the test database."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from spend.ledger import write_batch
+from spend.models import BudgetReset, DailySpend
+from spend.tasks import reset_budgets, rollup_spend
+from tests.spend.conftest import charged_entry, make_key, make_team
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a Redis broker)"),
+    pytest.mark.django_db(transaction=True),
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_queue():
+    """A worker listening on a queue of its own, so no other worker on this Redis takes the test's tasks."""
+    queue = f"spend-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DATABASE_URL": _database_url(), "SECRET_KEY": settings.SECRET_KEY or "test"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "gateway", "worker", "-Q", queue, "--pool", "solo", "-l", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    yield queue
+    process.terminate()
+    output = process.communicate(timeout=30)[0].decode(errors="replace")
+    assert "Traceback" not in output, output
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_real_worker_resets_budgets_and_rolls_up_spend(worker_queue):
+    team = make_team(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1))
+    key = make_key(team=team)
+    write_batch([charged_entry(key, cost=Decimal("0.00000000013")), charged_entry(key, cost=Decimal("2"))])
+
+    reset_budgets.apply_async(queue=worker_queue)
+    rollup_spend.apply_async(queue=worker_queue)
+    rollup_spend.apply_async(queue=worker_queue)  # a second run counts nothing twice
+
+    assert _wait_for(lambda: BudgetReset.objects.filter(entity_id=team.team_id).exists())
+    assert _wait_for(lambda: DailySpend.objects.exists())
+    time.sleep(1)  # let the second rollup finish too
+    team.refresh_from_db()
+    assert team.spend == 0
+    assert BudgetReset.objects.get().period_spend == Decimal("2.00000000013")
+    assert [(row.requests, row.cost) for row in DailySpend.objects.all()] == [(2, Decimal("2.00000000013"))]
