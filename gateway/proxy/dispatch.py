@@ -46,7 +46,10 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 async def dispatch(
-    state: GatewayState, group: str, attempt: Callable[[RoutedDeployment, httpx.Timeout], Awaitable]
+    state: GatewayState,
+    group: str,
+    call_type: str,
+    attempt: Callable[[RoutedDeployment, httpx.Timeout], Awaitable],
 ) -> Attempted:
     table = state.table
     config = table.config
@@ -54,7 +57,7 @@ async def dispatch(
     last_error: BaseException | None = None
     groups = (group, *config.fallbacks.get(group, ()))
     for fallback_index, group_name in enumerate(groups):
-        deployments = table.group(group_name)
+        deployments = [d for d in table.group(group_name) if call_type in d.provider.call_types]
         if not deployments:
             continue
         order = weighted_order(state.cooldowns.available(deployments))

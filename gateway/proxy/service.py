@@ -93,7 +93,7 @@ def _tags(payload: dict) -> list:
 def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float) -> CostBreakdown:
     if not deployment.price.priced:
         logger.warning("call to %s (%s) is unpriced: charged 0", deployment.model_name, deployment.litellm_model)
-    return compute_cost(deployment.price.entry, usage, Decimal(str(round(seconds, 6))))
+    return compute_cost(deployment.price.entry, usage, Decimal(str(round(seconds, 6))), billed_at=datetime.now(UTC))
 
 
 def _common_headers(call: Call, attempted: Attempted) -> dict[str, str]:
@@ -138,6 +138,10 @@ async def handle(request, call_type: str) -> HttpResponse:
                 code="model_not_found",
             )
         call.caller.check_model_access(call.group, requested)
+        if not any(call_type in deployment.provider.call_types for deployment in deployments):
+            raise BadRequest(
+                f"Model {requested!r} does not serve {call_type} calls.", param="model", code="unsupported_call_type"
+            )
         if settings.BLOCK_UNPRICED_MODELS and not all(d.price.priced for d in deployments):
             raise UnpricedModelBlocked(call.group)
         if call.payload.get("stream"):
@@ -151,7 +155,10 @@ async def handle(request, call_type: str) -> HttpResponse:
 
 async def _complete(call: Call, state) -> HttpResponse:
     attempted = await dispatch(
-        state, call.group, lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload)
+        state,
+        call.group,
+        call.call_type,
+        lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload),
     )
     body, call.upstream_seconds = attempted.result
     usage = Usage.from_openai(body.get("usage"))
@@ -165,7 +172,10 @@ async def _complete(call: Call, state) -> HttpResponse:
 
 async def _stream(call: Call, state) -> StreamingHttpResponse:
     attempted = await dispatch(
-        state, call.group, lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload)
+        state,
+        call.group,
+        call.call_type,
+        lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload),
     )
     response = StreamingHttpResponse(_relay(call, attempted), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -278,7 +288,7 @@ async def _upstream_chunks(opened):
         for chunk in opened.local_chunks:
             yield chunk
         return
-    async for data in opened.response.aiter_raw():
+    async for data in opened.response.aiter_bytes():
         for parsed in opened.parser.feed(data):
             yield parsed
     for parsed in opened.parser.finish():
