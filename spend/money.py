@@ -31,13 +31,15 @@ def grouped_totals(
     money: Iterable[str] = (),
     integers: Iterable[str] = (),
     counts: Mapping[str, Q] | None = None,
+    row_count: str | None = "requests",
 ) -> list[dict]:
-    """One dict per group: the group's fields, exact sums of ``money`` and ``integers``, ``requests`` (rows) and
-    one count per ``counts`` entry (rows matching its Q)."""
+    """One dict per group: the group's fields, exact sums of ``money`` and ``integers``, the number of rows (named
+    ``row_count``; None: not counted) and one count per ``counts`` entry (rows matching its Q)."""
     group_by, money, integers, counts = list(group_by), list(money), list(integers), dict(counts or {})
     if _exact_in_database(queryset):
         aggregates = {name: Sum(name) for name in money + integers}
-        aggregates["requests"] = Count("pk")
+        if row_count:
+            aggregates[row_count] = Count("pk")
         aggregates.update({name: Count("pk", filter=condition) for name, condition in counts.items()})
         rows = list(queryset.order_by().values(*group_by).annotate(**aggregates))
         for row in rows:
@@ -59,8 +61,10 @@ def grouped_totals(
             row.update({name: ZERO for name in money})
             row.update({name: 0 for name in integers})
             row.update({name: 0 for name in counts})
-            row["requests"] = 0
-        row["requests"] += 1
+            if row_count:
+                row[row_count] = 0
+        if row_count:
+            row[row_count] += 1
         for name, value in zip(money + integers + list(counts), values[width:], strict=True):
             row[name] += value or 0
     return list(totals.values())

@@ -85,3 +85,19 @@ def payers(db):
 
 def charged_entry(key, **overrides) -> SpendEntry:
     return make_entry(key_hash=key.token_hash, user_id=key.user_id or "", team_id=key.team_id or "", **overrides)
+
+
+MASTER_KEY = "sk-master-spend-tests"
+
+
+@pytest.fixture(autouse=True)
+def spend_urls(settings):
+    settings.ROOT_URLCONF = "tests.spend.urls"
+    settings.TOLLGATE_MASTER_KEY = MASTER_KEY
+
+
+@pytest.fixture
+def api(client):
+    """A test client that sends the master key."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {MASTER_KEY}"
+    return client

@@ -63,7 +63,7 @@ def test_calls_on_either_side_of_a_reset_are_charged_to_one_period_each(payers):
     key, user, team = payers
     type(team).objects.filter(pk=team.pk).update(budget_duration="1d", budget_reset_at=MIDNIGHT)
     write_batch([charged_entry(key, cost=Decimal("1"))])
-    reset_budgets.delay()  # eager in tests: runs the task in-process
+    reset_budgets.apply()  # the task, run in-process
     write_batch([charged_entry(key, cost=Decimal("0.00000000013"))])
 
     assert refreshed(team).spend == Decimal("0.00000000013")

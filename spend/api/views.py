@@ -1,0 +1,156 @@
+"""LiteLLM's spend endpoints: /spend/logs, /global/spend/report, /spend/calculate (master key; CSV with ?format=csv)."""
+
+import csv
+from datetime import date
+
+from django.http import StreamingHttpResponse
+from rest_framework import serializers
+from rest_framework.decorators import api_view, renderer_classes
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from pricing.calculator import Usage, compute_cost, format_money
+from spend import selectors
+from spend.pricing_lookup import price_of_model
+
+_LOG_LIMIT = 1000
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets content negotiation accept ?format=csv; the CSV itself is streamed by the view."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else str(data).encode()
+
+
+_RENDERERS = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
+
+
+class LogsIn(serializers.Serializer):
+    api_key = serializers.CharField(required=False, default="")
+    user_id = serializers.CharField(required=False, default="")
+    team_id = serializers.CharField(required=False, default="")
+    request_id = serializers.CharField(required=False, default="")
+    start_date = serializers.DateField(required=False, default=None)
+    end_date = serializers.DateField(required=False, default=None)
+    summarize = serializers.BooleanField(required=False, default=True)
+    limit = serializers.IntegerField(required=False, default=_LOG_LIMIT, min_value=1, max_value=100_000)
+
+
+class ReportIn(serializers.Serializer):
+    start_date = serializers.DateField()
+    end_date = serializers.DateField()
+    group_by = serializers.ChoiceField(choices=list(selectors.REPORT_GROUPS), default="team")
+
+    def validate(self, attrs):
+        if attrs["end_date"] < attrs["start_date"]:
+            raise ValidationError({"end_date": ["must not be before start_date"]})
+        return attrs
+
+
+class CalculateIn(serializers.Serializer):
+    model = serializers.CharField()
+    usage = serializers.DictField(required=False)
+    messages = serializers.ListField(required=False)
+    completion_response = serializers.DictField(required=False)
+
+    def validate(self, attrs):
+        usage = attrs.get("usage") or (attrs.get("completion_response") or {}).get("usage")
+        if not isinstance(usage, dict):
+            raise ValidationError({"usage": ["send usage, or a completion_response that carries one"]})
+        try:
+            attrs["parsed_usage"] = Usage.from_openai(usage)
+        except ValueError as exc:
+            raise ValidationError({"usage": [str(exc)]}) from None
+        return attrs
+
+
+def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpResponse:
+    class Echo:
+        def write(self, value):
+            return value
+
+    writer = csv.writer(Echo())
+
+    def lines():
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([format_money(value) if hasattr(value, "is_finite") else value for value in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _wants_csv(request) -> bool:
+    return getattr(request.accepted_renderer, "format", None) == "csv"
+
+
+@api_view(["GET"])
+@renderer_classes(_RENDERERS)
+def spend_logs(request):
+    query = LogsIn(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    params = dict(query.validated_data)
+    summarize, limit = params.pop("summarize"), params.pop("limit")
+    logs = selectors.spend_logs(selectors.LogFilter(**params))
+    if summarize and params["start_date"] and params["end_date"] and not _wants_csv(request):
+        return Response(selectors.daily_log_summary(logs))
+    if _wants_csv(request):
+        fields = [field for field in selectors.LOG_FIELDS if field not in ("cost_breakdown", "metadata")]
+        return _csv_response("spend_logs.csv", fields, logs.values_list(*fields).iterator(chunk_size=2000))
+    return Response([selectors.log_as_litellm(log) for log in logs.values(*selectors.LOG_FIELDS)[:limit]])
+
+
+@api_view(["GET"])
+@renderer_classes(_RENDERERS)
+def global_spend_report(request):
+    query = ReportIn(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    start, end, group_by = (query.validated_data[name] for name in ("start_date", "end_date", "group_by"))
+    if _wants_csv(request):
+        return _report_csv(start, end, group_by)
+    return Response(selectors.spend_report(start, end, group_by))
+
+
+def _report_csv(start: date, end: date, group_by: str) -> StreamingHttpResponse:
+    column = selectors.REPORT_GROUPS[group_by]
+    rows = selectors.rollup_totals(selectors.rollups_between(start, end), ["day", column, "model_group"])
+    rows.sort(key=lambda row: (row["day"], row[column], row["model_group"]))
+    header = ["day", group_by, "model", "spend", "requests", "failed_requests", "prompt_tokens", "completion_tokens"]
+    return _csv_response(
+        f"spend_report_{group_by}_{start}_{end}.csv",
+        header,
+        (
+            [row["day"].isoformat(), row[column], row["model_group"], row["cost"], row["requests"],
+             row["failed_requests"], row["prompt_tokens"], row["completion_tokens"]]
+            for row in rows
+        ),
+    )  # fmt: skip
+
+
+@api_view(["POST"])
+def spend_calculate(request):
+    body = CalculateIn(data=request.data)
+    body.is_valid(raise_exception=True)
+    model, usage = body.validated_data["model"], body.validated_data["parsed_usage"]
+    price = price_of_model(model)
+    try:
+        cost = compute_cost(price.entry, usage)
+    except ValueError as exc:
+        raise ValidationError({"model": [f"{model} cannot be priced from usage alone: {exc}"]}) from None
+    return Response(
+        {
+            "model": model,
+            "cost": cost.total,
+            "cost_breakdown": cost.as_dict(),
+            "pricing_source": price.source,
+            "pricing_entry": price.matched or None,
+            "price_version": price.version,
+        }
+    )

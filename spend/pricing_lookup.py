@@ -1,0 +1,27 @@
+"""The price a model group is charged at, resolved as the proxy resolves it (for /spend/calculate)."""
+
+from django.apps import apps
+
+from pricing import store
+from pricing.resolve import ResolvedPrice, resolve_price
+
+
+def price_of_model(model: str) -> ResolvedPrice:
+    """The price of the group's first deployment (custom price, base model, cost map), or of the cost-map entry
+    named ``model`` when no deployment serves it."""
+    cost_map = store.load_active_cost_map()
+    deployment = apps.get_model("gateway", "Deployment").objects.filter(model_name=model).order_by("pk").first()
+    if deployment is None:
+        return resolve_price(
+            custom={}, custom_version="", base_model="", provider="", model=model,
+            cost_map=cost_map.entries, cost_map_version=cost_map.version,
+        )  # fmt: skip
+    return resolve_price(
+        custom=deployment.custom_pricing(),
+        custom_version=f"deployment:{deployment.model_id}@{deployment.updated_at.isoformat()}",
+        base_model=deployment.base_model,
+        provider=deployment.provider,
+        model=deployment.provider_model,
+        cost_map=cost_map.entries,
+        cost_map_version=cost_map.version,
+    )
