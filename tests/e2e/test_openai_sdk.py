@@ -304,3 +304,37 @@ def test_provider_secrets_never_reach_the_logs(server):
     log = server.log()
     for secret in ("sk-upstream-openai-secret-1", "azure-upstream-secret-2", "sk-ant-secret-3", "sagemaker-secret"):
         assert secret not in log
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet", "llama3.2", "azure-gpt4-turbo", "sagemaker-model"])
+def test_every_protocol_streams_to_the_sdk_with_usage(client, up, model):
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the fake upstream!"
+    assert chunks[-1].usage.completion_tokens > 0
+    assert Decimal(str(chunks[-1].usage.model_extra["cost"])) > 0
+
+
+def test_anthropic_gets_its_own_wire_format(client, up):
+    chat(client, "claude-sonnet", max_tokens=50, stop=["END"])
+
+    sent = up.requests[-1]
+    assert sent.path == "/v1/messages"
+    assert sent.headers["x-api-key"] == "sk-ant-secret-3"
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert (sent.json["max_tokens"], sent.json["stop_sequences"]) == (50, ["END"])
+
+
+def test_ollama_chat_gets_its_own_wire_format(client, up):
+    raw = chat(client, "llama3.2", temperature=0.2)
+
+    sent = up.requests[-1]
+    assert sent.path == "/api/chat"
+    assert sent.json["options"]["temperature"] == 0.2
+    assert raw.parse().usage.prompt_tokens == 12
