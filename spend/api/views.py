@@ -1,6 +1,5 @@
 """LiteLLM's spend endpoints: /spend/logs, /global/spend/report, /spend/calculate (master key; CSV with ?format=csv)."""
 
-import csv
 from datetime import date
 
 from django.http import StreamingHttpResponse
@@ -11,8 +10,9 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from pricing.calculator import Usage, compute_cost, format_money
+from pricing.calculator import Usage, compute_cost
 from spend import selectors
+from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.pricing_lookup import price_of_model
 
 _LOG_LIMIT = 1000
@@ -70,23 +70,6 @@ class CalculateIn(serializers.Serializer):
         return attrs
 
 
-def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpResponse:
-    class Echo:
-        def write(self, value):
-            return value
-
-    writer = csv.writer(Echo())
-
-    def lines():
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow([format_money(value) if hasattr(value, "is_finite") else value for value in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 def _wants_csv(request) -> bool:
     return getattr(request.accepted_renderer, "format", None) == "csv"
 
@@ -102,8 +85,9 @@ def spend_logs(request):
     if summarize and params["start_date"] and params["end_date"] and not _wants_csv(request):
         return Response(selectors.daily_log_summary(logs))
     if _wants_csv(request):
-        fields = [field for field in selectors.LOG_FIELDS if field not in ("cost_breakdown", "metadata")]
-        return _csv_response("spend_logs.csv", fields, logs.values_list(*fields).iterator(chunk_size=2000))
+        return csv_response(
+            "spend_logs.csv", LOG_CSV_FIELDS, logs.values_list(*LOG_CSV_FIELDS).iterator(chunk_size=2000)
+        )
     return Response([selectors.log_as_litellm(log) for log in logs.values(*selectors.LOG_FIELDS)[:limit]])
 
 
@@ -123,7 +107,7 @@ def _report_csv(start: date, end: date, group_by: str) -> StreamingHttpResponse:
     rows = selectors.rollup_totals(selectors.rollups_between(start, end), ["day", column, "model_group"])
     rows.sort(key=lambda row: (row["day"], row[column], row["model_group"]))
     header = ["day", group_by, "model", "spend", "requests", "failed_requests", "prompt_tokens", "completion_tokens"]
-    return _csv_response(
+    return csv_response(
         f"spend_report_{group_by}_{start}_{end}.csv",
         header,
         (

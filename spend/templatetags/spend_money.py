@@ -1,0 +1,10 @@
+from django import template
+
+from spend.display import usd as format_usd
+
+register = template.Library()
+
+
+@register.filter
+def usd(amount):
+    return format_usd(amount)
