@@ -4,6 +4,7 @@ Embedded default (no variables set): SQLite in var/, in-process caches and limit
 Production: DATABASE_URL (PostgreSQL), REDIS_URL (shared caches, limits, Celery broker), SECRET_KEY, ALLOWED_HOSTS.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -128,9 +129,12 @@ else:
     }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DATABASES["default"].setdefault("TEST", {})
+# One test database per test process: concurrent test runs on one machine must not share (and destroy) one.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Live-server tests run the gateway in another process, so the test database must be a real file.
-    DATABASES["default"]["TEST"].setdefault("NAME", str(VAR_DIR / "test_tollgate.sqlite3"))
+    # A real file, not :memory:, so threads and worker processes started by tests see the same data.
+    DATABASES["default"]["TEST"].setdefault("NAME", str(VAR_DIR / f"test_tollgate_{os.getpid()}.sqlite3"))
+else:
+    DATABASES["default"]["TEST"].setdefault("NAME", f"test_{DATABASES['default']['NAME']}_{os.getpid()}")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

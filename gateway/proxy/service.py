@@ -12,11 +12,12 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
-from gateway.proxy.errors import BadRequest, error_response, is_domain_error
+from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, error_response, is_domain_error
 from gateway.proxy.payload import client_wants_usage, estimate_prompt_tokens, parse_payload
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from keys.auth import Caller, authenticate
+from keys.limits import admit
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
 from pricing.errors import UnpricedModelBlocked
 from spend.ledger import SpendEntry, ledger
@@ -144,43 +145,91 @@ async def handle(request, call_type: str) -> HttpResponse:
             )
         if settings.BLOCK_UNPRICED_MODELS and not all(d.price.priced for d in deployments):
             raise UnpricedModelBlocked(call.group)
-        if call.payload.get("stream"):
-            return await _stream(call, state)
-        return await _complete(call, state)
+        admission = await admit(
+            call.caller,
+            model_group=call.group,
+            worst_case_cost=worst_case_cost(state, call),
+            estimated_tokens=_estimated_tokens(call.payload),
+        )
+        try:
+            if call.payload.get("stream"):
+                return await _stream(call, state, admission)
+            return await _complete(call, state, admission)
+        except BaseException:
+            await admission.release()  # a no-op once the call was settled
+            raise
     except Exception as exc:
         if not is_domain_error(exc):
             logger.exception("proxy call %s failed unexpectedly", call.request_id)
         return error_response(exc)
 
 
-async def _complete(call: Call, state) -> HttpResponse:
-    attempted = await dispatch(
-        state,
-        call.group,
-        call.call_type,
-        lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload),
+_DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+
+def _max_output_tokens(payload: dict, deployment: RoutedDeployment) -> int:
+    for name in ("max_tokens", "max_completion_tokens"):
+        if isinstance(payload.get(name), int):
+            return payload[name]
+    return deployment.max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
+
+
+def _estimated_tokens(payload: dict) -> int:
+    requested = payload.get("max_tokens") or payload.get("max_completion_tokens") or 0
+    return estimate_prompt_tokens(payload) + (requested if isinstance(requested, int) else 0)
+
+
+def worst_case_cost(state, call: Call) -> Decimal:
+    """What the call may cost at most, on any deployment it may reach: reserved against budgets before sending."""
+    prompt_tokens = estimate_prompt_tokens(call.payload)
+    worst = _ZERO
+    for group in (call.group, *state.table.config.fallbacks.get(call.group, ())):
+        for deployment in state.table.group(group):
+            if not deployment.price.priced:
+                continue
+            completion = 0 if call.call_type == "embedding" else _max_output_tokens(call.payload, deployment)
+            seconds = Decimal(str(deployment.timeout or state.table.config.timeout))
+            usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion)
+            worst = max(worst, compute_cost(deployment.price.entry, usage, seconds).total)
+    return worst
+
+
+async def _dispatch_or_log_failure(call: Call, state, attempt) -> Attempted:
+    """Dispatch; a call every deployment failed is still logged, at cost 0, with its attempts counted."""
+    try:
+        return await dispatch(state, call.group, call.call_type, attempt)
+    except (UpstreamFailed, UpstreamRejected) as exc:
+        attempts = int(exc.headers.get("x-litellm-attempted-retries", "0")) + 1
+        failed = call.entry(
+            None, Usage(), None, status=SpendLog.Status.FAILURE, error_class=type(exc).__name__, attempts=attempts
+        )
+        await ledger().charge(failed)
+        raise
+
+
+async def _complete(call: Call, state, admission) -> HttpResponse:
+    attempted = await _dispatch_or_log_failure(
+        call, state, lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload)
     )
     body, call.upstream_seconds = attempted.result
     usage = Usage.from_openai(body.get("usage"))
     cost = price_call(attempted.deployment, usage, call.upstream_seconds)
     await ledger().charge(call.entry(attempted.deployment, usage, cost, attempts=attempted.retries + 1))
+    await admission.settle(cost.total, usage.prompt_tokens + usage.completion_tokens)
     response = HttpResponse(orjson.dumps(body), content_type="application/json")
-    for name, value in {**_common_headers(call, attempted), **_cost_headers(cost)}.items():
+    for name, value in {**_common_headers(call, attempted), **_cost_headers(cost), **admission.headers()}.items():
         response[name] = value
     return response
 
 
-async def _stream(call: Call, state) -> StreamingHttpResponse:
-    attempted = await dispatch(
-        state,
-        call.group,
-        call.call_type,
-        lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload),
+async def _stream(call: Call, state, admission) -> StreamingHttpResponse:
+    attempted = await _dispatch_or_log_failure(
+        call, state, lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload)
     )
-    response = StreamingHttpResponse(_relay(call, attempted), content_type="text/event-stream")
+    response = StreamingHttpResponse(_relay(call, attempted, admission), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
-    for name, value in _common_headers(call, attempted).items():
+    for name, value in {**_common_headers(call, attempted), **admission.headers()}.items():
         response[name] = value
     return response
 
@@ -205,7 +254,27 @@ def _text_of(chunk: dict) -> int:
     return characters
 
 
-async def _relay(call: Call, attempted: Attempted):
+_background_charges: set[asyncio.Task] = set()
+
+
+async def _charge_and_settle(spend_entry, admission, cost: Decimal, tokens: int) -> None:
+    try:
+        await ledger().charge(spend_entry)
+    except Exception:
+        logger.exception("call %s could not be charged", spend_entry.request_id)
+        await admission.release()
+        raise
+    await admission.settle(cost, tokens)
+
+
+def charge_in_background(spend_entry, admission, cost: Decimal, tokens: int) -> None:
+    """Charge a call whose client is gone: a task of its own, so the request's cancellation cannot stop it."""
+    task = asyncio.get_running_loop().create_task(_charge_and_settle(spend_entry, admission, cost, tokens))
+    _background_charges.add(task)
+    task.add_done_callback(_background_charges.discard)
+
+
+async def _relay(call: Call, attempted: Attempted, admission):
     """Forward chunks as they arrive; charge before [DONE], or for what was used when the client goes away."""
     opened = attempted.result
     deployment = attempted.deployment
@@ -229,7 +298,7 @@ async def _relay(call: Call, attempted: Attempted):
         usage = usage_now()
         cost = price_call(deployment, usage, seconds)
         ttft = int((first_chunk_at - opened.started) * 1000) if first_chunk_at else None
-        return cost, call.entry(
+        spend_entry = call.entry(
             deployment,
             usage,
             cost,
@@ -238,6 +307,7 @@ async def _relay(call: Call, attempted: Attempted):
             attempts=attempted.retries + 1,
             time_to_first_token_ms=ttft,
         )
+        return cost, usage.prompt_tokens + usage.completion_tokens, spend_entry
 
     try:
         async for chunk in _upstream_chunks(opened):
@@ -251,9 +321,9 @@ async def _relay(call: Call, attempted: Attempted):
             streamed_characters += _text_of(chunk)
             yield _sse(chunk)
         status = SpendLog.Status.SUCCESS if parser.done else SpendLog.Status.FAILURE
-        cost, spend_entry = entry(status, "" if parser.done else "IncompleteStream")
-        await ledger().charge(spend_entry)
+        cost, tokens, spend_entry = entry(status, "" if parser.done else "IncompleteStream")
         charged = True
+        await _charge_and_settle(spend_entry, admission, cost.total, tokens)
         if wants_usage:
             usage_chunk = usage_chunk or {"id": call.request_id, "object": "chat.completion.chunk", "choices": []}
             usage_chunk["usage"] = {**(parser.usage or {}), "cost": money_json(cost.total)}
@@ -261,12 +331,14 @@ async def _relay(call: Call, attempted: Attempted):
         yield b"data: [DONE]\n\n"
     except (asyncio.CancelledError, GeneratorExit):
         if not charged:
-            ledger().submit(entry(SpendLog.Status.CLIENT_DISCONNECTED, "ClientDisconnected")[1])
+            cost, tokens, spend_entry = entry(SpendLog.Status.CLIENT_DISCONNECTED, "ClientDisconnected")
+            charge_in_background(spend_entry, admission, cost.total, tokens)
             charged = True
         raise
     except Exception as exc:
         if not charged:
-            ledger().submit(entry(SpendLog.Status.FAILURE, type(exc).__name__)[1])
+            cost, tokens, spend_entry = entry(SpendLog.Status.FAILURE, type(exc).__name__)
+            charge_in_background(spend_entry, admission, cost.total, tokens)
         logger.warning("stream %s ended by an upstream error: %s", call.request_id, type(exc).__name__)
         yield _sse(
             {

@@ -14,6 +14,7 @@ from django.db import close_old_connections
 from gateway.models import RoutingVersion
 from gateway.proxy.registry import RoutingTable, build_routing_table
 from gateway.proxy.router import Cooldowns
+from keys.auth import sync_key_cache
 from pricing import store
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,12 @@ def _read_versions() -> tuple[int, str]:
 
 
 def _load(current: RoutingTable | None) -> RoutingTable | None:
-    """A new table if anything it depends on changed, else None (runs on the sync thread)."""
+    """A new table if anything it depends on changed, else None (runs on the sync thread).
+
+    Also applies key, user and team changes to this process's key cache: one poll for everything.
+    """
     close_old_connections()
+    sync_key_cache()
     routing_version, cost_map_version = _read_versions()
     if current and current.version == routing_version and current.cost_map_version == cost_map_version:
         return None
