@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView
 
 from gateway.proxy import views as proxy
 
@@ -20,6 +21,10 @@ urlpatterns = [
     path("health/liveliness", proxy.liveliness, name="health-liveliness"),
     path("health/readiness", proxy.readiness, name="health-readiness"),
     path("", include("gateway.api.urls")),
+    path("", include("keys.api.urls")),
+    path("", include("spend.api.urls")),
+    # The management API's OpenAPI schema: readable without a key, like LiteLLM's docs.
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("admin/", admin.site.urls),
     # Admin assets are served by the app itself: no separate web server is needed in front of it.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
