@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "gateway",
     "keys",
     "pricing",
@@ -161,7 +162,39 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["gateway.api.parsers.DecimalJSONParser"],
     "EXCEPTION_HANDLER": "gateway.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+# --- security (gateway/security.py; the deployment checklist: `manage.py check --deploy`) -------------------
+# The OpenAPI schema of the management API, served openly at /schema/ like LiteLLM's docs; every endpoint in it
+# still needs the master key.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tollgate management API",
+    "DESCRIPTION": "LiteLLM-compatible management endpoints. Every endpoint needs the master key as a bearer token.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+# Served over HTTPS (directly or behind a TLS-terminating proxy): cookies only over HTTPS.
+TOLLGATE_HTTPS = env.bool("TOLLGATE_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TOLLGATE_HTTPS and not DEBUG
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (only there: a client could send it too).
+if env.bool("TOLLGATE_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Checks that do not apply to a deployment, with the reason in the deployment's docs (e.g. security.W008 when a
+# proxy in front redirects HTTP to HTTPS).
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
+# Failed authentications from one address before it gets 429 until the window ends (0: never throttle).
+TOLLGATE_AUTH_FAILURE_LIMIT = env.int("TOLLGATE_AUTH_FAILURE_LIMIT", default=20)
+TOLLGATE_AUTH_FAILURE_WINDOW = env.float("TOLLGATE_AUTH_FAILURE_WINDOW", default=60.0)
+# Take the client address from the last X-Forwarded-For entry (only behind a proxy that appends it).
+TOLLGATE_TRUST_X_FORWARDED_FOR = env.bool("TOLLGATE_TRUST_X_FORWARDED_FOR", default=False)
+# --- end security -------------------------------------------------------------------------------------------
 
 # The proxy refuses bodies above this many bytes (413); a 100k-token prompt is ~400 KB.
 TOLLGATE_MAX_REQUEST_BYTES = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=8 * 1024 * 1024)

@@ -1,0 +1,283 @@
+"""Guards around authentication: slowing down guessing from one address, and refusing a weak master key.
+
+Failed authentications are counted per client address in fixed windows, in this process (a dict) or, with
+REDIS_URL, in Redis so that every server process sees the same count. Neither touches the database. After
+`TOLLGATE_AUTH_FAILURE_LIMIT` failures within `TOLLGATE_AUTH_FAILURE_WINDOW` seconds, the address gets 429 with a
+`retry-after` until the window ends, whether or not the key it sends is right.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio
+from django.conf import settings
+from django.core import checks
+
+from keys.errors import RateLimited
+
+logger = logging.getLogger(__name__)
+
+_REDIS_ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
+_REDIS_PREFIX = "tollgate:authfail:"
+# The in-process table is pruned of ended windows past this many addresses, so a spray of addresses cannot grow it.
+_MAX_TRACKED_ADDRESSES = 100_000
+
+
+class AuthThrottled(RateLimited):
+    """Too many failed authentications from one address: a 429 with `retry-after` (a RateLimited to the proxy)."""
+
+    code = "too_many_failed_auth"
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            f"Too many failed authentication attempts from this address. Try again in {retry_after} seconds.",
+            headers={"retry-after": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class _Window:
+    ends: float
+    failures: int = 0
+
+
+class AuthFailureCounter:
+    """Failed authentications per address; Redis-backed when a URL is given, with this process as the fallback."""
+
+    def __init__(self, limit: int, window: float, redis_url: str = ""):
+        self.limit = limit
+        self.window = window
+        self.redis_url = redis_url
+        self._local: dict[str, _Window] = {}
+        self._async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+        self._sync_client: redis.Redis | None = None
+        self._pending: set[asyncio.Task] = set()
+
+    # --- this process -------------------------------------------------------------------------------------
+
+    def _local_retry_after(self, address: str, now: float) -> int:
+        window = self._local.get(address)
+        if window is None or window.ends <= now or window.failures < self.limit:
+            return 0
+        return max(1, round(window.ends - now))
+
+    def _record_local(self, address: str, now: float) -> None:
+        window = self._local.get(address)
+        if window is None or window.ends <= now:
+            if len(self._local) >= _MAX_TRACKED_ADDRESSES:
+                self._local = {key: value for key, value in self._local.items() if value.ends > now}
+            window = self._local[address] = _Window(ends=now + self.window)
+        window.failures += 1
+
+    # --- Redis --------------------------------------------------------------------------------------------
+
+    def _redis_async(self) -> redis.asyncio.Redis:
+        # An asyncio client belongs to the loop it was made on (tests run a loop per test).
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            self._async_clients[loop] = client
+        return client
+
+    def _redis_sync(self) -> redis.Redis:
+        if self._sync_client is None:
+            self._sync_client = redis.Redis.from_url(self.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return self._sync_client
+
+    def _retry_after_from(self, failures, ttl_ms) -> int:
+        if failures is None or int(failures) < self.limit or ttl_ms is None or int(ttl_ms) <= 0:
+            return 0
+        return max(1, round(int(ttl_ms) / 1000))
+
+    def _redis_unavailable(self, exc: Exception) -> None:
+        logger.warning("Redis unavailable for the failed-auth throttle (%s): counting in this process", exc)
+
+    # --- the interface ------------------------------------------------------------------------------------
+
+    async def retry_after(self, address: str) -> int:
+        """Seconds this address must wait before authenticating again; 0 when it may try now."""
+        local = self._local_retry_after(address, time.monotonic())
+        if local or not self.redis_url:
+            return local
+        try:
+            async with self._redis_async().pipeline(transaction=False) as pipe:
+                failures, ttl_ms = await pipe.get(_REDIS_PREFIX + address).pttl(_REDIS_PREFIX + address).execute()
+        except _REDIS_ERRORS as exc:
+            self._redis_unavailable(exc)
+            return 0
+        return self._retry_after_from(failures, ttl_ms)
+
+    def retry_after_sync(self, address: str) -> int:
+        """`retry_after` for synchronous code (the management API's views)."""
+        local = self._local_retry_after(address, time.monotonic())
+        if local or not self.redis_url:
+            return local
+        try:
+            with self._redis_sync().pipeline(transaction=False) as pipe:
+                failures, ttl_ms = pipe.get(_REDIS_PREFIX + address).pttl(_REDIS_PREFIX + address).execute()
+        except _REDIS_ERRORS as exc:
+            self._redis_unavailable(exc)
+            return 0
+        return self._retry_after_from(failures, ttl_ms)
+
+    def record_failure(self, address: str) -> None:
+        """Count one failed authentication; on an event loop the Redis write runs as a task of its own."""
+        self._record_local(address, time.monotonic())
+        if not self.redis_url:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._record_redis_sync(address)
+            return
+        task = loop.create_task(self._record_redis(address))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _window_ms(self) -> int:
+        return max(1, int(self.window * 1000))
+
+    async def _record_redis(self, address: str) -> None:
+        key = _REDIS_PREFIX + address
+        try:
+            async with self._redis_async().pipeline(transaction=True) as pipe:
+                await pipe.set(key, 0, px=self._window_ms(), nx=True).incr(key).execute()
+        except _REDIS_ERRORS as exc:
+            self._redis_unavailable(exc)
+
+    def _record_redis_sync(self, address: str) -> None:
+        key = _REDIS_PREFIX + address
+        try:
+            with self._redis_sync().pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, px=self._window_ms(), nx=True).incr(key).execute()
+        except _REDIS_ERRORS as exc:
+            self._redis_unavailable(exc)
+
+    async def flush(self) -> None:
+        """Wait for Redis writes still under way (tests, and a clean shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Finish pending writes and close this loop's Redis connections (tests, shutdown)."""
+        await self.flush()
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+
+_counter: AuthFailureCounter | None = None
+
+
+def auth_failures() -> AuthFailureCounter:
+    """This process's counter, made from the settings on first use."""
+    global _counter
+    if _counter is None:
+        _counter = AuthFailureCounter(
+            limit=settings.TOLLGATE_AUTH_FAILURE_LIMIT,
+            window=settings.TOLLGATE_AUTH_FAILURE_WINDOW,
+            redis_url=settings.REDIS_URL,
+        )
+    return _counter
+
+
+def reset_auth_failures() -> None:
+    """Forget every count of this process and start again from the settings (tests; settings changes)."""
+    global _counter
+    _counter = None
+
+
+async def check_auth_throttle(client_ip: str) -> None:
+    """Raise AuthThrottled when this address failed to authenticate too often lately (call before authenticating)."""
+    if settings.TOLLGATE_AUTH_FAILURE_LIMIT <= 0:
+        return
+    wait = await auth_failures().retry_after(client_ip)
+    if wait:
+        raise AuthThrottled(wait)
+
+
+def check_auth_throttle_sync(client_ip: str) -> None:
+    """`check_auth_throttle` for synchronous code."""
+    if settings.TOLLGATE_AUTH_FAILURE_LIMIT <= 0:
+        return
+    wait = auth_failures().retry_after_sync(client_ip)
+    if wait:
+        raise AuthThrottled(wait)
+
+
+def record_auth_failure(client_ip: str) -> None:
+    """Count a failed authentication from this address (call when a key is missing or wrong)."""
+    if settings.TOLLGATE_AUTH_FAILURE_LIMIT > 0:
+        auth_failures().record_failure(client_ip)
+
+
+def client_ip(request) -> str:
+    """The caller's address: the TCP peer, or behind a trusted proxy the address it appended to X-Forwarded-For.
+
+    Only the right-most X-Forwarded-For entry is taken (the one our own proxy wrote); the others are the client's
+    to choose, so trusting them would let anyone pick a fresh address for every guess.
+    """
+    if settings.TOLLGATE_TRUST_X_FORWARDED_FOR:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+# --- the master key -----------------------------------------------------------------------------------------
+
+MIN_MASTER_KEY_LENGTH = 32
+# Keys that appear in LiteLLM's and Tollgate's docs and in countless copied configs.
+WELL_KNOWN_MASTER_KEYS = frozenset(
+    {
+        "sk-1234",
+        "sk-12345",
+        "sk-123456",
+        "sk-1234567890",
+        "sk-my-master-key",
+        "sk-master-key",
+        "sk-litellm-master-key",
+        "sk-tollgate",
+        "changeme",
+        "change-me",
+        "password",
+        "secret",
+        "admin",
+        "master_key",
+        "master-key",
+    }
+)
+_GENERATE_HINT = "Generate one with: python -c \"import secrets; print('sk-' + secrets.token_urlsafe(32))\""
+
+
+def master_key_problem(master_key: str) -> str:
+    """Why this master key is too weak to guard a gateway, or "" when it is strong enough."""
+    if not master_key:
+        return ""  # no master key: the management API and the admin key are simply off
+    if master_key.lower() in WELL_KNOWN_MASTER_KEYS:
+        return "the master key is a well-known example key"
+    if len(master_key) < MIN_MASTER_KEY_LENGTH:
+        return f"the master key is {len(master_key)} characters long; it must have at least {MIN_MASTER_KEY_LENGTH}"
+    if len(set(master_key)) < 8:
+        return "the master key repeats too few characters to be random"
+    return ""
+
+
+def check_master_key(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A system check (so `serve`, `migrate` and `check` refuse to run): outside DEBUG, the master key is strong."""
+    problem = master_key_problem(settings.TOLLGATE_MASTER_KEY)
+    if not problem:
+        return []
+    hint = f"Set TOLLGATE_MASTER_KEY (or general_settings.master_key) to a random key. {_GENERATE_HINT}"
+    if settings.DEBUG:
+        return [checks.Warning(f"Weak master key: {problem}.", hint=hint, id="tollgate.W001")]
+    return [checks.Error(f"Weak master key: {problem}.", hint=hint, id="tollgate.E001")]

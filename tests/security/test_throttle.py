@@ -1,0 +1,188 @@
+"""Repeated failed authentication from one address is slowed down (429 with retry-after), without the database."""
+
+import asyncio
+import os
+import secrets
+
+import pytest
+import redis
+
+from gateway import security
+from gateway.security import AuthFailureCounter, AuthThrottled
+from keys.errors import RateLimited
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+BACKENDS = ["process", pytest.param("redis", marks=pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL"))]
+
+
+def fresh_address() -> str:
+    return f"198.51.100.{secrets.randbelow(250)}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+async def counters():
+    """Makes counters, and closes their connections on the test's own event loop."""
+    made = []
+
+    def make(backend: str, limit: int = 3, window: float = 60.0, redis_url: str | None = None):
+        url = redis_url if redis_url is not None else (REDIS_URL if backend == "redis" else "")
+        made.append(AuthFailureCounter(limit=limit, window=window, redis_url=url))
+        return made[-1]
+
+    yield make
+    for made_counter in made:
+        await made_counter.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_address_is_refused_after_the_limit_and_others_are_not(counters, backend):
+    failures, address, other = counters(backend), fresh_address(), fresh_address()
+    for _ in range(2):
+        failures.record_failure(address)
+    await failures.flush()
+    assert await failures.retry_after(address) == 0
+
+    failures.record_failure(address)
+    await failures.flush()
+
+    assert 55 <= await failures.retry_after(address) <= 60
+    assert await failures.retry_after(other) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_window_ends(counters, backend):
+    failures, address = counters(backend, limit=1, window=0.3), fresh_address()
+    failures.record_failure(address)
+    await failures.flush()
+    assert await failures.retry_after(address) >= 1
+
+    await asyncio.sleep(0.4)
+
+    assert await failures.retry_after(address) == 0
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+async def test_every_process_sees_the_failures_counted_in_redis(counters):
+    address = fresh_address()
+    first, second = counters("redis"), counters("redis")
+    for _ in range(3):
+        first.record_failure(address)
+    await first.flush()
+
+    assert await second.retry_after(address) > 0
+    assert second.retry_after_sync(address) > 0
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_synchronous_code_counts_in_redis_too():
+    address = fresh_address()
+    first, second = AuthFailureCounter(3, 60, REDIS_URL), AuthFailureCounter(3, 60, REDIS_URL)
+    for _ in range(3):
+        first.record_failure(address)
+
+    assert second.retry_after_sync(address) > 0
+    first._sync_client.close()
+    second._sync_client.close()
+
+
+async def test_lost_redis_falls_back_to_this_process(counters, caplog):
+    failures, address = counters("redis", limit=2, redis_url="redis://127.0.0.1:1/0"), fresh_address()
+    assert await failures.retry_after(address) == 0
+    failures.record_failure(address)
+    failures.record_failure(address)
+    await failures.flush()
+
+    assert await failures.retry_after(address) > 0
+    assert "counting in this process" in caplog.text
+
+
+def test_the_in_process_table_stays_bounded(monkeypatch):
+    monkeypatch.setattr(security, "_MAX_TRACKED_ADDRESSES", 100)
+    failures = AuthFailureCounter(limit=5, window=0.0001)
+    for index in range(1000):
+        failures.record_failure(f"10.0.{index // 256}.{index % 256}")
+
+    assert len(failures._local) <= 100
+
+
+@pytest.fixture
+def throttle(settings):
+    settings.TOLLGATE_AUTH_FAILURE_LIMIT = 2
+    settings.TOLLGATE_AUTH_FAILURE_WINDOW = 60
+    security.reset_auth_failures()
+    yield
+    security.reset_auth_failures()
+
+
+@pytest.fixture
+async def async_throttle(throttle):
+    yield
+    await security.auth_failures().close()
+
+
+async def test_check_raises_a_rate_limit_the_proxy_maps_to_429(async_throttle):
+    address = fresh_address()
+    await security.check_auth_throttle(address)
+    security.record_auth_failure(address)
+    security.record_auth_failure(address)
+    await security.auth_failures().flush()
+
+    with pytest.raises(AuthThrottled) as refused:
+        await security.check_auth_throttle(address)
+
+    assert isinstance(refused.value, RateLimited)
+    assert refused.value.code == "too_many_failed_auth"
+    assert 1 <= int(refused.value.headers["retry-after"]) <= 60
+    with pytest.raises(AuthThrottled):
+        security.check_auth_throttle_sync(address)
+
+
+async def test_a_limit_of_zero_turns_the_throttle_off(async_throttle, settings):
+    settings.TOLLGATE_AUTH_FAILURE_LIMIT = 0
+    address = fresh_address()
+    for _ in range(10):
+        security.record_auth_failure(address)
+
+    await security.check_auth_throttle(address)
+
+
+@pytest.mark.django_db
+def test_counting_and_checking_never_query_the_database(throttle, django_assert_num_queries):
+    address = fresh_address()
+
+    async def fail_then_check():
+        for _ in range(5):
+            security.record_auth_failure(address)
+        try:
+            await security.check_auth_throttle(address)
+        finally:
+            await security.auth_failures().close()
+
+    with django_assert_num_queries(0), pytest.raises(AuthThrottled):
+        asyncio.run(fail_then_check())
+
+
+@pytest.mark.parametrize(
+    ("trust", "forwarded", "expected"),
+    [
+        (False, "203.0.113.9", "192.0.2.1"),
+        (True, "203.0.113.9", "203.0.113.9"),
+        # Only the entry our own proxy appended counts: the client chooses the others.
+        (True, "10.9.9.9, 203.0.113.9", "203.0.113.9"),
+        (True, "", "192.0.2.1"),
+    ],
+)
+def test_client_ip(rf, settings, trust, forwarded, expected):
+    settings.TOLLGATE_TRUST_X_FORWARDED_FOR = trust
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+    request = rf.get("/v1/models", REMOTE_ADDR="192.0.2.1", **headers)
+
+    assert security.client_ip(request) == expected
+
+
+def teardown_module():
+    if REDIS_URL:
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter("tollgate:authfail:198.51.100.*"):
+            client.delete(key)
+        client.close()
