@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import path, reverse
 
+from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_CUSTOM, SOURCE_UNPRICED
 from spend import dashboard
 from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.models import BudgetReset, DailySpend, SpendLog
@@ -25,6 +26,19 @@ def rollup_values_filter(field: str, label: str) -> type[admin.SimpleListFilter]
             return queryset.filter(**{field: self.value()}) if self.value() else queryset
 
     return RollupValuesFilter
+
+
+class PricingSourceFilter(admin.SimpleListFilter):
+    """Fixed choices: a DISTINCT over the raw logs would scan all of them."""
+
+    title = "pricing source"
+    parameter_name = "pricing_source"
+
+    def lookups(self, request, model_admin):
+        return [(source, source) for source in (SOURCE_CUSTOM, SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_UNPRICED)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(pricing_source=self.value()) if self.value() else queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -50,10 +64,13 @@ class SpendLogAdmin(ReadOnlyAdmin):
         rollup_values_filter("key_hash", "key"),
         rollup_values_filter("model_group", "model"),
         "status",
-        "pricing_source",
+        PricingSourceFilter,
     )
     search_fields = ("=request_id",)
-    sortable_by = ("start_time",)
+    # Newest first by id: a walk down the primary key stops after a page even under a filter; ordering by
+    # start_time (and id, to be deterministic) would sort every matching row first.
+    ordering = ("-id",)
+    sortable_by = ()
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
