@@ -218,8 +218,17 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# A key generated without `duration` expires after this long ("1h", "30d", ... or "never"), as LiteLLM's default.
+KEY_DEFAULT_DURATION = env.str("KEY_DEFAULT_DURATION", default="1h")
+# Crossing a soft_budget is announced once per budget period by a POST here (unset: only the admin flag).
+TOLLGATE_ALERT_WEBHOOK_URL = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
+# Raw spend logs older than this many days are pruned (their daily rollups stay); unset keeps every log.
+SPEND_LOG_RETENTION_DAYS = env.int("SPEND_LOG_RETENTION_DAYS", default=0) or None
 CELERY_BEAT_SCHEDULE = {
     "refresh-cost-map": {"task": "pricing.tasks.refresh_cost_map", "schedule": COST_MAP_REFRESH_SECONDS},
+    "rollup-spend": {"task": "spend.tasks.rollup_spend", "schedule": env.float("SPEND_ROLLUP_SECONDS", default=60.0)},
+    "reset-budgets": {"task": "spend.tasks.reset_budgets", "schedule": env.float("BUDGET_RESET_SECONDS", default=30.0)},
+    "prune-spend-logs": {"task": "spend.tasks.prune_spend_logs", "schedule": 3600.0},
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
