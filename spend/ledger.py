@@ -9,6 +9,7 @@ charges nothing the second time, because a request_id already in the ledger is s
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from spend.models import SpendLog
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH = 500
+_PROBE_INTERVAL_SECONDS = 1.0
 _ZERO = Decimal(0)
 
 
@@ -64,6 +66,8 @@ class SpendEntry:
 
 class LedgerUnavailable(Exception):
     """The ledger could not commit; the call cannot be charged."""
+
+    code = "ledger_unavailable"
 
 
 def write_batch(entries: list[SpendEntry]) -> None:
@@ -118,6 +122,23 @@ class Ledger:
         self._pending: list[tuple[SpendEntry, asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self.failing_since: float | None = None  # a commit failed and none has succeeded since
+        self._last_probe = 0.0
+
+    async def ensure_available(self) -> None:
+        """Refuse a call up front while the database cannot take its charge: never serve what cannot be charged.
+
+        While failing, at most one probe a second asks the database whether it is back."""
+        if self.failing_since is None:
+            return
+        now = time.monotonic()
+        if now - self._last_probe >= _PROBE_INTERVAL_SECONDS:
+            self._last_probe = now
+            if await asyncio.get_running_loop().run_in_executor(self._executor, _database_answers):
+                self.failing_since = None
+                logger.warning("spend ledger: the database is back, calls are served again")
+                return
+        raise LedgerUnavailable("The spend ledger cannot reach its database; calls are refused until it is back.")
 
     def submit(self, entry: SpendEntry) -> asyncio.Future:
         """Queue an entry; the future resolves once it is committed (or fails with LedgerUnavailable)."""
@@ -145,10 +166,12 @@ class Ledger:
                     await loop.run_in_executor(self._executor, self._write, [entry for entry, _ in batch])
                 except Exception as exc:
                     logger.exception("spend ledger could not commit %d entries", len(batch))
+                    self.failing_since = self.failing_since or time.monotonic()
                     for _entry, future in batch:
                         if not future.done():
                             future.set_exception(LedgerUnavailable(str(exc.__class__.__name__)))
                 else:
+                    self.failing_since = None
                     for _entry, future in batch:
                         if not future.done():
                             future.set_result(None)
@@ -166,6 +189,17 @@ class Ledger:
             # Another process logged one of these request ids between our check and our insert: once more, and
             # this time the check sees it.
             self._writer(entries)
+
+
+def _database_answers() -> bool:
+    close_old_connections()
+    try:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
 
 
 _ledgers: dict[asyncio.AbstractEventLoop, Ledger] = {}

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 
 from keys import errors as key_errors
 from pricing.errors import UnpricedModelBlocked
+from spend.ledger import LedgerUnavailable
 
 
 class ProxyError(Exception):
@@ -64,6 +65,7 @@ _DOMAIN_STATUS = {
     key_errors.BudgetExceeded: (400, "budget_exceeded"),
     key_errors.RateLimited: (429, "rate_limit_error"),
     UnpricedModelBlocked: (400, "invalid_request_error"),
+    LedgerUnavailable: (503, "api_error"),
 }
 
 

@@ -128,6 +128,7 @@ async def handle(request, call_type: str) -> HttpResponse:
     try:
         call.caller = await authenticate(request.headers.get("Authorization"))
         call.payload = parse_payload(request.body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES)
+        await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]
         call.group = call.caller.resolve_model(requested)

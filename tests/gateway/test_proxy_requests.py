@@ -149,3 +149,30 @@ async def test_unpriced_deployment_is_logged_at_zero_or_refused_when_blocking(se
     assert (log.pricing_source, log.cost) == ("unpriced", Decimal(0))
     assert refused.status_code == 400
     assert orjson.loads(refused.content)["error"]["code"] == "unpriced_model"
+
+
+async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after(mock_deployment, monkeypatch):
+    from django.db import OperationalError
+
+    from spend import ledger as ledger_module
+
+    current = ledger_module.ledger()
+
+    def database_down(entries):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(current, "_writer", database_down)
+    served_but_not_chargeable = await post("/v1/chat/completions", CHAT)
+    monkeypatch.setattr(ledger_module, "_database_answers", lambda: False)
+    refused = await post("/v1/chat/completions", CHAT)
+
+    monkeypatch.setattr(current, "_writer", ledger_module.write_batch)
+    monkeypatch.setattr(ledger_module, "_database_answers", lambda: True)
+    current._last_probe = 0.0
+    resumed = await post("/v1/chat/completions", CHAT)
+
+    assert served_but_not_chargeable.status_code == 503
+    assert refused.status_code == 503
+    assert orjson.loads(refused.content)["error"]["code"] == "ledger_unavailable"
+    assert resumed.status_code == 200
+    assert await SpendLog.objects.acount() == 1
