@@ -1,43 +1,21 @@
 """Who is calling: the hot-path authentication of the proxy.
 
-The master key is compared in constant time. Virtual keys plug in behind `authenticate`; whatever they add,
-the proxy only ever sees a `Caller`.
+The master key is compared in constant time. Virtual keys are looked up by the SHA-256 of the bearer token in a
+per-process cache (keys.cache): a known key costs no database query, and an unknown one is refused from the
+in-memory set of valid hashes without one. Whatever keys add, the proxy only ever sees a `Caller`.
 """
 
+import hashlib
 import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.utils import timezone
 
-from keys.errors import AccessDenied, AuthenticationFailed
+from keys.cache import key_cache
+from keys.caller import MASTER, Caller, Limits
+from keys.errors import AuthenticationFailed
 
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated caller: the master key, or a virtual key with its user's and team's limits."""
-
-    is_master: bool
-    key_hash: str = ""
-    key_alias: str = ""
-    user_id: str = ""
-    team_id: str = ""
-    models: frozenset[str] = frozenset()  # empty: every model
-    aliases: Mapping[str, str] = field(default_factory=dict)
-
-    def resolve_model(self, requested: str) -> str:
-        """The model group a requested name maps to (the key's aliases, then its team's)."""
-        return self.aliases.get(requested, requested)
-
-    def check_model_access(self, group: str, requested: str) -> None:
-        if self.models and group not in self.models and requested not in self.models:
-            raise AccessDenied(
-                f"This key may not call model {requested!r}. Allowed models: {', '.join(sorted(self.models))}",
-                param="model",
-            )
-
-    def may_use(self, group: str) -> bool:
-        return not self.models or group in self.models
+__all__ = ["MASTER", "Caller", "Limits", "authenticate", "bearer_token", "hash_key", "is_master_key", "sync_key_cache"]
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -54,13 +32,24 @@ def is_master_key(token: str) -> bool:
     return bool(master) and hmac.compare_digest(token.encode(), master.encode())
 
 
+def hash_key(raw_key: str) -> str:
+    """The stored form of a key: the hex SHA-256 of the raw secret."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
 async def authenticate(authorization: str | None) -> Caller:
     token = bearer_token(authorization)
     if not token:
         raise AuthenticationFailed("No API key provided. Send it as 'Authorization: Bearer <key>'.")
     if is_master_key(token):
         return MASTER
-    raise AuthenticationFailed("Invalid API key.")
+    caller = await key_cache().caller(hash_key(token))
+    if caller is None:
+        raise AuthenticationFailed("Invalid API key.")
+    caller.check_usable(timezone.now())
+    return caller
 
 
-MASTER = Caller(is_master=True)
+def sync_key_cache() -> None:
+    """Apply every key, user and team change since the last call to this process's key cache (sync thread)."""
+    key_cache().sync()

@@ -107,7 +107,10 @@ class VirtualKey(models.Model):
 
 
 class KeyChange(models.Model):
-    """An append-only log of key, user and team changes: every server process applies the rows it has not seen."""
+    """An append-only log of key, user and team changes: who changed what, when.
+
+    Every server process applies the rows it has not seen to its key cache (keys.cache), so a change takes effect
+    everywhere within a sync interval; the admin shows the log as the audit trail."""
 
     class Kind(models.TextChoices):
         KEY = "key"
@@ -116,16 +119,26 @@ class KeyChange(models.Model):
 
     kind = models.CharField(max_length=4, choices=Kind.choices)
     entity_id = models.CharField(max_length=200, help_text="token_hash, user_id or team_id")
+    action = models.CharField(max_length=20, default="updated", help_text="created, updated, deleted, blocked…")
     deleted = models.BooleanField(default=False, help_text="The entity no longer exists.")
+    actor = models.CharField(max_length=200, blank=True, help_text="Who: the master key, an admin user, a task.")
+    changes = models.JSONField(default=dict, blank=True, help_text="What: the fields set, as given.")
     changed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["id"]
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["kind", "entity_id"])]
 
     def __str__(self) -> str:
-        return f"#{self.id} {self.kind} {self.entity_id}{' deleted' if self.deleted else ''}"
+        return f"#{self.id} {self.kind} {self.entity_id} {self.action}"
 
 
-def record_change(kind: str, entity_id: str, *, deleted: bool = False) -> None:
-    """Tell every server process that a key, user or team changed. Call inside the transaction that changed it."""
-    KeyChange.objects.create(kind=kind, entity_id=entity_id, deleted=deleted)
+def record_change(
+    kind: str, entity_id: str, *, action: str = "updated", deleted: bool = False, actor: str = "", changes=None
+) -> None:
+    """Tell every server process that a key, user or team changed (and keep who/what for the audit trail).
+
+    Call it inside the transaction that made the change: the spend app's budget reset calls it too."""
+    KeyChange.objects.create(
+        kind=kind, entity_id=entity_id, action=action, deleted=deleted, actor=actor[:200], changes=changes or {}
+    )

@@ -1,0 +1,198 @@
+"""The key, team and user management API (LiteLLM's /key/*, /team/*, /user/*): master key only.
+
+Each view parses with its input serializer, calls one service or selector, and renders with its output serializer.
+"""
+
+import math
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from keys import selectors, services
+from keys.api import serializers as s
+from keys.models import InternalUser, Team
+
+ACTOR = "master_key"
+
+
+def _input(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _found(lookup, value):
+    try:
+        return lookup(value)
+    except services.NotFound as exc:
+        raise exceptions.NotFound({exc.param: [str(exc)]}) from None
+
+
+def _all_found(model, field: str, values: list[str], param: str) -> list:
+    rows = list(model.objects.filter(**{f"{field}__in": values}))
+    missing = set(values) - {getattr(row, field) for row in rows}
+    if missing:
+        raise exceptions.NotFound({param: [f"Not found: {', '.join(sorted(missing))}"]})
+    return rows
+
+
+def _generated(raw_key: str, key) -> dict:
+    key.raw_key = raw_key
+    return s.GeneratedKeyOutput(selectors.key_with_spend(key)).data
+
+
+# -- keys ---------------------------------------------------------------------------------------------------------------
+
+
+class KeyGenerateView(APIView):
+    def post(self, request):
+        data = _input(s.KeyGenerateInput, request.data)
+        raw_key, key = services.generate_key(data, actor=ACTOR)
+        return Response(_generated(raw_key, key))
+
+
+class KeyInfoView(APIView):
+    def get(self, request):
+        data = _input(s.KeyRefInput, request.query_params.dict())
+        key = _found(services.find_key, data["key"])
+        return Response(s.KeyInfoOutput({"key": data["key"], "info": selectors.key_with_spend(key)}).data)
+
+
+class KeyUpdateView(APIView):
+    def post(self, request):
+        data = dict(_input(s.KeyUpdateInput, request.data))
+        key = _found(services.find_key, data.pop("key"))
+        key = services.update_key(key, data, actor=ACTOR)
+        return Response(s.KeyOutput(selectors.key_with_spend(key)).data)
+
+
+class KeyRegenerateView(APIView):
+    def post(self, request):
+        data = dict(_input(s.KeyRegenerateInput, request.data))
+        key = _found(services.find_key, data.pop("key"))
+        raw_key, key = services.regenerate_key(key, data, actor=ACTOR)
+        return Response(_generated(raw_key, key))
+
+
+class KeyBlockView(APIView):
+    blocked = True
+
+    def post(self, request):
+        data = _input(s.KeyRefInput, request.data)
+        key = _found(services.find_key, data["key"])
+        action = "blocked" if self.blocked else "unblocked"
+        key = services.update_key(key, {"blocked": self.blocked}, actor=ACTOR, action=action)
+        return Response(s.KeyOutput(selectors.key_with_spend(key)).data)
+
+
+class KeyUnblockView(KeyBlockView):
+    blocked = False
+
+
+class KeyDeleteView(APIView):
+    def post(self, request):
+        data = _input(s.KeyDeleteInput, request.data)
+        keys = [_found(services.find_key, key) for key in data["keys"]]
+        deleted = services.delete_keys(keys, actor=ACTOR)
+        return Response(s.KeyDeleteOutput({"deleted_keys": deleted}).data)
+
+
+class KeyListView(APIView):
+    def get(self, request):
+        data = _input(s.KeyListInput, request.query_params.dict())
+        filters = {name: data[name] for name in ("team_id", "user_id", "key_alias") if name in data}
+        keys, total = selectors.key_page(filters, data["page"], data["size"])
+        if data["return_full_object"]:
+            listed = s.KeyOutput([selectors.key_with_spend(key) for key in keys], many=True).data
+        else:
+            listed = [key.token_hash for key in keys]
+        page = {
+            "keys": listed,
+            "total_count": total,
+            "current_page": data["page"],
+            "total_pages": math.ceil(total / data["size"]),
+        }
+        return Response(s.KeyListOutput(page).data)
+
+
+# -- teams --------------------------------------------------------------------------------------------------------------
+
+
+class TeamNewView(APIView):
+    def post(self, request):
+        team = services.create_team(_input(s.TeamNewInput, request.data), actor=ACTOR)
+        return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
+
+
+class TeamInfoView(APIView):
+    def get(self, request):
+        team = _found(services.find_team, _input(s.TeamRefInput, request.query_params.dict())["team_id"])
+        return Response(s.TeamInfoOutput(selectors.team_info(team)).data)
+
+
+class TeamUpdateView(APIView):
+    def post(self, request):
+        data = dict(_input(s.TeamUpdateInput, request.data))
+        team = _found(services.find_team, data.pop("team_id"))
+        team = services.update_team(team, data, actor=ACTOR)
+        return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
+
+
+class TeamDeleteView(APIView):
+    def post(self, request):
+        team_ids = _input(s.TeamDeleteInput, request.data)["team_ids"]
+        teams = _all_found(Team, "team_id", team_ids, "team_ids")
+        return Response(s.TeamDeleteOutput({"deleted_teams": services.delete_teams(teams, actor=ACTOR)}).data)
+
+
+class TeamListView(APIView):
+    def get(self, request):
+        teams = Team.objects.prefetch_related("members")
+        return Response(s.TeamOutput([selectors.team_with_spend(team) for team in teams], many=True).data)
+
+
+# -- users --------------------------------------------------------------------------------------------------------------
+
+
+class UserNewView(APIView):
+    def post(self, request):
+        data = dict(_input(s.UserNewInput, request.data))
+        user, user.raw_key, key = services.create_user(data, actor=ACTOR, with_key=data.pop("auto_create_key"))
+        user.key_expires = key.expires if key else None
+        return Response(s.NewUserOutput(selectors.user_with_spend(user)).data)
+
+
+class UserInfoView(APIView):
+    def get(self, request):
+        user = _found(services.find_user, _input(s.UserRefInput, request.query_params.dict())["user_id"])
+        return Response(s.UserInfoOutput(selectors.user_info(user)).data)
+
+
+class UserUpdateView(APIView):
+    def post(self, request):
+        data = dict(_input(s.UserUpdateInput, request.data))
+        user = _found(services.find_user, data.pop("user_id"))
+        user = services.update_user(user, data, actor=ACTOR)
+        return Response(s.UserOutput(selectors.user_with_spend(user)).data)
+
+
+class UserDeleteView(APIView):
+    def post(self, request):
+        user_ids = _input(s.UserDeleteInput, request.data)["user_ids"]
+        users = _all_found(InternalUser, "user_id", user_ids, "user_ids")
+        return Response(s.UserDeleteOutput({"deleted_users": services.delete_users(users, actor=ACTOR)}).data)
+
+
+class UserListView(APIView):
+    def get(self, request):
+        data = _input(s.UserListInput, request.query_params.dict())
+        users, total = selectors.user_page(data["page"], data["page_size"])
+        page = {
+            "users": [selectors.user_with_spend(user) for user in users],
+            "total": total,
+            "page": data["page"],
+            "page_size": data["page_size"],
+            "total_pages": math.ceil(total / data["page_size"]),
+        }
+        return Response(s.UserListOutput(page).data)

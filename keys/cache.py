@@ -1,0 +1,242 @@
+"""The per-process key cache behind `authenticate`: no database query for a known key, none for an unknown one.
+
+The set of every valid key hash is loaded once; a key's state (its `Caller`) is loaded off the event loop the first
+time it is used and kept. `sync()` runs on the gateway's sync thread every TOLLGATE_SYNC_INTERVAL seconds: one
+query for the `KeyChange` rows it has not seen, and one more to reload the cached keys they touch. Services also
+run it when their transaction commits, so a change made through this process applies at once.
+"""
+
+import asyncio
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import close_old_connections
+
+from keys.caller import Caller, Limits
+from keys.models import InternalUser, KeyChange, Team, VirtualKey
+
+# Hashes the valid set held but the database did not (a key deleted a moment ago): refused without a query.
+_MISSING_LIMIT = 10_000
+# Special entries of a `models` list that mean "every model".
+_ALL_MODELS = {"all-proxy-models", "*"}
+
+
+def _model_set(models: list | None) -> frozenset[str]:
+    names = frozenset(str(name) for name in models or ())
+    return frozenset() if names & _ALL_MODELS else names
+
+
+def _period(reset_at: datetime | None) -> int:
+    return int(reset_at.timestamp() * 1000) if reset_at is not None else 0
+
+
+def limits_of(kind: str, entity_id: str, label: str, row, soft_budget: Decimal | None = None) -> Limits:
+    """A key's, user's or team's limits, from its row."""
+    return Limits(
+        kind=kind,
+        entity_id=entity_id,
+        label=label,
+        max_budget=row.max_budget,
+        soft_budget=soft_budget,
+        spend=row.spend,
+        period=_period(row.budget_reset_at),
+        rpm_limit=getattr(row, "rpm_limit", None),
+        tpm_limit=getattr(row, "tpm_limit", None),
+        max_parallel_requests=getattr(row, "max_parallel_requests", None),
+    )
+
+
+def key_limits(key: VirtualKey) -> Limits:
+    return limits_of("key", key.token_hash, f"key {key.key_alias or key.key_hint}", key, key.soft_budget)
+
+
+def user_limits(user: InternalUser) -> Limits:
+    return limits_of("user", user.user_id, f"user {user.user_id}", user)
+
+
+def team_limits(team: Team) -> Limits:
+    return limits_of("team", team.team_id, f"team {team.team_alias or team.team_id}", team)
+
+
+def caller_for(key: VirtualKey) -> Caller:
+    """The proxy's view of a key row (with its user and team selected)."""
+    user: InternalUser | None = key.user
+    team: Team | None = key.team
+    aliases = {**(team.model_aliases if team else {}), **(key.aliases or {})}
+    return Caller(
+        is_master=False,
+        key_hash=key.token_hash,
+        key_alias=key.key_alias,
+        user_id=user.user_id if user else "",
+        team_id=team.team_id if team else "",
+        models=_model_set(key.models),
+        aliases=aliases,
+        team_models=_model_set(team.models) if team else frozenset(),
+        user_models=_model_set(user.models) if user else frozenset(),
+        key_hint=key.key_hint,
+        expires=key.expires,
+        blocked=key.blocked or bool(team and team.blocked),
+        key_limits=key_limits(key),
+        user_limits=user_limits(user) if user else None,
+        team_limits=team_limits(team) if team else None,
+    )
+
+
+def load_callers(token_hashes) -> dict[str, Caller]:
+    keys = VirtualKey.objects.select_related("user", "team").filter(token_hash__in=list(token_hashes))
+    return {key.token_hash: caller_for(key) for key in keys}
+
+
+def _with_fresh_connection(function, *args):
+    close_old_connections()
+    try:
+        return function(*args)
+    finally:
+        close_old_connections()
+
+
+class KeyCache:
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tollgate-keys")
+        self.loaded = False
+        self.valid: set[str] = set()
+        self.callers: dict[str, Caller] = {}
+        self.missing: OrderedDict[str, None] = OrderedDict()
+        self.last_change_id = 0
+        self.generation = 0  # moves whenever a change is applied: a load that raced it is not kept
+        self._loading: dict[str, Future] = {}
+        self._first_load: Future | None = None
+
+    # -- the event loop side ------------------------------------------------------------------------------------
+
+    async def caller(self, token_hash: str) -> Caller | None:
+        caller = self.callers.get(token_hash)
+        if caller is not None:
+            return caller
+        if not self.loaded:
+            await self._wait_for(self._start_first_load())
+        if token_hash not in self.valid or token_hash in self.missing:
+            return None
+        return await self._wait_for(self._start_key_load(token_hash))
+
+    @staticmethod
+    async def _wait_for(future: Future):
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    def _start_first_load(self) -> Future:
+        with self._lock:
+            if self._first_load is None or (self._first_load.done() and not self.loaded):
+                self._first_load = self.submit(self.load_all)
+            return self._first_load
+
+    def _start_key_load(self, token_hash: str) -> Future:
+        with self._lock:
+            future = self._loading.get(token_hash)
+            if future is None:
+                future = self._loading[token_hash] = self.submit(self._load_key, token_hash)
+            return future
+
+    def submit(self, function, *args) -> Future:
+        """Run a database read on a worker thread (tests replace this to run it inline, where queries are counted)."""
+        return self._executor.submit(_with_fresh_connection, function, *args)
+
+    # -- loads (worker or sync thread) ----------------------------------------------------------------------------
+
+    def load_all(self) -> None:
+        """Read the valid key hashes; changes logged from the moment before are applied by the next sync."""
+        last_change = KeyChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        hashes = set(VirtualKey.objects.values_list("token_hash", flat=True))
+        with self._lock:
+            if self.loaded:
+                return
+            self.valid = hashes
+            self.callers.clear()
+            self.missing.clear()
+            self.last_change_id = last_change
+            self.generation += 1
+            self.loaded = True
+
+    def _load_key(self, token_hash: str) -> Caller | None:
+        generation = self.generation
+        try:
+            caller = load_callers([token_hash]).get(token_hash)
+            with self._lock:
+                if caller is None:
+                    self._remember_missing(token_hash)
+                elif generation == self.generation:
+                    self.callers[token_hash] = caller
+            return caller
+        finally:
+            with self._lock:
+                self._loading.pop(token_hash, None)
+
+    def _remember_missing(self, token_hash: str) -> None:
+        self.missing[token_hash] = None
+        while len(self.missing) > _MISSING_LIMIT:
+            self.missing.popitem(last=False)
+
+    def sync(self) -> None:
+        """Apply the KeyChange rows not seen yet (one small query when nothing changed).
+
+        Queries run outside `_lock`, which the event loop takes, so a slow database never stalls the loop."""
+        with self._sync_lock:
+            if not self.loaded:
+                self.load_all()
+                return
+            changes = list(
+                KeyChange.objects.filter(id__gt=self.last_change_id)
+                .order_by("id")
+                .values_list("id", "kind", "entity_id", "deleted")[:5000]
+            )
+            if not changes:
+                return
+            with self._lock:
+                self.generation += 1
+                stale = self._apply(changes)
+                cached = {token_hash for token_hash in stale if token_hash in self.callers}
+            fresh = load_callers(cached) if cached else {}
+            with self._lock:
+                for token_hash in cached:
+                    self.callers.pop(token_hash, None)
+                self.callers.update(fresh)
+                self.last_change_id = changes[-1][0]
+
+    def _apply(self, changes) -> set[str]:
+        """Update the valid set; return the hashes of the keys whose state changed."""
+        stale: set[str] = set()
+        for _, kind, entity_id, deleted in changes:
+            if kind == KeyChange.Kind.KEY:
+                self.missing.pop(entity_id, None)
+                if deleted:
+                    self.valid.discard(entity_id)
+                    self.callers.pop(entity_id, None)
+                else:
+                    self.valid.add(entity_id)
+                    stale.add(entity_id)
+            else:
+                owner = "user_id" if kind == KeyChange.Kind.USER else "team_id"
+                stale.update(key for key, caller in self.callers.items() if getattr(caller, owner) == entity_id)
+        return stale
+
+    def clear(self) -> None:
+        """Forget everything (tests, and a process that switched databases)."""
+        with self._sync_lock, self._lock:
+            self.loaded = False
+            self.valid = set()
+            self.callers.clear()
+            self.missing.clear()
+            self.last_change_id = 0
+            self.generation += 1
+            self._first_load = None
+
+
+_cache = KeyCache()
+
+
+def key_cache() -> KeyCache:
+    return _cache

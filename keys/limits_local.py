@@ -1,0 +1,113 @@
+"""Budget and rate counters in this process: the backend without Redis, and the fallback while Redis is down.
+
+Admitting is synchronous code between two awaits, so on one event loop it is atomic; a lock keeps it so when the
+management API reads live spend from another thread.
+"""
+
+import threading
+from decimal import Decimal
+
+from keys.caller import Limits
+from keys.counting import Verdict, rate_refusal, reservation_seconds
+
+_ZERO = Decimal(0)
+
+
+class _Counters:
+    __slots__ = ("period", "spend", "reservations", "minute", "requests", "tokens")
+
+    def __init__(self, period: int, spend: Decimal):
+        self.period = period
+        self.spend = spend
+        self.reservations: dict[str, tuple[Decimal, float]] = {}  # admission id -> (reserved cost, deadline)
+        self.minute = 0
+        self.requests = 0
+        self.tokens = 0
+
+
+class LocalCounters:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counters: dict[tuple[str, str], _Counters] = {}
+        self._alerted: set[tuple[str, str, int]] = set()
+
+    async def available(self) -> bool:
+        return True
+
+    def _view(self, limits: Limits) -> _Counters:
+        """The entity's counters, with the spend view moved on to the database's when the period is newer."""
+        counters = self._counters.get((limits.kind, limits.entity_id))
+        if counters is None or limits.period > counters.period:
+            kept = counters.reservations if counters else {}
+            counters = self._counters[(limits.kind, limits.entity_id)] = _Counters(limits.period, limits.spend)
+            counters.reservations = kept
+        elif limits.period == counters.period and limits.spend > counters.spend:
+            counters.spend = limits.spend
+        return counters
+
+    def live_spend(self, limits: Limits) -> Decimal:
+        with self._lock:
+            counters = self._view(limits)
+            return counters.spend if counters.period == limits.period else limits.spend
+
+    async def admit(self, admission, now: float):
+        with self._lock:
+            views = [self._view(check.limits) for check in admission.checks]
+            verdict = Verdict()
+            for index, (check, counters) in enumerate(zip(admission.checks, views, strict=True)):
+                limits = check.limits
+                for reservation_id, (_, deadline) in list(counters.reservations.items()):
+                    if deadline < now:
+                        del counters.reservations[reservation_id]
+                if counters.minute != admission.minute:
+                    counters.minute, counters.requests, counters.tokens = admission.minute, 0, 0
+                if limits.max_budget is not None:
+                    reserved = sum((cost for cost, _ in counters.reservations.values()), _ZERO)
+                    if (
+                        counters.spend >= limits.max_budget
+                        or counters.spend + reserved + check.worst_case_cost > limits.max_budget
+                    ):
+                        return Verdict("budget", index, [counters.spend], reserved)
+                refused = rate_refusal(limits, counters.requests, counters.tokens, len(counters.reservations))
+                if refused:
+                    return Verdict(refused, index, [counters.spend])
+            deadline = now + reservation_seconds()
+            for check, counters in zip(admission.checks, views, strict=True):
+                reserved = check.worst_case_cost if check.limits.max_budget is not None else _ZERO
+                counters.reservations[admission.admission_id] = (reserved, deadline)
+                counters.requests += 1
+                counters.tokens += admission.estimated_tokens
+                verdict.spend.append(counters.spend)
+                verdict.requests.append(counters.requests)
+                verdict.tokens.append(counters.tokens)
+            return verdict
+
+    async def settle(self, admission, actual_cost: Decimal, token_delta: int) -> list[Decimal | None]:
+        spends: list[Decimal | None] = []
+        with self._lock:
+            for check in admission.checks:
+                counters = self._counters.get((check.limits.kind, check.limits.entity_id))
+                if counters is None:
+                    spends.append(None)
+                    continue
+                counters.reservations.pop(admission.admission_id, None)
+                if counters.minute == admission.minute:
+                    counters.tokens = max(counters.tokens + token_delta, 0)
+                if counters.period == check.limits.period and actual_cost:
+                    counters.spend += actual_cost
+                spends.append(counters.spend if counters.period == check.limits.period else None)
+        return spends
+
+    async def claim_alert(self, limits: Limits) -> bool:
+        """True once per entity and budget period: the caller sends that period's soft-budget alert."""
+        marker = (limits.kind, limits.entity_id, limits.period)
+        with self._lock:
+            if marker in self._alerted:
+                return False
+            self._alerted.add(marker)
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counters.clear()
+            self._alerted.clear()

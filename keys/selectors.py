@@ -1,0 +1,45 @@
+"""Reads for the management API and the admin: keys, users and teams with the live spend enforcement sees."""
+
+from keys.cache import key_limits, team_limits, user_limits
+from keys.limits import live_spend
+from keys.models import InternalUser, Team, VirtualKey
+
+
+def key_with_spend(key: VirtualKey) -> VirtualKey:
+    key.live_spend = live_spend(key_limits(key))
+    return key
+
+
+def team_with_spend(team: Team) -> Team:
+    team.live_spend = live_spend(team_limits(team))
+    team.member_ids = [user.user_id for user in team.members.all()]
+    return team
+
+
+def user_with_spend(user: InternalUser) -> InternalUser:
+    user.live_spend = live_spend(user_limits(user))
+    user.team_ids = [team.team_id for team in user.teams.all()]
+    return user
+
+
+def team_info(team: Team) -> dict:
+    keys = [key_with_spend(key) for key in VirtualKey.objects.filter(team=team)]
+    return {"team_id": team.team_id, "team_info": team_with_spend(team), "keys": keys}
+
+
+def user_info(user: InternalUser) -> dict:
+    keys = [key_with_spend(key) for key in VirtualKey.objects.filter(user=user)]
+    teams = [team_with_spend(team) for team in user.teams.prefetch_related("members")]
+    return {"user_id": user.user_id, "user_info": user_with_spend(user), "keys": keys, "teams": teams}
+
+
+def key_page(filters: dict, page: int, size: int) -> tuple[list[VirtualKey], int]:
+    keys = VirtualKey.objects.filter(**filters).order_by("-created_at", "-id")
+    total = keys.count()
+    return list(keys[(page - 1) * size : page * size]), total
+
+
+def user_page(page: int, size: int) -> tuple[list[InternalUser], int]:
+    users = InternalUser.objects.prefetch_related("teams").order_by("user_id")
+    total = users.count()
+    return list(users[(page - 1) * size : page * size]), total

@@ -1,0 +1,284 @@
+"""Services that change keys, users and teams. Each runs in one transaction that also appends its `KeyChange`, and
+refreshes this process's key cache when it commits (other processes follow within a sync interval)."""
+
+import secrets
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from keys.auth import hash_key, sync_key_cache
+from keys.budgets import next_reset_at, parse_duration
+from keys.models import InternalUser, KeyChange, Team, VirtualKey, record_change
+from pricing.calculator import format_money
+
+NEVER = "never"
+
+
+class NotFound(Exception):
+    """A key, user or team named in a request does not exist."""
+
+    def __init__(self, message: str, *, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+def new_raw_key() -> str:
+    """`sk-` and 32 url-safe random characters (192 bits)."""
+    return "sk-" + secrets.token_urlsafe(24)
+
+
+def key_hint(raw_key: str) -> str:
+    return f"sk-...{raw_key[-4:]}"
+
+
+def expiry_for(duration: str | None, now: datetime) -> datetime | None:
+    """When a key made now with `duration` expires: None means settings.KEY_DEFAULT_DURATION, "never" never."""
+    text = duration or getattr(settings, "KEY_DEFAULT_DURATION", "1h")
+    if text == NEVER:
+        return None
+    return parse_duration(text).after(now)
+
+
+def budget_reset_for(budget_duration: str, now: datetime) -> datetime | None:
+    return next_reset_at(now, budget_duration, settings.TIME_ZONE) if budget_duration else None
+
+
+def _audit(data: dict) -> dict:
+    """The fields a request set, in a form JSON keeps exactly (money as decimal strings)."""
+
+    def plain(value):
+        if isinstance(value, Decimal):
+            return format_money(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(data)
+
+
+def _after_commit() -> None:
+    transaction.on_commit(sync_key_cache)
+
+
+def find_key(key: str) -> VirtualKey:
+    """A key by its raw value (`sk-...`) or by its token hash."""
+    hashes = [hash_key(key)]
+    if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+        hashes.append(key)
+    found = VirtualKey.objects.select_related("user", "team").filter(token_hash__in=hashes).first()
+    if found is None:
+        raise NotFound(f"Key not found: {key_hint(key) if key.startswith('sk-') else key}", param="key")
+    return found
+
+
+def find_team(team_id: str) -> Team:
+    team = Team.objects.filter(team_id=team_id).first()
+    if team is None:
+        raise NotFound(f"Team not found: {team_id}", param="team_id")
+    return team
+
+
+def find_user(user_id: str) -> InternalUser:
+    user = InternalUser.objects.filter(user_id=user_id).first()
+    if user is None:
+        raise NotFound(f"User not found: {user_id}", param="user_id")
+    return user
+
+
+def _apply_budget_fields(entity, data: dict, fields, empty: dict, now: datetime) -> None:
+    """Set the fields `data` names; null empties a list, dict or text field and removes a limit or budget."""
+    for name in fields:
+        if name in data:
+            value = data[name]
+            setattr(entity, name, value if value is not None or name not in empty else empty[name]())
+    if "budget_duration" in data:
+        entity.budget_duration = data["budget_duration"] or ""
+        entity.budget_reset_at = budget_reset_for(entity.budget_duration, now)
+    if "spend" in data:
+        entity.spend = data["spend"]
+
+
+# -- keys --------------------------------------------------------------------------------------------------------------
+
+_KEY_FIELDS = (
+    "key_alias",
+    "models",
+    "aliases",
+    "config",
+    "metadata",
+    "max_budget",
+    "soft_budget",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "blocked",
+)
+
+
+_KEY_EMPTY = {"key_alias": str, "models": list, "aliases": dict, "config": dict, "metadata": dict, "blocked": bool}
+
+
+def _apply_key_fields(key: VirtualKey, data: dict, now: datetime) -> None:
+    _apply_budget_fields(key, data, _KEY_FIELDS, _KEY_EMPTY, now)
+    if "duration" in data:
+        key.expires = expiry_for(data["duration"], now)
+    if "team_id" in data:
+        key.team = find_team(data["team_id"]) if data["team_id"] else None
+    if "user_id" in data:
+        key.user = InternalUser.objects.get_or_create(user_id=data["user_id"])[0] if data["user_id"] else None
+
+
+@transaction.atomic
+def generate_key(data: dict, *, actor: str) -> tuple[str, VirtualKey]:
+    """A new key with `data`'s settings: returns the raw key (shown this once) and the stored key."""
+    now = timezone.now()
+    raw_key = new_raw_key()
+    key = VirtualKey(token_hash=hash_key(raw_key), key_hint=key_hint(raw_key), created_by=actor)
+    _apply_key_fields(key, {"duration": None, **data}, now)
+    key.save()
+    record_change(KeyChange.Kind.KEY, key.token_hash, action="created", actor=actor, changes=_audit(data))
+    _after_commit()
+    return raw_key, key
+
+
+@transaction.atomic
+def update_key(key: VirtualKey, data: dict, *, actor: str, action: str = "updated") -> VirtualKey:
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    _apply_key_fields(key, data, timezone.now())
+    key.save()
+    record_change(KeyChange.Kind.KEY, key.token_hash, action=action, actor=actor, changes=_audit(data))
+    _after_commit()
+    return VirtualKey.objects.select_related("user", "team").get(pk=key.pk)
+
+
+@transaction.atomic
+def regenerate_key(key: VirtualKey, data: dict, *, actor: str) -> tuple[str, VirtualKey]:
+    """A new secret for the key, with its settings, spend and history; the old secret stops working."""
+    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+    old_hash = key.token_hash
+    raw_key = new_raw_key()
+    key.token_hash, key.key_hint = hash_key(raw_key), key_hint(raw_key)
+    _apply_key_fields(key, data, timezone.now())
+    key.save()
+    record_change(KeyChange.Kind.KEY, old_hash, action="regenerated", deleted=True, actor=actor)
+    record_change(KeyChange.Kind.KEY, key.token_hash, action="regenerated", actor=actor, changes=_audit(data))
+    _after_commit()
+    return raw_key, key
+
+
+@transaction.atomic
+def delete_keys(keys: list[VirtualKey], *, actor: str) -> list[str]:
+    for key in keys:
+        record_change(KeyChange.Kind.KEY, key.token_hash, action="deleted", deleted=True, actor=actor)
+    VirtualKey.objects.filter(pk__in=[key.pk for key in keys]).delete()
+    _after_commit()
+    return [key.token_hash for key in keys]
+
+
+# -- teams -------------------------------------------------------------------------------------------------------------
+
+_TEAM_FIELDS = (
+    "team_alias",
+    "models",
+    "model_aliases",
+    "max_budget",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "metadata",
+    "blocked",
+)
+_TEAM_EMPTY = {"team_alias": str, "models": list, "model_aliases": dict, "metadata": dict, "blocked": bool}
+
+
+def _set_members(team: Team, user_ids: list[str]) -> None:
+    users = [InternalUser.objects.get_or_create(user_id=user_id)[0] for user_id in user_ids]
+    team.members.set(users)
+
+
+@transaction.atomic
+def create_team(data: dict, *, actor: str) -> Team:
+    team = Team(team_id=data["team_id"]) if data.get("team_id") else Team()
+    _apply_budget_fields(team, data, _TEAM_FIELDS, _TEAM_EMPTY, timezone.now())
+    team.save()
+    if data.get("members") is not None:
+        _set_members(team, data["members"])
+    record_change(KeyChange.Kind.TEAM, team.team_id, action="created", actor=actor, changes=_audit(data))
+    _after_commit()
+    return team
+
+
+@transaction.atomic
+def update_team(team: Team, data: dict, *, actor: str) -> Team:
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    _apply_budget_fields(team, data, _TEAM_FIELDS, _TEAM_EMPTY, timezone.now())
+    team.save()
+    if data.get("members") is not None:
+        _set_members(team, data["members"])
+    record_change(KeyChange.Kind.TEAM, team.team_id, actor=actor, changes=_audit(data))
+    _after_commit()
+    return team
+
+
+@transaction.atomic
+def delete_teams(teams: list[Team], *, actor: str) -> list[str]:
+    """Delete teams and their keys (a key without its team would escape the team's budget)."""
+    keys = list(VirtualKey.objects.filter(team__in=teams))
+    delete_keys(keys, actor=actor)
+    for team in teams:
+        record_change(KeyChange.Kind.TEAM, team.team_id, action="deleted", deleted=True, actor=actor)
+    Team.objects.filter(pk__in=[team.pk for team in teams]).delete()
+    return [team.team_id for team in teams]
+
+
+# -- users -------------------------------------------------------------------------------------------------------------
+
+_USER_FIELDS = ("user_email", "models", "max_budget", "metadata")
+_USER_EMPTY = {"user_email": str, "models": list, "metadata": dict}
+
+
+@transaction.atomic
+def create_user(
+    data: dict, *, actor: str, with_key: bool = False
+) -> tuple[InternalUser, str | None, VirtualKey | None]:
+    """A new user; with `with_key`, also a key of theirs (LiteLLM's /user/new does both): (user, raw key, key)."""
+    user = InternalUser(user_id=data["user_id"]) if data.get("user_id") else InternalUser()
+    _apply_budget_fields(user, data, _USER_FIELDS, _USER_EMPTY, timezone.now())
+    user.save()
+    if data.get("teams") is not None:
+        user.teams.set([find_team(team_id) for team_id in data["teams"]])
+    record_change(KeyChange.Kind.USER, user.user_id, action="created", actor=actor, changes=_audit(data))
+    _after_commit()
+    if not with_key:
+        return user, None, None
+    raw_key, key = generate_key({"user_id": user.user_id}, actor=actor)
+    return user, raw_key, key
+
+
+@transaction.atomic
+def update_user(user: InternalUser, data: dict, *, actor: str) -> InternalUser:
+    user = InternalUser.objects.select_for_update().get(pk=user.pk)
+    _apply_budget_fields(user, data, _USER_FIELDS, _USER_EMPTY, timezone.now())
+    user.save()
+    if data.get("teams") is not None:
+        user.teams.set([find_team(team_id) for team_id in data["teams"]])
+    record_change(KeyChange.Kind.USER, user.user_id, actor=actor, changes=_audit(data))
+    _after_commit()
+    return user
+
+
+@transaction.atomic
+def delete_users(users: list[InternalUser], *, actor: str) -> list[str]:
+    """Delete users and their keys."""
+    delete_keys(list(VirtualKey.objects.filter(user__in=users)), actor=actor)
+    for user in users:
+        record_change(KeyChange.Kind.USER, user.user_id, action="deleted", deleted=True, actor=actor)
+    InternalUser.objects.filter(pk__in=[user.pk for user in users]).delete()
+    return [user.user_id for user in users]
