@@ -1,5 +1,6 @@
 """The cost map this process prices with: parsed once, swapped whole when a new version is activated."""
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +25,24 @@ def shipped_cost_map() -> tuple[bytes, dict]:
     return raw, load_cost_map(raw)
 
 
+@functools.cache
+def shipped_label() -> str:
+    """The version name of the shipped snapshot (hashing it is cheap; parsing it is not)."""
+    return f"shipped:{sha256_of(SHIPPED_COST_MAP.read_bytes())[:12]}"
+
+
 def active_cost_map() -> ActiveCostMap:
     """The current map; the shipped snapshot until a stored version is activated."""
     global _active
     if _active is None:
         with _lock:
             if _active is None:
-                raw, entries = shipped_cost_map()
-                _active = ActiveCostMap(version=f"shipped:{sha256_of(raw)[:12]}", entries=entries)
+                _active = ActiveCostMap(version=shipped_label(), entries=shipped_cost_map()[1])
+    return _active
+
+
+def loaded() -> ActiveCostMap | None:
+    """The map this process has activated, if any, without loading one."""
     return _active
 
 

@@ -1,11 +1,71 @@
-"""Which cost map is active, as every server process sees it."""
+"""Which cost map is active, as every server process sees it.
 
-from pricing.active import ActiveCostMap, active_cost_map
+The database names the active version; each process polls its label (one tiny query, answered from a cache for
+TOLLGATE_SYNC_INTERVAL) and parses a version's raw JSON once, when the label moves. Before any version is stored
+(a database flushed by the tests, say), the shipped snapshot is the active map.
+"""
+
+import threading
+import time
+
+from django.conf import settings
+
+from pricing import active
+from pricing.active import ActiveCostMap
+from pricing.costmap import load_cost_map
+from pricing.models import CostMapVersion, version_label
+
+_load_lock = threading.Lock()
+# (pk, sha256) of the active version, or None for the shipped snapshot; and when it was read (monotonic).
+_cached: tuple[tuple[int, str] | None, float] | None = None
 
 
 def active_version_label() -> str:
-    return active_cost_map().version
+    return _label(_active_row())
 
 
 def load_active_cost_map() -> ActiveCostMap:
-    return active_cost_map()
+    """The active map, parsed from its stored JSON the first time this process meets its version."""
+    row = _active_row()
+    label = _label(row)
+    current = active.loaded()
+    if current is not None and current.version == label:
+        return current
+    with _load_lock:
+        current = active.loaded()
+        if current is not None and current.version == label:
+            return current
+        if row is None:
+            return active.activate(label, active.shipped_cost_map()[1])
+        raw = CostMapVersion.objects.filter(pk=row[0]).values_list("raw_json", flat=True).first()
+        if raw is None:
+            # Deleted between the two reads (an admin, a flush): read the label again next time.
+            forget_active_version()
+            return current or active.active_cost_map()
+        return active.activate(label, load_cost_map(raw))
+
+
+def activate_entries(version: CostMapVersion, entries: dict) -> None:
+    """Make ``entries`` (already parsed from ``version``) this process's map without parsing them again."""
+    forget_active_version()
+    active.activate(version.label, entries)
+
+
+def forget_active_version() -> None:
+    """Read the active version from the database on the next call (after this process activated one)."""
+    global _cached
+    _cached = None
+
+
+def _active_row() -> tuple[int, str] | None:
+    global _cached
+    cached, now = _cached, time.monotonic()
+    if cached is not None and now - cached[1] < settings.TOLLGATE_SYNC_INTERVAL:
+        return cached[0]
+    row = CostMapVersion.objects.filter(status=CostMapVersion.Status.ACTIVE).values_list("pk", "sha256").first()
+    _cached = (row, now)
+    return row
+
+
+def _label(row: tuple[int, str] | None) -> str:
+    return active.shipped_label() if row is None else version_label(*row)
