@@ -11,9 +11,14 @@ from rest_framework.views import APIView
 
 from keys import selectors, services
 from keys.api import serializers as s
+from keys.api.parsers import PARSERS
 from keys.models import InternalUser, Team
 
 ACTOR = "master_key"
+
+
+class ManagementView(APIView):
+    parser_classes = PARSERS
 
 
 def _input(serializer_class, data):
@@ -45,21 +50,21 @@ def _generated(raw_key: str, key) -> dict:
 # -- keys ---------------------------------------------------------------------------------------------------------------
 
 
-class KeyGenerateView(APIView):
+class KeyGenerateView(ManagementView):
     def post(self, request):
         data = _input(s.KeyGenerateInput, request.data)
         raw_key, key = services.generate_key(data, actor=ACTOR)
         return Response(_generated(raw_key, key))
 
 
-class KeyInfoView(APIView):
+class KeyInfoView(ManagementView):
     def get(self, request):
         data = _input(s.KeyRefInput, request.query_params.dict())
         key = _found(services.find_key, data["key"])
         return Response(s.KeyInfoOutput({"key": data["key"], "info": selectors.key_with_spend(key)}).data)
 
 
-class KeyUpdateView(APIView):
+class KeyUpdateView(ManagementView):
     def post(self, request):
         data = dict(_input(s.KeyUpdateInput, request.data))
         key = _found(services.find_key, data.pop("key"))
@@ -67,7 +72,7 @@ class KeyUpdateView(APIView):
         return Response(s.KeyOutput(selectors.key_with_spend(key)).data)
 
 
-class KeyRegenerateView(APIView):
+class KeyRegenerateView(ManagementView):
     def post(self, request):
         data = dict(_input(s.KeyRegenerateInput, request.data))
         key = _found(services.find_key, data.pop("key"))
@@ -75,7 +80,7 @@ class KeyRegenerateView(APIView):
         return Response(_generated(raw_key, key))
 
 
-class KeyBlockView(APIView):
+class KeyBlockView(ManagementView):
     blocked = True
 
     def post(self, request):
@@ -90,7 +95,7 @@ class KeyUnblockView(KeyBlockView):
     blocked = False
 
 
-class KeyDeleteView(APIView):
+class KeyDeleteView(ManagementView):
     def post(self, request):
         data = _input(s.KeyDeleteInput, request.data)
         keys = [_found(services.find_key, key) for key in data["keys"]]
@@ -98,7 +103,7 @@ class KeyDeleteView(APIView):
         return Response(s.KeyDeleteOutput({"deleted_keys": deleted}).data)
 
 
-class KeyListView(APIView):
+class KeyListView(ManagementView):
     def get(self, request):
         data = _input(s.KeyListInput, request.query_params.dict())
         filters = {name: data[name] for name in ("team_id", "user_id", "key_alias") if name in data}
@@ -119,19 +124,19 @@ class KeyListView(APIView):
 # -- teams --------------------------------------------------------------------------------------------------------------
 
 
-class TeamNewView(APIView):
+class TeamNewView(ManagementView):
     def post(self, request):
         team = services.create_team(_input(s.TeamNewInput, request.data), actor=ACTOR)
         return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
 
 
-class TeamInfoView(APIView):
+class TeamInfoView(ManagementView):
     def get(self, request):
         team = _found(services.find_team, _input(s.TeamRefInput, request.query_params.dict())["team_id"])
         return Response(s.TeamInfoOutput(selectors.team_info(team)).data)
 
 
-class TeamUpdateView(APIView):
+class TeamUpdateView(ManagementView):
     def post(self, request):
         data = dict(_input(s.TeamUpdateInput, request.data))
         team = _found(services.find_team, data.pop("team_id"))
@@ -139,14 +144,14 @@ class TeamUpdateView(APIView):
         return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
 
 
-class TeamDeleteView(APIView):
+class TeamDeleteView(ManagementView):
     def post(self, request):
         team_ids = _input(s.TeamDeleteInput, request.data)["team_ids"]
         teams = _all_found(Team, "team_id", team_ids, "team_ids")
         return Response(s.TeamDeleteOutput({"deleted_teams": services.delete_teams(teams, actor=ACTOR)}).data)
 
 
-class TeamListView(APIView):
+class TeamListView(ManagementView):
     def get(self, request):
         teams = Team.objects.prefetch_related("members")
         return Response(s.TeamOutput([selectors.team_with_spend(team) for team in teams], many=True).data)
@@ -155,7 +160,7 @@ class TeamListView(APIView):
 # -- users --------------------------------------------------------------------------------------------------------------
 
 
-class UserNewView(APIView):
+class UserNewView(ManagementView):
     def post(self, request):
         data = dict(_input(s.UserNewInput, request.data))
         user, user.raw_key, key = services.create_user(data, actor=ACTOR, with_key=data.pop("auto_create_key"))
@@ -163,13 +168,13 @@ class UserNewView(APIView):
         return Response(s.NewUserOutput(selectors.user_with_spend(user)).data)
 
 
-class UserInfoView(APIView):
+class UserInfoView(ManagementView):
     def get(self, request):
         user = _found(services.find_user, _input(s.UserRefInput, request.query_params.dict())["user_id"])
         return Response(s.UserInfoOutput(selectors.user_info(user)).data)
 
 
-class UserUpdateView(APIView):
+class UserUpdateView(ManagementView):
     def post(self, request):
         data = dict(_input(s.UserUpdateInput, request.data))
         user = _found(services.find_user, data.pop("user_id"))
@@ -177,14 +182,14 @@ class UserUpdateView(APIView):
         return Response(s.UserOutput(selectors.user_with_spend(user)).data)
 
 
-class UserDeleteView(APIView):
+class UserDeleteView(ManagementView):
     def post(self, request):
         user_ids = _input(s.UserDeleteInput, request.data)["user_ids"]
         users = _all_found(InternalUser, "user_id", user_ids, "user_ids")
         return Response(s.UserDeleteOutput({"deleted_users": services.delete_users(users, actor=ACTOR)}).data)
 
 
-class UserListView(APIView):
+class UserListView(ManagementView):
     def get(self, request):
         data = _input(s.UserListInput, request.query_params.dict())
         users, total = selectors.user_page(data["page"], data["page_size"])
