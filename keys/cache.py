@@ -8,6 +8,7 @@ run it when their transaction commits, so a change made through this process app
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -20,6 +21,8 @@ from keys.models import InternalUser, KeyChange, Team, VirtualKey
 
 # Hashes the valid set held but the database did not (a key deleted a moment ago): refused without a query.
 _MISSING_LIMIT = 10_000
+# How often an unknown key may make this process look for keys created elsewhere.
+_CATCH_UP_SECONDS = 0.1
 # Special entries of a `models` list that mean "every model".
 _ALL_MODELS = {"all-proxy-models", "*"}
 
@@ -111,6 +114,8 @@ class KeyCache:
         self.generation = 0  # moves whenever a change is applied: a load that raced it is not kept
         self._loading: dict[str, Future] = {}
         self._first_load: Future | None = None
+        self._catch_up: Future | None = None
+        self._catch_up_at = 0.0
 
     # -- the event loop side ------------------------------------------------------------------------------------
 
@@ -120,9 +125,24 @@ class KeyCache:
             return caller
         if not self.loaded:
             await self._wait_for(self._start_first_load())
-        if token_hash not in self.valid or token_hash in self.missing:
+        if token_hash in self.missing:
             return None
+        if token_hash not in self.valid:
+            # Perhaps a key another process made a moment ago: one look at the change log, shared by every
+            # unknown key that arrives meanwhile and at most one per _CATCH_UP_SECONDS, so a flood of wrong keys
+            # costs a handful of queries a second, never one each.
+            await self._wait_for(self._start_catch_up())
+            if token_hash not in self.valid or token_hash in self.missing:
+                return None
         return await self._wait_for(self._start_key_load(token_hash))
+
+    def _start_catch_up(self) -> Future:
+        with self._lock:
+            now = time.monotonic()
+            if self._catch_up is None or (self._catch_up.done() and now - self._catch_up_at >= _CATCH_UP_SECONDS):
+                self._catch_up_at = now
+                self._catch_up = self.submit(self.sync)
+            return self._catch_up
 
     @staticmethod
     async def _wait_for(future: Future):

@@ -1,0 +1,172 @@
+"""The keys admin: every page opens, a generated secret is shown once, actions are logged, lists make no N+1."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.urls import reverse
+
+from keys.auth import hash_key
+from keys.models import InternalUser, KeyChange, Team, VirtualKey
+from tests.keys.factories import make_key, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def populated():
+    team = make_team(team_alias="research", max_budget=Decimal("10"))
+    user = make_user(user_id="alice", max_budget=Decimal("5"))
+    user.teams.add(team)
+    _, key = make_key(team_id=team.team_id, user_id="alice", max_budget=Decimal("1"), soft_budget=Decimal("0.5"))
+    VirtualKey.objects.filter(pk=key.pk).update(spend=Decimal("0.75"))
+    return team, user, key
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "admin:keys_virtualkey_changelist",
+        "admin:keys_virtualkey_add",
+        "admin:keys_team_changelist",
+        "admin:keys_team_add",
+        "admin:keys_internaluser_changelist",
+        "admin:keys_internaluser_add",
+        "admin:keys_keychange_changelist",
+    ],
+)
+def test_list_and_add_pages_open(admin_client, populated, url):
+    assert admin_client.get(reverse(url)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "expiry=expired",
+        "expiry=active",
+        "expiry=never",
+        "budget=over",
+        "budget=soft",
+        "budget=none",
+        "blocked__exact=1",
+    ],
+)
+def test_key_filters_open(admin_client, populated, query):
+    assert admin_client.get(reverse("admin:keys_virtualkey_changelist") + "?" + query).status_code == 200
+
+
+def test_change_pages_show_spend_against_budget(admin_client, populated):
+    team, user, key = populated
+    for name, obj in (("virtualkey", key), ("team", team), ("internaluser", user)):
+        response = admin_client.get(reverse(f"admin:keys_{name}_change", args=[obj.pk]))
+        assert response.status_code == 200
+    listing = admin_client.get(reverse("admin:keys_virtualkey_changelist")).content.decode()
+    assert "0.75 / 1 (75%)" in listing
+    assert "past soft budget" in listing
+
+
+def test_over_budget_filter_finds_only_keys_over_budget(admin_client, populated):
+    _, _, key = populated
+    VirtualKey.objects.filter(pk=key.pk).update(spend=Decimal("1"))
+    make_key(key_alias="fine", max_budget=Decimal("1"))
+    listing = admin_client.get(reverse("admin:keys_virtualkey_changelist") + "?budget=over").content.decode()
+    assert key.key_hint in listing and "fine" not in listing
+
+
+def test_key_list_queries_do_not_grow_with_rows(admin_client, populated, django_assert_max_num_queries):
+    url = reverse("admin:keys_virtualkey_changelist")
+    admin_client.get(url)
+    with django_assert_max_num_queries(12) as few:
+        admin_client.get(url)
+    for _ in range(10):
+        make_key(team_id=populated[0].team_id, user_id="alice")
+    with django_assert_max_num_queries(len(few)):
+        admin_client.get(url)
+
+
+def test_generate_key_shows_the_secret_once_and_stores_its_hash(admin_client, populated):
+    team, _, _ = populated
+    response = admin_client.post(
+        reverse("admin:keys_virtualkey_add"),
+        {
+            "key_alias": "from-admin",
+            "team": team.team_id,
+            "models": "[]",
+            "aliases": "{}",
+            "config": "{}",
+            "metadata": "{}",
+            "max_budget": "2.5",
+        },
+    )
+    assert response.status_code == 200, response.content.decode()[:2000]
+    secret = re.search(r'class="tollgate-secret">(sk-[\w-]+)<', response.content.decode()).group(1)
+    key = VirtualKey.objects.get(key_alias="from-admin")
+    assert key.token_hash == hash_key(secret)
+    assert (key.max_budget, key.team, key.created_by) == (Decimal("2.5"), team, "admin:admin")
+    change_page = admin_client.get(reverse("admin:keys_virtualkey_change", args=[key.pk])).content.decode()
+    assert secret not in change_page
+    assert LogEntry.objects.filter(object_id=str(key.pk)).exists()
+    assert KeyChange.objects.filter(entity_id=key.token_hash, action="created", actor="admin:admin").exists()
+
+
+@pytest.mark.parametrize(("action", "blocked"), [("block", True), ("unblock", False)])
+def test_block_actions_are_recorded(admin_client, populated, action, blocked):
+    _, _, key = populated
+    VirtualKey.objects.filter(pk=key.pk).update(blocked=not blocked)
+    admin_client.post(
+        reverse("admin:keys_virtualkey_changelist"), {"action": action, "_selected_action": [key.pk]}, follow=True
+    )
+    key.refresh_from_db()
+    assert key.blocked is blocked
+    assert KeyChange.objects.filter(entity_id=key.token_hash, action=f"{action}ed", actor="admin:admin").exists()
+    assert LogEntry.objects.filter(object_id=str(key.pk)).exists()
+
+
+def test_regenerate_action_shows_the_new_secret(admin_client, populated):
+    _, _, key = populated
+    old_hash = key.token_hash
+    response = admin_client.post(
+        reverse("admin:keys_virtualkey_changelist"), {"action": "regenerate", "_selected_action": [key.pk]}
+    )
+    secret = re.search(r'class="tollgate-secret">(sk-[\w-]+)<', response.content.decode()).group(1)
+    key.refresh_from_db()
+    assert key.token_hash == hash_key(secret) != old_hash
+    assert KeyChange.objects.filter(entity_id=old_hash, deleted=True).exists()
+
+
+def test_deleting_a_team_in_the_admin_deletes_its_keys_through_the_change_log(admin_client, populated):
+    team, _, key = populated
+    admin_client.post(reverse("admin:keys_team_delete", args=[team.pk]), {"post": "yes"})
+    assert not Team.objects.exists()
+    assert not VirtualKey.objects.exists()
+    assert KeyChange.objects.filter(entity_id=key.token_hash, deleted=True).exists()
+    assert InternalUser.objects.filter(user_id="alice").exists()
+
+
+def test_editing_a_team_budget_is_recorded_with_who_and_what(admin_client, populated):
+    team, _, _ = populated
+    response = admin_client.post(
+        reverse("admin:keys_team_change", args=[team.pk]),
+        {
+            "team_id": team.team_id,
+            "team_alias": "research",
+            "model_aliases": "{}",
+            "models": "[]",
+            "metadata": "{}",
+            "max_budget": "20",
+            "budget_duration": "1mo",
+            "InternalUser_teams-TOTAL_FORMS": "0",
+            "InternalUser_teams-INITIAL_FORMS": "0",
+            "keys-TOTAL_FORMS": "0",
+            "keys-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    team.refresh_from_db()
+    assert team.max_budget == Decimal("20")
+    assert team.budget_reset_at is not None
+    change = KeyChange.objects.get(entity_id=team.team_id, actor="admin:admin")
+    assert set(change.changes) >= {"max_budget", "budget_duration"}
+    history = admin_client.get(reverse("admin:keys_keychange_changelist") + f"?q={team.team_id}").content.decode()
+    assert "admin:admin" in history
