@@ -164,8 +164,6 @@ class Command(BaseCommand):
         try:
             out: list[str] = []
             for line in stream:
-                if not line.strip():
-                    continue
                 out.append(_price_line(pricer, line))
                 if len(out) >= _OUTPUT_CHUNK:
                     self.stdout.write("\n".join(out))
@@ -205,6 +203,8 @@ class Command(BaseCommand):
 
 def _price_line(pricer: Pricer, line: str) -> str:
     try:
+        if not line.strip():
+            raise PricingError("an empty line")
         request = json.loads(line, parse_float=Decimal)
         if not isinstance(request, dict):
             raise PricingError("a line must be a JSON object")
