@@ -35,14 +35,15 @@ class LocalCounters:
         return True
 
     def _view(self, limits: Limits) -> _Counters:
-        """The entity's counters, with the spend view moved on to the database's when the period is newer."""
+        """The entity's counters, starting from the database's spend when first seen or when the period is newer.
+
+        Within a period only settled calls move the view: a seed read between a call's commit and its settle already
+        holds that call, so taking it would count the call twice."""
         counters = self._counters.get((limits.kind, limits.entity_id))
         if counters is None or limits.period > counters.period:
             kept = counters.reservations if counters else {}
             counters = self._counters[(limits.kind, limits.entity_id)] = _Counters(limits.period, limits.spend)
             counters.reservations = kept
-        elif limits.period == counters.period and limits.spend > counters.spend:
-            counters.spend = limits.spend
         return counters
 
     def live_spend(self, limits: Limits) -> Decimal:

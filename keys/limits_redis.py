@@ -25,17 +25,15 @@ _RETRY_AFTER_FAILURE = 1.0  # seconds before a process that lost Redis tries it 
 _ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 
 # Shared by the scripts: the spend view of an entity for a caller that loaded `period` and `seed` from the database.
-# A newer period starts from the database's spend; within a period the higher of the two holds.
+# The view starts from the database's spend when it is created or a newer period begins; after that only settled
+# calls move it. (Never "the higher of the two": a call's log commits before it settles here, so a seed read in
+# between already holds that call, and settling would count it twice.)
 _VIEW = """
 local function view(e, period, seed)
   local stored = redis.call('HMGET', e, 'period', 'spend')
   local held = tonumber(stored[1])
   if held == nil or tonumber(period) > held then
     redis.call('HSET', e, 'period', period, 'spend', seed)
-    return seed, period
-  end
-  if tonumber(period) == held and tonumber(seed) > tonumber(stored[2]) then
-    redis.call('HSET', e, 'spend', seed)
     return seed, period
   end
   return stored[2], stored[1]

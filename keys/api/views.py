@@ -5,6 +5,7 @@ Each view parses with its input serializer, calls one service or selector, and r
 
 import math
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -51,6 +52,7 @@ def _generated(raw_key: str, key) -> dict:
 
 
 class KeyGenerateView(ManagementView):
+    @extend_schema(request=s.KeyGenerateInput, responses=s.GeneratedKeyOutput)
     def post(self, request):
         data = _input(s.KeyGenerateInput, request.data)
         raw_key, key = services.generate_key(data, actor=ACTOR)
@@ -58,6 +60,7 @@ class KeyGenerateView(ManagementView):
 
 
 class KeyInfoView(ManagementView):
+    @extend_schema(parameters=[s.KeyRefInput], responses=s.KeyInfoOutput)
     def get(self, request):
         data = _input(s.KeyRefInput, request.query_params.dict())
         key = _found(services.find_key, data["key"])
@@ -65,6 +68,7 @@ class KeyInfoView(ManagementView):
 
 
 class KeyUpdateView(ManagementView):
+    @extend_schema(request=s.KeyUpdateInput, responses=s.KeyOutput)
     def post(self, request):
         data = dict(_input(s.KeyUpdateInput, request.data))
         key = _found(services.find_key, data.pop("key"))
@@ -73,6 +77,7 @@ class KeyUpdateView(ManagementView):
 
 
 class KeyRegenerateView(ManagementView):
+    @extend_schema(request=s.KeyRegenerateInput, responses=s.GeneratedKeyOutput)
     def post(self, request):
         data = dict(_input(s.KeyRegenerateInput, request.data))
         key = _found(services.find_key, data.pop("key"))
@@ -83,6 +88,7 @@ class KeyRegenerateView(ManagementView):
 class KeyBlockView(ManagementView):
     blocked = True
 
+    @extend_schema(request=s.KeyRefInput, responses=s.KeyOutput)
     def post(self, request):
         data = _input(s.KeyRefInput, request.data)
         key = _found(services.find_key, data["key"])
@@ -96,6 +102,7 @@ class KeyUnblockView(KeyBlockView):
 
 
 class KeyDeleteView(ManagementView):
+    @extend_schema(request=s.KeyDeleteInput, responses=s.KeyDeleteOutput)
     def post(self, request):
         data = _input(s.KeyDeleteInput, request.data)
         keys = [_found(services.find_key, key) for key in data["keys"]]
@@ -104,6 +111,7 @@ class KeyDeleteView(ManagementView):
 
 
 class KeyListView(ManagementView):
+    @extend_schema(parameters=[s.KeyListInput], responses=s.KeyListOutput)
     def get(self, request):
         data = _input(s.KeyListInput, request.query_params.dict())
         filters = {name: data[name] for name in ("team_id", "user_id", "key_alias") if name in data}
@@ -125,18 +133,21 @@ class KeyListView(ManagementView):
 
 
 class TeamNewView(ManagementView):
+    @extend_schema(request=s.TeamNewInput, responses=s.TeamOutput)
     def post(self, request):
         team = services.create_team(_input(s.TeamNewInput, request.data), actor=ACTOR)
         return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
 
 
 class TeamInfoView(ManagementView):
+    @extend_schema(parameters=[s.TeamRefInput], responses=s.TeamInfoOutput)
     def get(self, request):
         team = _found(services.find_team, _input(s.TeamRefInput, request.query_params.dict())["team_id"])
         return Response(s.TeamInfoOutput(selectors.team_info(team)).data)
 
 
 class TeamUpdateView(ManagementView):
+    @extend_schema(request=s.TeamUpdateInput, responses=s.TeamOutput)
     def post(self, request):
         data = dict(_input(s.TeamUpdateInput, request.data))
         team = _found(services.find_team, data.pop("team_id"))
@@ -145,6 +156,7 @@ class TeamUpdateView(ManagementView):
 
 
 class TeamDeleteView(ManagementView):
+    @extend_schema(request=s.TeamDeleteInput, responses=s.TeamDeleteOutput)
     def post(self, request):
         team_ids = _input(s.TeamDeleteInput, request.data)["team_ids"]
         teams = _all_found(Team, "team_id", team_ids, "team_ids")
@@ -152,6 +164,7 @@ class TeamDeleteView(ManagementView):
 
 
 class TeamListView(ManagementView):
+    @extend_schema(responses=s.TeamOutput(many=True))
     def get(self, request):
         teams = Team.objects.prefetch_related("members")
         return Response(s.TeamOutput([selectors.team_with_spend(team) for team in teams], many=True).data)
@@ -161,6 +174,7 @@ class TeamListView(ManagementView):
 
 
 class UserNewView(ManagementView):
+    @extend_schema(request=s.UserNewInput, responses=s.NewUserOutput)
     def post(self, request):
         data = dict(_input(s.UserNewInput, request.data))
         user, user.raw_key, key = services.create_user(data, actor=ACTOR, with_key=data.pop("auto_create_key"))
@@ -169,12 +183,14 @@ class UserNewView(ManagementView):
 
 
 class UserInfoView(ManagementView):
+    @extend_schema(parameters=[s.UserRefInput], responses=s.UserInfoOutput)
     def get(self, request):
         user = _found(services.find_user, _input(s.UserRefInput, request.query_params.dict())["user_id"])
         return Response(s.UserInfoOutput(selectors.user_info(user)).data)
 
 
 class UserUpdateView(ManagementView):
+    @extend_schema(request=s.UserUpdateInput, responses=s.UserOutput)
     def post(self, request):
         data = dict(_input(s.UserUpdateInput, request.data))
         user = _found(services.find_user, data.pop("user_id"))
@@ -183,6 +199,7 @@ class UserUpdateView(ManagementView):
 
 
 class UserDeleteView(ManagementView):
+    @extend_schema(request=s.UserDeleteInput, responses=s.UserDeleteOutput)
     def post(self, request):
         user_ids = _input(s.UserDeleteInput, request.data)["user_ids"]
         users = _all_found(InternalUser, "user_id", user_ids, "user_ids")
@@ -190,6 +207,7 @@ class UserDeleteView(ManagementView):
 
 
 class UserListView(ManagementView):
+    @extend_schema(parameters=[s.UserListInput], responses=s.UserListOutput)
     def get(self, request):
         data = _input(s.UserListInput, request.query_params.dict())
         users, total = selectors.user_page(data["page"], data["page_size"])
