@@ -15,7 +15,6 @@ without it, in this process. If Redis fails, the process falls back to its own c
 tries Redis again a second later.
 """
 
-import logging
 import time
 import uuid
 from decimal import Decimal
@@ -29,8 +28,6 @@ from keys.errors import BudgetExceeded, RateLimited
 from keys.limits_local import LocalCounters
 from keys.limits_redis import CountersUnavailable, redis_counters
 from pricing.calculator import format_money
-
-logger = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 
@@ -173,7 +170,10 @@ def live_spend(limits: Limits) -> Decimal:
     """The spend enforcement sees for one key, user or team, seeding the view with `limits.spend` (the database's).
 
     Synchronous, for the management API and the admin: /key/info shows exactly what the next call is checked against.
+    Without a budget nothing is checked against spend and no call settles into a view: the database's spend it is.
     """
+    if limits.max_budget is None:
+        return limits.spend
     if settings.REDIS_URL:
         spend = redis_counters().live_spend_sync(limits)
         if spend is not None:
