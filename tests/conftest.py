@@ -12,6 +12,22 @@ def _master_key(request):
         request.getfixturevalue("settings").TOLLGATE_MASTER_KEY = MASTER_KEY
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state(request):
+    """Per-process caches and counters start empty in every test: each test has its own database contents."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    from keys.cache import key_cache
+    from keys.limits import local_counters
+
+    key_cache().clear()
+    local_counters().clear()
+    yield
+    key_cache().clear()
+    local_counters().clear()
+
+
 @pytest.fixture
 def master_headers() -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {MASTER_KEY}"}
