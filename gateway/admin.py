@@ -10,7 +10,7 @@ from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from gateway.providers import PROVIDERS
 from pricing import store
 from pricing.calculator import format_money
-from pricing.resolve import ResolvedPrice, resolve_price
+from pricing.resolve import ResolvedPrice, resolve_deployment_price
 
 _PER_MILLION = Decimal(1_000_000)
 # A per-token price above this is almost surely a per-1K or per-1M price typed in the wrong field.
@@ -19,15 +19,7 @@ _SUSPICIOUS_PER_TOKEN = Decimal("0.001")
 
 def effective_price(deployment: Deployment) -> ResolvedPrice:
     cost_map = store.load_active_cost_map()
-    return resolve_price(
-        custom=deployment.custom_pricing(),
-        custom_version="",
-        base_model=deployment.base_model,
-        provider=deployment.provider,
-        model=deployment.provider_model,
-        cost_map=cost_map.entries,
-        cost_map_version=cost_map.version,
-    )
+    return resolve_deployment_price(deployment, cost_map.entries, cost_map.version)
 
 
 class DeploymentForm(forms.ModelForm):
@@ -160,6 +152,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        obj.record_price_revision(changed_by=request.user.get_username(), note="admin")
         for name in form.suspicious_prices():
             messages.warning(
                 request,

@@ -306,7 +306,8 @@ def apply_config(parsed: ParsedConfig) -> ImportSummary:
         deployment = existing.get(spec.model_id)
         values = {**_defaults(), **spec.values, "source": Deployment.Source.CONFIG}
         if deployment is None:
-            Deployment.objects.create(model_id=spec.model_id, **values)
+            created = Deployment.objects.create(model_id=spec.model_id, **values)
+            created.record_price_revision(changed_by="config", note="config import")
             summary.created += 1
             continue
         changed = {key: value for key, value in values.items() if not _same(key, getattr(deployment, key), value)}
@@ -314,6 +315,7 @@ def apply_config(parsed: ParsedConfig) -> ImportSummary:
             for key, value in changed.items():
                 setattr(deployment, key, value)
             deployment.save()
+            deployment.record_price_revision(changed_by="config", note="config import")
             summary.updated += 1
         else:
             summary.unchanged += 1

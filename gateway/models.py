@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.db import models, transaction
 
+from pricing.revisions import record_price_revision
 from spend.fields import MoneyField
 
 PRICE_FIELD_OPTIONS = {"null": True, "blank": True}
@@ -84,6 +85,17 @@ class Deployment(models.Model):
         prices = {name: getattr(self, name) for name in CUSTOM_PRICE_FIELDS if getattr(self, name) is not None}
         prices.update({name: Decimal(value) for name, value in self.extra_pricing.items()})
         return prices
+
+    def record_price_revision(self, *, changed_by: str, note: str) -> None:
+        """Keep this deployment's pricing in its history if it changed (call it in the saving transaction)."""
+        record_price_revision(
+            model_id=self.model_id,
+            model_name=self.model_name,
+            custom_prices=self.custom_pricing(),
+            base_model=self.base_model,
+            changed_by=changed_by,
+            note=note,
+        )
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)

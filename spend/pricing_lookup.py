@@ -3,7 +3,7 @@
 from django.apps import apps
 
 from pricing import store
-from pricing.resolve import ResolvedPrice, resolve_price
+from pricing.resolve import ResolvedPrice, resolve_deployment_price, resolve_price
 
 
 def price_of_model(model: str) -> ResolvedPrice:
@@ -16,12 +16,4 @@ def price_of_model(model: str) -> ResolvedPrice:
             custom={}, custom_version="", base_model="", provider="", model=model,
             cost_map=cost_map.entries, cost_map_version=cost_map.version,
         )  # fmt: skip
-    return resolve_price(
-        custom=deployment.custom_pricing(),
-        custom_version=f"deployment:{deployment.model_id}@{deployment.updated_at.isoformat()}",
-        base_model=deployment.base_model,
-        provider=deployment.provider,
-        model=deployment.provider_model,
-        cost_map=cost_map.entries,
-        cost_map_version=cost_map.version,
-    )
+    return resolve_deployment_price(deployment, cost_map.entries, cost_map.version)

@@ -10,7 +10,7 @@ from gateway import secrets
 from gateway.config_import import ConfigError, parse_deployment
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment
 from pricing import store
-from pricing.resolve import resolve_price
+from pricing.resolve import resolve_deployment_price
 
 
 class DeploymentIn(serializers.Serializer):
@@ -35,15 +35,7 @@ def _parsed(entry: dict):
 def deployment_out(deployment: Deployment) -> dict:
     """A deployment as LiteLLM's /model/info shows it: secrets only as hints."""
     cost_map = store.load_active_cost_map()
-    price = resolve_price(
-        custom=deployment.custom_pricing(),
-        custom_version="",
-        base_model=deployment.base_model,
-        provider=deployment.provider,
-        model=deployment.provider_model,
-        cost_map=cost_map.entries,
-        cost_map_version=cost_map.version,
-    )
+    price = resolve_deployment_price(deployment, cost_map.entries, cost_map.version)
     params = {"model": deployment.litellm_model}
     for name in ("api_base", "api_version", "timeout", "rpm", "tpm", "weight"):
         value = getattr(deployment, name)
@@ -74,6 +66,7 @@ def model_new(request):
         if Deployment.objects.filter(model_id=spec.model_id).exists():
             raise ValidationError({"model_info.id": [f"a deployment with id {spec.model_id!r} already exists"]})
         deployment = Deployment.objects.create(model_id=spec.model_id, source=Deployment.Source.API, **spec.values)
+        deployment.record_price_revision(changed_by="api", note="/model/new")
     return Response(deployment_out(deployment))
 
 
@@ -96,6 +89,7 @@ def model_update(request):
         for key, value in spec.values.items():
             setattr(deployment, key, value)
         deployment.save()
+        deployment.record_price_revision(changed_by="api", note="/model/update")
     return Response(deployment_out(deployment))
 
 

@@ -13,7 +13,8 @@ from gateway.providers import get_provider
 from gateway.providers.base import Provider, Target
 from gateway.proxy.router import RouterConfig
 from pricing.active import ActiveCostMap
-from pricing.resolve import ResolvedPrice, resolve_price
+from pricing.resolve import ResolvedPrice, resolve_deployment_price
+from pricing.revisions import latest_revision_labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class RoutingTable:
         return self.groups.get(name, ())
 
 
-def _routed(deployment: Deployment, cost_map: ActiveCostMap) -> RoutedDeployment:
+def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Mapping[str, str]) -> RoutedDeployment:
     provider_name = deployment.provider
     extra = {
         key: secrets.unseal(value) if isinstance(value, str) else value
@@ -62,14 +63,11 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap) -> RoutedDeployment
         api_version=deployment.api_version or None,
         extra=extra,
     )
-    price = resolve_price(
-        custom=deployment.custom_pricing(),
-        custom_version=f"deployment:{deployment.model_id}@{deployment.updated_at.isoformat()}",
-        base_model=deployment.base_model,
-        provider=provider_name,
-        model=deployment.provider_model,
-        cost_map=cost_map.entries,
-        cost_map_version=cost_map.version,
+    price = resolve_deployment_price(
+        deployment,
+        cost_map.entries,
+        cost_map.version,
+        custom_version=revision_labels.get(deployment.model_id, f"deployment:{deployment.model_id}"),
     )
     max_output = price.entry.get("max_output_tokens") or price.entry.get("max_tokens")
     return RoutedDeployment(
@@ -99,8 +97,10 @@ def build_routing_table(version: int, cost_map: ActiveCostMap) -> RoutingTable:
     """Read deployments and router settings (synchronous ORM: call it off the event loop)."""
     router = RouterSettings.load()
     groups: dict[str, list[RoutedDeployment]] = {}
-    for deployment in Deployment.objects.filter(enabled=True).order_by("model_name", "id"):
-        groups.setdefault(deployment.model_name, []).append(_routed(deployment, cost_map))
+    deployments = list(Deployment.objects.filter(enabled=True).order_by("model_name", "id"))
+    revision_labels = latest_revision_labels(deployment.model_id for deployment in deployments)
+    for deployment in deployments:
+        groups.setdefault(deployment.model_name, []).append(_routed(deployment, cost_map, revision_labels))
     fallbacks: dict[str, tuple[str, ...]] = {}
     for item in router.fallbacks or []:
         for group, targets in item.items():

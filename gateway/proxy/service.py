@@ -63,7 +63,7 @@ class Call:
             reasoning_tokens=usage.reasoning_tokens,
             cost=cost.total if cost else _ZERO,
             cost_breakdown={k: format_money(v) for k, v in cost.as_dict().items()} if cost else {},
-            prices=_price_snapshot(deployment),
+            prices=deployment.price.snapshot() if deployment else {},
             pricing_source=deployment.price.source if deployment else "",
             price_version=deployment.price.version if deployment else "",
             start_time=self.start_time,
@@ -73,12 +73,6 @@ class Call:
             request_tags=_tags(self.payload),
             **fields,
         )
-
-
-def _price_snapshot(deployment: RoutedDeployment | None) -> dict:
-    if deployment is None:
-        return {}
-    return {key: format_money(value) for key, value in deployment.price.entry.items() if isinstance(value, Decimal)}
 
 
 def _metadata(payload: dict) -> dict:
