@@ -16,7 +16,7 @@ urlpatterns = [
     path("", include(proxy_patterns)),
     path("v1/", include((proxy_patterns, "v1"))),
     # Azure-style clients address the deployment in the path.
-    path("openai/deployments/<str:deployment>/chat/completions", proxy.chat_completions),
+    path("openai/deployments/<str:deployment>/chat/completions", proxy.azure_chat_completions),
     path("health", proxy.health, name="health"),
     path("health/liveliness", proxy.liveliness, name="health-liveliness"),
     path("health/readiness", proxy.readiness, name="health-readiness"),

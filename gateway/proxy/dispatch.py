@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import aiohttp
 import httpx
 
-from gateway.providers.base import ProviderError
+from gateway.providers.base import SHAPE_ERRORS, ProviderError
 from gateway.proxy.errors import UpstreamFailed, UpstreamRejected
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.router import weighted_order
@@ -123,14 +123,25 @@ def upstream_payload(deployment: RoutedDeployment, payload: dict) -> dict:
     return {**payload, "model": deployment.target.model}
 
 
+def _translated(deployment: RoutedDeployment, translate, *args):
+    """A provider's translation of the client's request; a request it cannot translate is the client's 400."""
+    try:
+        return translate(*args)
+    except SHAPE_ERRORS as exc:
+        raise ProviderError(
+            400, f"The request cannot be sent to {deployment.target.provider}: {type(exc).__name__}: {exc}", False
+        ) from exc
+
+
 async def complete_once(deployment: RoutedDeployment, timeout: httpx.Timeout, call_type: str, payload: dict):
     """One non-streaming attempt: the OpenAI-shaped response and how long the upstream took."""
     provider, target = deployment.provider, deployment.target
     body = upstream_payload(deployment, payload)
     started = time.perf_counter()
     if provider.local:
-        return provider.local_response(target, call_type, body, False), time.perf_counter() - started
-    request = provider.build_request(target, call_type, body, False)
+        answer = _translated(deployment, provider.local_response, target, call_type, body, False)
+        return answer, time.perf_counter() - started
+    request = _translated(deployment, provider.build_request, target, call_type, body, False)
     response = await http_client().request(
         request.method, request.url, headers=request.headers, content=request.content, timeout=timeout
     )
@@ -160,10 +171,10 @@ async def open_stream(deployment: RoutedDeployment, timeout: httpx.Timeout, call
     body = upstream_payload(deployment, payload)
     started = time.perf_counter()
     if provider.local:
-        chunks = provider.local_response(target, call_type, body, True)
+        chunks = _translated(deployment, provider.local_response, target, call_type, body, True)
         return OpenedStream(None, LocalStream(chunks), chunks, started)
     parser = provider.stream_parser(target, call_type, body)
-    request = provider.build_request(target, call_type, body, True)
+    request = _translated(deployment, provider.build_request, target, call_type, body, True)
     client = http_client()
     upstream = client.build_request(
         request.method, request.url, headers=request.headers, content=request.content, timeout=timeout

@@ -11,7 +11,7 @@ _COUNT_PARAMS = ("max_tokens", "max_completion_tokens", "n")
 _MAX_TOKENS_CEILING = 10_000_000
 
 
-def parse_payload(body: bytes, call_type: str, max_bytes: int) -> dict:
+def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: str = "") -> dict:
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {max_bytes} bytes.")
     try:
@@ -20,6 +20,8 @@ def parse_payload(body: bytes, call_type: str, max_bytes: int) -> dict:
         raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise BadRequest("Request body must be a JSON object.", code="invalid_json")
+    if default_model and "model" not in payload:
+        payload["model"] = default_model
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest("'model' is required and must be a non-empty string.", param="model", code="missing_model")
@@ -66,6 +68,20 @@ def _check_messages(messages) -> None:
                 param=f"messages[{index}]",
                 code="invalid_value",
             )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str) and not _is_part_list(content):
+            raise BadRequest(
+                f"'messages[{index}].content' must be a string, null, or a list of content parts (objects with a "
+                "string 'type').",
+                param=f"messages[{index}].content",
+                code="invalid_type",
+            )
+
+
+def _is_part_list(content) -> bool:
+    return isinstance(content, list) and all(
+        isinstance(part, dict) and isinstance(part.get("type"), str) for part in content
+    )
 
 
 def _is_text_input(value) -> bool:
@@ -85,19 +101,25 @@ def client_wants_usage(payload: dict) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def estimate_prompt_tokens(payload: dict) -> int:
-    """A rough token count (4 characters a token) for budgets and for calls the upstream never reported on."""
-    characters = 0
-    for message in payload.get("messages") or ():
-        content = message.get("content")
-        if isinstance(content, str):
-            characters += len(content)
-        elif isinstance(content, list):
-            characters += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
-    for name in ("prompt", "input"):
-        value = payload.get(name)
-        if isinstance(value, str):
-            characters += len(value)
-        elif isinstance(value, list):
-            characters += sum(len(item) if isinstance(item, str) else 1 for item in value)
+def estimate_prompt_tokens(payload: dict, call_type: str) -> int:
+    """A rough token count (4 characters a token) for budgets and for calls the upstream never reported on.
+
+    Reads only the call type's own input, which `parse_payload` has checked; other fields may hold anything."""
+    value = payload.get(_REQUIRED_INPUT[call_type])
+    if call_type == "chat":
+        characters = sum(_content_characters(message.get("content")) for message in value)
+    elif isinstance(value, str):
+        characters = len(value)
+    else:
+        characters = sum(len(item) if isinstance(item, str) else 1 for item in value)
     return max(1, (characters + 3) // 4)
+
+
+def _content_characters(content) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(part["text"]) for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return 0

@@ -117,11 +117,11 @@ def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
     }
 
 
-async def handle(request, call_type: str) -> HttpResponse:
+async def handle(request, call_type: str, default_model: str = "") -> HttpResponse:
     call = Call(call_type, time.perf_counter())
     try:
         call.caller = await authenticate(request.headers.get("Authorization"))
-        call.payload = parse_payload(request.body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES)
+        call.payload = parse_payload(request.body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model)
         await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]
@@ -144,7 +144,7 @@ async def handle(request, call_type: str) -> HttpResponse:
             call.caller,
             model_group=call.group,
             worst_case_cost=worst_case_cost(state, call),
-            estimated_tokens=_estimated_tokens(call.payload),
+            estimated_tokens=_estimated_tokens(call.payload, call.call_type),
         )
         try:
             if call.payload.get("stream"):
@@ -169,14 +169,14 @@ def _max_output_tokens(payload: dict, deployment: RoutedDeployment) -> int:
     return deployment.max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
 
 
-def _estimated_tokens(payload: dict) -> int:
+def _estimated_tokens(payload: dict, call_type: str) -> int:
     requested = payload.get("max_tokens") or payload.get("max_completion_tokens") or 0
-    return estimate_prompt_tokens(payload) + (requested if isinstance(requested, int) else 0)
+    return estimate_prompt_tokens(payload, call_type) + (requested if isinstance(requested, int) else 0)
 
 
 def worst_case_cost(state, call: Call) -> Decimal:
     """What the call may cost at most, on any deployment it may reach: reserved against budgets before sending."""
-    prompt_tokens = estimate_prompt_tokens(call.payload)
+    prompt_tokens = estimate_prompt_tokens(call.payload, call.call_type)
     worst = _ZERO
     for group in (call.group, *state.table.config.fallbacks.get(call.group, ())):
         for deployment in state.table.group(group):
@@ -285,7 +285,8 @@ async def _relay(call: Call, attempted: Attempted, admission):
             return Usage.from_openai(parser.usage)
         # The upstream never reported usage (it stopped early): estimate what it used from what was sent.
         return Usage(
-            prompt_tokens=estimate_prompt_tokens(call.payload), completion_tokens=(streamed_characters + 3) // 4
+            prompt_tokens=estimate_prompt_tokens(call.payload, call.call_type),
+            completion_tokens=(streamed_characters + 3) // 4,
         )
 
     def entry(status: str, error_class: str = ""):

@@ -24,6 +24,13 @@ async def chat_completions(request):
 
 @csrf_exempt
 @require_POST
+async def azure_chat_completions(request, deployment: str):
+    """Azure OpenAI's path: the deployment in the URL names the model when the body does not."""
+    return await service.handle(request, "chat", default_model=deployment)
+
+
+@csrf_exempt
+@require_POST
 async def completions(request):
     return await service.handle(request, "completion")
 

@@ -176,3 +176,12 @@ async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after
     assert orjson.loads(refused.content)["error"]["code"] == "ledger_unavailable"
     assert resumed.status_code == 200
     assert await SpendLog.objects.acount() == 1
+
+
+async def test_azure_style_path_names_the_model(mock_deployment):
+    body = {"messages": CHAT["messages"]}
+
+    response = await post("/openai/deployments/demo-model/chat/completions?api-version=2024-06-01", body)
+
+    assert response.status_code == 200
+    assert response["x-litellm-model-group"] == "demo-model"
