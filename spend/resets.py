@@ -13,6 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from keys.budgets import next_reset_at
+from keys.models import record_change
 from spend.entities import PAYERS, Payer
 from spend.models import BudgetReset, SpendLog
 from spend.periods import local_zone
@@ -48,7 +49,12 @@ def reset_budget(payer: Payer, pk: int, now: datetime) -> bool:
             log_watermark=watermark,
             period_spend=entity.spend,
         )
-        payer.model.objects.filter(pk=pk).update(spend=0, budget_reset_at=following)
+        new_period = {"spend": 0, "budget_reset_at": following}
+        if payer.kind == "key":
+            new_period["soft_budget_alerted_at"] = None  # the next period may alert again
+        payer.model.objects.filter(pk=pk).update(**new_period)
+        # Every server process reloads the entity, so its limits see the new period at once.
+        record_change(payer.kind, getattr(entity, payer.id_field), action="budget_reset", actor="reset_budgets")
     logger.info("reset %s %s budget (period spend %s)", payer.kind, getattr(entity, payer.id_field), entity.spend)
     return True
 

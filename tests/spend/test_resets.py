@@ -70,3 +70,15 @@ def test_calls_on_either_side_of_a_reset_are_charged_to_one_period_each(payers):
     assert refreshed(key).spend == Decimal("1.00000000013")  # the key itself has no budget period
     assert BudgetReset.objects.get().period_spend == Decimal("1")
     call_command("reconcile_spend")
+
+
+def test_a_reset_tells_every_server_process_and_clears_the_soft_budget_alert():
+    from keys.models import KeyChange
+
+    key = make_key(budget_duration="1d", budget_reset_at=MIDNIGHT, soft_budget_alerted_at=MIDNIGHT)
+
+    reset_due_budgets(MIDNIGHT)
+
+    change = KeyChange.objects.filter(entity_id=key.token_hash).latest("id")
+    assert (change.kind, change.action) == ("key", "budget_reset")
+    assert refreshed(key).soft_budget_alerted_at is None
