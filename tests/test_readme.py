@@ -1,7 +1,9 @@
 """The README's examples, run as written (only the address is swapped for a free port)."""
 
+import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -48,17 +50,33 @@ def test_python_example(demo):
     assert re.fullmatch(r"cost \(USD\): 0\.\d+", cost)
 
 
-def test_curl_example(demo):
-    (command,) = [block for block in code_blocks("sh") if block.startswith("curl")]
+def run_sh(block: str, demo, env: dict | None = None) -> str:
     result = subprocess.run(
-        ["bash", "-c", command.replace("http://127.0.0.1:4000", demo.url)],
+        ["bash", "-c", block.replace("http://127.0.0.1:4000", demo.url)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
+        env={**os.environ, **(env or {})},
     )
+    return result.stdout
 
-    assert '"content":"This is a mock response from Tollgate."' in result.stdout
+
+def test_curl_examples_in_order(demo):
+    chat, generate, info = [block for block in code_blocks("sh") if block.startswith("curl")]
+
+    assert '"content":"This is a mock response from Tollgate."' in run_sh(chat, demo)
+    key = json.loads(run_sh(generate, demo))["key"]
+    shown = json.loads(run_sh(info, demo, env={"KEY": key}))["info"]
+    assert (shown["key_alias"], shown["max_budget"], shown["rpm_limit"]) == ("my-app", 5, 60)
+
+
+def test_manage_py_examples(demo):
+    commands = [block.strip() for block in code_blocks("sh") if block.startswith("python manage.py")]
+
+    for command in commands:
+        output = demo.manage(*shlex.split(command)[2:]).stdout
+        assert "0.000435" in output  # gpt-4o-mini: 800 × 1.5e-7 + 200 × 7.5e-8 + 500 × 6e-7
 
 
 def test_import_config_example(demo, tmp_path):
