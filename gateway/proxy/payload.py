@@ -9,6 +9,8 @@ _NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty
 _COUNT_PARAMS = ("max_tokens", "max_completion_tokens", "n")
 # Far above any model's output limit; larger values are typos or attacks, not requests.
 _MAX_TOKENS_CEILING = 10_000_000
+# No embedding model has more; an unbounded value would let one request allocate any amount of memory.
+_MAX_DIMENSIONS = 65_536
 
 
 def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: str = "") -> dict:
@@ -51,6 +53,13 @@ def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: st
             raise BadRequest(
                 f"'{name}' is too large (at most {_MAX_TOKENS_CEILING}).", param=name, code="invalid_value"
             )
+    dimensions = payload.get("dimensions")
+    if dimensions is not None and (
+        not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= _MAX_DIMENSIONS
+    ):
+        raise BadRequest(
+            f"'dimensions' must be an integer from 1 to {_MAX_DIMENSIONS}.", param="dimensions", code="invalid_type"
+        )
     for name in _NUMBER_PARAMS:
         number = payload.get(name)
         if number is not None and (not isinstance(number, int | float) or isinstance(number, bool)):

@@ -69,9 +69,7 @@ FUZZ = settings(
 CASES: collections.Counter = collections.Counter()
 # Cases that still get a 500 until gateway/proxy/payload.py validates `dimensions` (the fix is in issue 8's
 # security report): strict, so the fix turns them into failures and these markers come off with it.
-PENDING_PAYLOAD_FIX = pytest.mark.xfail(strict=True, reason="500s until the payload validation fix lands")
 # A huge `dimensions` makes the mock provider allocate gigabytes: not run at all until the fix lands.
-PENDING_DIMENSIONS_FIX = pytest.mark.xfail(run=False, reason="exhausts memory until the payload validation fix")
 
 json_scalars = (
     st.none()
@@ -176,13 +174,11 @@ async def test_enormous_and_negative_numbers(mock_deployment, field, value):
 
 
 @pytest.mark.parametrize("dimensions", [pytest.param(-1, id="negative"), "many", [3], {"n": 3}])
-@PENDING_PAYLOAD_FIX
 async def test_embedding_dimensions_of_the_wrong_type(mock_deployment, dimensions):
     CASES["embedding dimensions"] += 1
     assert_clean(*await call("/v1/embeddings", orjson.dumps({**VALID["embedding"], "dimensions": dimensions})))
 
 
-@PENDING_DIMENSIONS_FIX
 async def test_enormous_embedding_dimensions(mock_deployment):
     CASES["embedding dimensions"] += 1
     response, content, charged = await call("/v1/embeddings", orjson.dumps({**VALID["embedding"], "dimensions": 2**40}))
