@@ -1,0 +1,123 @@
+"""The benchmark's result: rows, overheads and ratios as one JSON document, and the table people read."""
+
+import json
+
+_PRIMARY = "tollgate"
+
+
+def build(args, rows: list[dict], targets, failures: list[dict], machine: dict, command: str) -> dict:
+    upstream = {(r["mode"], r["connections"]): r for r in rows if r["target"] == "upstream"}
+    for row in rows:
+        base = upstream.get((row["mode"], row["connections"]))
+        row["overhead_p50_ms"] = round(row["p50_ms"] - base["p50_ms"], 3) if base and row is not base else None
+    ledgers = {t.name: t.info["ledger"] for t in targets if "ledger" in t.info}
+    return {
+        "command": command,
+        "machine": machine,
+        "settings": {
+            "duration_s": args.duration,
+            "drain_s": args.drain,
+            "connections": args.connections,
+            "modes": args.modes,
+            "loadgen": args.loadgen,
+            "tollgate_workers": args.workers,
+            "tollgate_env": args.tollgate_env,
+            "tollgate_source": args.source,
+            "tollgate_patches": [str(p) for p in args.patch],
+        },
+        "targets": {t.name: t.info for t in targets},
+        "rows": rows,
+        "ratios": _ratios(rows),
+        "ledger": ledgers,
+        "failures": failures,
+        "ok": not failures and all(r["valid"] for r in rows) and all(ledger["ok"] for ledger in ledgers.values()),
+    }
+
+
+def _ratios(rows: list[dict]) -> list[dict]:
+    """Tollgate against LiteLLM, the floor and itself with more workers, for every mode and concurrency."""
+    index = {(r["target"], r["mode"], r["connections"]): r for r in rows if r["valid"] and not r.get("profiled")}
+    ratios = []
+    cells = sorted({(r["mode"], r["connections"]) for r in rows}, key=lambda c: (c[0] != "json", c[1]))
+    others = sorted({r["target"] for r in rows if r["target"].startswith("tollgate-w")})
+    for mode, connections in cells:
+        ours = index.get((_PRIMARY, mode, connections))
+        if ours is None:
+            continue
+        for name, label in (("litellm", "tollgate/litellm"), ("floor", "tollgate/floor")):
+            theirs = index.get((name, mode, connections))
+            if theirs and theirs["rps"]:
+                entry = {"ratio": label, "mode": mode, "connections": connections}
+                entry["rps"] = round(ours["rps"] / theirs["rps"], 2)
+                if ours.get("server_cpu_ms_per_req") and theirs.get("server_cpu_ms_per_req"):
+                    entry["cpu_per_req"] = round(ours["server_cpu_ms_per_req"] / theirs["server_cpu_ms_per_req"], 2)
+                if name == "litellm" and theirs.get("overhead_p50_ms"):
+                    entry["overhead_p50"] = round(ours["overhead_p50_ms"] / theirs["overhead_p50_ms"], 3)
+                ratios.append(entry)
+        for name in others:
+            theirs = index.get((name, mode, connections))
+            if theirs and ours["rps"]:
+                ratio = {"ratio": f"{name}/tollgate", "mode": mode, "connections": connections}
+                ratio["rps"] = round(theirs["rps"] / ours["rps"], 2)
+                ratios.append(ratio)
+    return ratios
+
+
+def dumps(result: dict) -> str:
+    return json.dumps(result, indent=2, default=str) + "\n"
+
+
+def _ms(value) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _pct(value) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def print_table(result: dict) -> None:
+    machine = result["machine"]
+    print(f"\n{result['command']}")
+    print(
+        f"{machine['date']}  {machine['nproc']} CPUs ({machine['cpu_model']})  {machine['wrk'] or 'python load'}  "
+        f"load avg {', '.join(f'{x:.2f}' for x in machine['load_average'])}  "
+        f"{result['settings']['duration_s']:.0f} s per row"
+    )
+    header = f"{'target':<12} {'mode':<6} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'overhead':>9} "
+    header += f"{'non-2xx':>7} {'cpu ms/req':>10} {'srv cpu%':>8} {'box busy%':>9}  valid"
+    print("\n" + header)
+    print("-" * len(header))
+    for row in result["rows"]:
+        valid = "yes" if row["valid"] else "NO: " + "; ".join(row["invalid_because"])
+        if row.get("profiled"):
+            valid += " (under py-spy)"
+        print(
+            f"{row['target']:<12} {row['mode']:<6} {row['connections']:>5} {row['rps']:>9.1f} {row['p50_ms']:>8.2f} "
+            f"{row['p99_ms']:>8.2f} {_ms(row['overhead_p50_ms']):>9} {row['non_2xx']:>7} "
+            f"{_ms(row.get('server_cpu_ms_per_req')):>10} {_pct(row.get('server_cpu_pct')):>8} "
+            f"{_pct(row.get('machine_busy_pct')):>9}  {valid}"
+        )
+    print("\noverhead: p50 minus the upstream's p50 at the same mode and connections; cpu ms/req: the server's own CPU")
+    print("time per answered request (all its processes); srv cpu%: of one core; box busy%: the whole machine's CPUs")
+    print(f"\n{'server':<12} {'start s':>8} {'ready s':>8} {'RSS idle MB':>12} {'RSS peak MB':>12}  auth")
+    for name, info in result["targets"].items():
+        if "startup_s" not in info:
+            continue
+        print(
+            f"{name:<12} {_ms(info.get('startup_s')):>8} {_ms(info.get('ready_s')):>8} "
+            f"{_ms(info.get('rss_idle_mb')):>12} {_ms(info.get('rss_peak_mb')):>12}  {info.get('auth', '')}"
+        )
+    print("start: to the first 200 on /health/liveliness; ready: to the first 200 on a chat completion")
+    if result["ratios"]:
+        print()
+        for ratio in result["ratios"]:
+            extra = f"  CPU/request x{ratio['cpu_per_req']}" if "cpu_per_req" in ratio else ""
+            extra += f"  p50 overhead x{ratio['overhead_p50']}" if "overhead_p50" in ratio else ""
+            print(f"{ratio['ratio']:<18} {ratio['mode']:<6} c={ratio['connections']:<3} req/s x{ratio['rps']}{extra}")
+    print()
+    for ledger in result["ledger"].values():
+        print(ledger["line"])
+    for failure in result["failures"]:
+        print(f"!!! {failure['target']} did not run: {failure['error'].strip().splitlines()[-1]}")
+    if not result["ok"]:
+        print("\n!!! NOT A RESULT: some rows are invalid or the ledger does not match (see above) !!!")

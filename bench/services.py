@@ -1,0 +1,267 @@
+"""The processes a benchmark run starts, watches and always stops: servers, their memory, their databases."""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import httpx
+
+# Every process this run started, stopped on the way out whatever happens (errors, Ctrl-C, SIGTERM).
+_STARTED: list["Service"] = []
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred and port_is_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Service:
+    """A server process in its own process group (so its workers stop with it), with a log file."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict, cwd: Path, log_path: Path, health_url: str):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.health_url = health_url
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self) -> "Service":
+        with open(self.log_path, "ab") as log:
+            self.started_at = time.perf_counter()
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        _STARTED.append(self)
+        return self
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Seconds from start to the first 200 on the health URL."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.health_url, timeout=1).status_code == 200:
+                    return time.perf_counter() - self.started_at
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} did not answer {self.health_url} within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # Workers the server forked may outlive it for a moment: the group goes with it.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        if self in _STARTED:
+            _STARTED.remove(self)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_all() -> None:
+    for service in reversed(list(_STARTED)):
+        try:
+            service.stop()
+        except Exception as exc:  # keep stopping the others
+            print(f"! could not stop {service.name} (pid {service.process.pid}): {exc}")
+
+
+def process_tree(root: int) -> list[int]:
+    """root and all its descendants (uvicorn's workers, multiprocessing helpers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_mb(root: int) -> float:
+    """Resident memory of the whole server (VmRSS summed over the process tree), in MB."""
+    return sum(_status_kb(pid, "VmRSS") for pid in process_tree(root)) / 1024
+
+
+def hwm_mb(root: int) -> float:
+    """Peak resident memory each process of the tree has had (VmHWM), summed, in MB."""
+    return sum(_status_kb(pid, "VmHWM") for pid in process_tree(root)) / 1024
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) the process tree has used so far."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, for how busy it was while a row ran."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values) - idle) / _TICKS, sum(values) / _TICKS
+
+
+def worker_pids(root: int) -> list[int]:
+    """The processes that serve requests: the server itself, or its uvicorn workers when it has several."""
+    tree = process_tree(root)
+    workers = [pid for pid in tree[1:] if _is_python_server(pid)]
+    return workers or [root]
+
+
+def _is_python_server(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+    except OSError:
+        return False
+    # uvicorn's spawned workers run multiprocessing's spawn_main; its resource tracker does not serve.
+    return b"spawn_main" in cmdline and b"resource_tracker" not in cmdline
+
+
+class PeakSampler:
+    """Samples a server's RSS in the background while load runs; keeps the highest sum seen."""
+
+    def __init__(self, root: int, interval: float = 0.2):
+        self.root = root
+        self.interval = interval
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb(self.root))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BenchDatabase:
+    """A fresh PostgreSQL database for one Tollgate server, dropped afterwards."""
+
+    def __init__(self, base_url: str, label: str):
+        parsed = urllib.parse.urlparse(base_url)
+        self.name = f"tollgate_bench_{os.getpid()}_{label}"
+        self.admin_url = parsed._replace(path="/postgres").geturl()
+        self.url = parsed._replace(path=f"/{self.name}").geturl()
+        self.created = False
+
+    def create(self) -> "BenchDatabase":
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        self.created = True
+        return self
+
+    def scalar(self, sql: str):
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql).fetchone()[0]
+
+    def rows(self, sql: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql).fetchall()
+
+    def drop(self) -> None:
+        if not self.created:
+            return
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self.created = False
+
+
+def flush_redis(url: str) -> None:
+    """Empty the one Redis database the benchmark owns (--redis-db), so no earlier run's cache leaks in."""
+    from redis import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
