@@ -18,14 +18,15 @@ def _fresh_process_state(request):
     if not request.config.pluginmanager.hasplugin("django"):
         yield
         return
+    from gateway.security import reset_auth_failures
     from keys.cache import key_cache
     from keys.limits import local_counters
 
-    key_cache().clear()
-    local_counters().clear()
+    for reset in (key_cache().clear, local_counters().clear, reset_auth_failures):
+        reset()
     yield
-    key_cache().clear()
-    local_counters().clear()
+    for reset in (key_cache().clear, local_counters().clear, reset_auth_failures):
+        reset()
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, e
 from gateway.proxy.payload import client_wants_usage, estimate_prompt_tokens, parse_payload
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
+from gateway.security import check_auth_throttle, client_ip, record_auth_failure
 from keys.auth import Caller, authenticate
+from keys.errors import AuthenticationFailed
 from keys.limits import admit
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
 from pricing.errors import UnpricedModelBlocked
@@ -117,10 +119,21 @@ def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
     }
 
 
+async def authenticate_request(request) -> Caller:
+    """The caller of a request; an address that keeps failing is slowed (429) before any key lookup."""
+    address = client_ip(request)
+    await check_auth_throttle(address)
+    try:
+        return await authenticate(request.headers.get("Authorization"))
+    except AuthenticationFailed:
+        record_auth_failure(address)
+        raise
+
+
 async def handle(request, call_type: str, default_model: str = "") -> HttpResponse:
     call = Call(call_type, time.perf_counter())
     try:
-        call.caller = await authenticate(request.headers.get("Authorization"))
+        call.caller = await authenticate_request(request)
         call.payload = parse_payload(request.body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model)
         await ledger().ensure_available()
         state = await gateway_state()

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET, require_POST
 from gateway.proxy import service
 from gateway.proxy.errors import error_response
 from gateway.proxy.state import gateway_state
-from keys.auth import authenticate
 
 
 @csrf_exempt
@@ -49,7 +48,7 @@ def _json(data, status: int = 200) -> HttpResponse:
 async def list_models(request):
     """The model groups this caller may call (OpenAI's /v1/models)."""
     try:
-        caller = await authenticate(request.headers.get("Authorization"))
+        caller = await service.authenticate_request(request)
     except Exception as exc:
         return error_response(exc)
     state = await gateway_state()
@@ -113,7 +112,7 @@ async def readiness(request):
 async def health(request):
     """Which deployments are configured (master key only, like LiteLLM's /health)."""
     try:
-        caller = await authenticate(request.headers.get("Authorization"))
+        caller = await service.authenticate_request(request)
     except Exception as exc:
         return error_response(exc)
     if not caller.is_master:

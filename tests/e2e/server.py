@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-MASTER_KEY = "sk-e2e-master-" + "7c1d9e4a2b8f6035"
+MASTER_KEY = "sk-e2e-master-7c1d9e4a2b8f6035a9e4c2d1"
 
 
 def free_port() -> int:
@@ -63,6 +63,8 @@ class GatewayServer:
             "TOLLGATE_MASTER_KEY": MASTER_KEY,
             "TOLLGATE_VAR_DIR": str(workdir),
             "TOLLGATE_SYNC_INTERVAL": "0.2",
+            # Tests refuse wrong keys on purpose, all from 127.0.0.1: the failed-auth throttle has its own tests.
+            "TOLLGATE_AUTH_FAILURE_LIMIT": "10000",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }

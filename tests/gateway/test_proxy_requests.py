@@ -185,3 +185,24 @@ async def test_azure_style_path_names_the_model(mock_deployment):
 
     assert response.status_code == 200
     assert response["x-litellm-model-group"] == "demo-model"
+
+
+async def test_repeated_failed_auth_from_one_address_is_slowed_before_any_key_lookup(
+    mock_deployment, settings, monkeypatch
+):
+    from keys.cache import KeyCache
+
+    settings.TOLLGATE_AUTH_FAILURE_LIMIT = 3
+    for _ in range(3):
+        assert (
+            await post("/v1/chat/completions", CHAT, headers={"Authorization": "Bearer sk-guess"})
+        ).status_code == 401
+
+    async def no_lookup(self, token_hash):
+        raise AssertionError("a throttled address must not reach the key cache (or the database behind it)")
+
+    monkeypatch.setattr(KeyCache, "caller", no_lookup)
+    slowed = await post("/v1/chat/completions", CHAT, headers={"Authorization": "Bearer sk-guess-again"})
+
+    assert slowed.status_code == 429
+    assert int(slowed["retry-after"]) >= 1
