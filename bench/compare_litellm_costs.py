@@ -1,16 +1,22 @@
-"""Price seeded random usages with LiteLLM and with pricing.calculator, entry by entry, and report the differences.
+"""Price seeded random usages with LiteLLM and with ``manage.py cost --jsonl``, entry by entry, and report the differences.
 
 Every chat, completion, responses and embedding entry of the shipped cost map gets usages (boundary prompt sizes
 for entries with long-context tiers, cache reads and writes, audio, reasoning, off-peak moments, durations for
 time-priced entries). Each is priced three ways:
 
-- ours: ``pricing.calculator.compute_cost`` on the entry loaded by ``pricing.costmap`` (exact Decimal);
+- ours: the project's ``manage.py cost --jsonl`` (exact Decimal), run in a subprocess with the project's venv on
+  a fresh embedded SQLite database (its ``TOLLGATE_VAR_DIR`` a temporary directory, migrated first), every case
+  one JSON line ``{"model": ..., "usage": {OpenAI usage}, "seconds": ...}``;
 - core: LiteLLM's ``generic_cost_per_token`` on the same entry (``_per_second_pricing_cost`` via ``cost_per_token``
   for time-priced entries), the rules the calculator mirrors;
 - routed: ``litellm.cost_per_token`` with the entry's provider, the provider-specific route the proxy takes.
 
 LiteLLM computes in floats, so a figure agrees when it is within a relative 1e-9 of ours; the float-vs-exact
-drift inside that tolerance is reported on its own. Run with the LiteLLM peer's interpreter (installed by
+drift inside that tolerance is reported on its own, and so is the throughput of the ``manage.py cost --jsonl`` run.
+
+``manage.py cost --jsonl`` prices every line of a run at one moment (``--billed-at``); only entries with
+``off_peak_pricing`` depend on it, so every other case is priced in one run and each case of such an entry in a
+run of its own at its own moment (a line's ``billed_at`` is written too, for a command that reads it). Run with the LiteLLM peer's interpreter (installed by
 ../shared/peers/litellm/start.sh), from the project root:
 
     /tmp/litellm-peer/bin/python bench/compare_litellm_costs.py --usages 5000 --seed 7
@@ -23,7 +29,10 @@ import math
 import os
 import random
 import re
+import subprocess
 import sys
+import tempfile
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -40,9 +49,10 @@ litellm.suppress_debug_info = True
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pricing.calculator import Usage, compute_cost, format_money, is_time_priced  # noqa: E402
+from pricing.calculator import Usage, format_money, is_time_priced  # noqa: E402
 from pricing.costmap import load_cost_map  # noqa: E402
 
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
 COST_MAP = ROOT / "pricing" / "data" / "model_prices_and_context_window.json"
 MODES = frozenset({"chat", "completion", "responses", "embedding"})
 REL_TOL = 1e-9
@@ -70,20 +80,35 @@ def main() -> None:
         "core": Tally(),
         "routed": Tally(),
     }
+    cases = []
     for index in range(args.usages):
         model = models[index % len(models)] if index < len(models) else rng.choice(models)
         entry = ours_map[model]
         usage = random_usage(rng, entry)
         billed_at = YEAR_START + timedelta(seconds=rng.randrange(365 * 24 * 3600))
         duration = Decimal(rng.randrange(0, 120_000)) / 1000
-        ours = compute_cost(entry, usage, duration, billed_at=billed_at).total
+        cases.append((model, entry, usage, billed_at, duration))
+    priced, runs = price_with_manage_py(cases)
+    report["jsonl_runs"] = runs
+    for (model, entry, usage, billed_at, duration), answer in zip(cases, priced, strict=True):
         case = {"model": model, "provider": entry["litellm_provider"], "usage": usage_dict(usage)}
-        case |= {"billed_at": billed_at.isoformat(), "duration_seconds": str(duration), "ours": format_money(ours)}
+        case |= {"billed_at": billed_at.isoformat(), "duration_seconds": str(duration)}
+        elsewhere = resolves_elsewhere(model, proxy_provider(entry["litellm_provider"]))
+        problem = answer_problem(model, answer)
+        if problem:
+            report["core"].errors[f"{case['provider']}: manage.py cost: {problem}"] += 1
+            if elsewhere:
+                report["routed"].elsewhere += 1
+            else:
+                report["routed"].errors[f"{case['provider']}: manage.py cost: {problem}"] += 1
+            continue
+        ours = Decimal(answer["cost"])  # a JSON integer ("0") parses as int
+        case["ours"] = format_money(ours)
         float_entry = {**float_map[model], "key": model}
         time_priced = is_time_priced(entry)
         core = functools.partial(core_cost, model, float_entry, time_priced, usage, duration, billed_at)
         report["core"].add(case, ours, core)
-        if resolves_elsewhere(model, proxy_provider(entry["litellm_provider"])):
+        if elsewhere:
             report["routed"].elsewhere += 1
         else:
             report["routed"].add(
@@ -136,6 +161,71 @@ class Tally:
             "skipped_resolves_to_another_entry": self.elsewhere,
             "mismatch_cases": self.mismatches,
         }
+
+
+def price_with_manage_py(cases: list[tuple]) -> tuple[list[dict], list[dict]]:
+    """Price every case with the project's ``manage.py cost --jsonl`` on a fresh embedded database: the answers
+    (one parsed output line per case, in order) and, per run, its line count and wall time."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TOLLGATE_CONFIG"}}
+    groups: dict[str | None, list[int]] = {}
+    for index, (_model, entry, _usage, billed_at, _duration) in enumerate(cases):
+        # Only off-peak pricing depends on the moment; everything else is priced in one run.
+        moment = billed_at.isoformat() if "off_peak_pricing" in entry else None
+        groups.setdefault(moment, []).append(index)
+    answers: list[dict | None] = [None] * len(cases)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="tollgate-cost-check-") as var_dir:
+        env["TOLLGATE_VAR_DIR"] = var_dir
+        manage = [str(PROJECT_PYTHON), "manage.py"]
+        subprocess.run([*manage, "migrate", "--no-input"], cwd=ROOT, env=env, check=True, capture_output=True)
+        for moment, indexes in groups.items():
+            path = Path(var_dir) / "cases.jsonl"
+            path.write_text("".join(jsonl_line(*cases[index]) + "\n" for index in indexes), encoding="utf-8")
+            command = [*manage, "cost", "--jsonl", str(path), "--billed-at", moment or YEAR_START.isoformat()]
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+            lines = done.stdout.splitlines()
+            if len(lines) != len(indexes):
+                sys.exit(f"manage.py cost --jsonl wrote {len(lines)} lines for {len(indexes)}: {done.stderr[-2000:]}")
+            for index, line in zip(indexes, lines, strict=True):
+                answers[index] = json.loads(line, parse_float=Decimal)
+            runs.append({"billed_at": moment, "lines": len(indexes), "seconds": round(seconds, 3)})
+    return answers, runs
+
+
+def jsonl_line(model: str, entry: dict, usage: Usage, billed_at: datetime, duration: Decimal) -> str:
+    usage_object = openai_usage(usage)
+    if Usage.from_openai(usage_object) != usage:
+        raise AssertionError(f"{usage_object} does not read back as {usage}")
+    line = {"model": model, "usage": usage_object, "seconds": str(duration), "billed_at": billed_at.isoformat()}
+    return json.dumps(line)
+
+
+def openai_usage(usage: Usage) -> dict:
+    """The usage as an OpenAI chat-completions usage object (with LiteLLM's top-level cache-write count)."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens, "audio_tokens": usage.input_audio_tokens},
+        "completion_tokens_details": {
+            "reasoning_tokens": usage.reasoning_tokens,
+            "audio_tokens": usage.output_audio_tokens,
+        },
+    }
+
+
+def answer_problem(model: str, answer: dict) -> str:
+    """Why an output line is not a price of this cost-map entry ("" when it is)."""
+    if "error" in answer:
+        return str(answer["error"])[:80]
+    if not isinstance(answer.get("cost"), Decimal | int):
+        return f"no exact cost in {answer!r}"[:80]
+    if answer.get("source") != "cost_map" or answer.get("matched") != model:
+        return f"priced from {answer.get('source')} {answer.get('matched')!r}, not this entry"
+    return ""
 
 
 def core_cost(
@@ -240,6 +330,15 @@ def print_report(report: dict, examples: int) -> None:
         f"cost map entries: {report['cost_map_entries']}; chat/completion/responses/embedding entries compared: "
         f"{report['entries_compared']}; LiteLLM's bundled map differs from ours in "
         f"{report['bundled_map_differences']} entries"
+    )
+    runs = report["jsonl_runs"]
+    main_run = max(runs, key=lambda run: run["lines"])
+    lines, seconds = sum(run["lines"] for run in runs), sum(run["seconds"] for run in runs)
+    print(
+        f"manage.py cost --jsonl: {main_run['lines']} lines in {main_run['seconds']:.2f} s "
+        f"({main_run['lines'] / main_run['seconds']:,.0f} lines/s, Django start-up included); all {len(runs)} runs: "
+        f"{lines} lines in {seconds:.2f} s ({lines / seconds:,.0f} lines/s; {len(runs) - 1} runs of one off-peak-priced "
+        "case at its own --billed-at)"
     )
     for name in ("core", "routed"):
         tally = report[name].as_dict()
