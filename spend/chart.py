@@ -1,14 +1,27 @@
-"""A stacked daily spend chart as server-side SVG: no script, no internet, readable axes in USD."""
+"""A stacked daily spend chart as server-side SVG: no script, no internet, readable axes in USD.
+
+Everything the template prints is computed here, as text: coordinates, ISO days, titles. The bars (hundreds of
+them over a quarter) are written as one escaped SVG fragment, so the template does no per-bar work."""
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from pricing.calculator import format_money
 from spend.display import usd
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f", "#bab0ac")
 WIDTH, HEIGHT = 960, 360
 LEFT, RIGHT, TOP, BOTTOM = 90, 20, 20, 70
+LEGEND_MIN_WIDTH, LEGEND_ROW, CHAR_WIDTH = 90, 20, 7  # px per legend entry at least, per row, per character
+MIN_HEIGHT = 0.001  # a bar for a tiny amount is still drawn (the layout rounds to thousandths of a pixel)
+BAR = (
+    '<a href="{}"><rect class="bar" x="{}" y="{}" width="{}" height="{}" fill="{}" data-day="{}" data-series="{}"'
+    ' data-value="{}"><title>{}</title></rect></a>\n'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,22 +40,39 @@ class Segment:
 @dataclass(frozen=True, slots=True)
 class Tick:
     label: str
-    position: float
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegendEntry:
+    name: str
+    label: str  # the name, shortened to fit its slot
+    color: str
+    x: str
+    y: str
 
 
 @dataclass(frozen=True, slots=True)
 class StackedChart:
     width: int
     height: int
+    svg_height: int  # the plot, the x axis and the legend's rows
     plot_left: int
     plot_right: int
     plot_top: int
     plot_bottom: int
+    plot_center: int
     segments: list[Segment]
+    bars: SafeString
     y_ticks: list[Tick]
     x_ticks: list[Tick]
-    legend: list[tuple[str, str]]
+    legend: list[LegendEntry]
     total: Decimal
+
+
+def _px(value: float) -> str:
+    """A coordinate for SVG: thousandths of a pixel, plain digits whatever the locale."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def _nice_step(maximum: Decimal) -> Decimal:
@@ -57,35 +87,69 @@ def _nice_step(maximum: Decimal) -> Decimal:
     return power * 10
 
 
+def _axis_top(peak: Decimal, step: Decimal) -> Decimal:
+    """The first multiple of ``step`` at or above ``peak`` (one step for an empty chart)."""
+    return step * max(1, (peak / step).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _shorten(name: str, characters: int) -> str:
+    return name if len(name) <= characters else name[: max(characters - 1, 1)] + "…"
+
+
+def _legend(series: list[str], colors: dict[str, str], plot_width: int) -> tuple[list[LegendEntry], int]:
+    """Legend entries spread over the plot's width, wrapping into rows when there are too many; and the row count."""
+    columns = max(1, min(len(series), plot_width // LEGEND_MIN_WIDTH))
+    slot = plot_width / columns
+    characters = max(int((slot - 24) // CHAR_WIDTH), 3)
+    entries = [
+        LegendEntry(name, _shorten(name, characters), colors[name], _px(LEFT + (index % columns) * slot),
+                    str(HEIGHT + 22 + (index // columns) * LEGEND_ROW))
+        for index, name in enumerate(series)
+    ]  # fmt: skip
+    return entries, -(-len(series) // columns)
+
+
 def stacked_chart(
     days: list[date], series: list[str], values: dict[tuple[date, str], Decimal], url_for
 ) -> StackedChart:
     """``values[(day, series)]`` stacked per day in ``series`` order; ``url_for(day, series)`` links a segment."""
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     day_totals = [sum((values.get((day, name), Decimal(0)) for name in series), Decimal(0)) for day in days]
-    step = _nice_step(max(day_totals, default=Decimal(0)))
-    top = step * max(1, -(-max(day_totals, default=Decimal(0)) // step))
+    peak = max(day_totals, default=Decimal(0))
+    step = _nice_step(peak)
+    top = _axis_top(peak, step)
     slot = plot_width / max(len(days), 1)
     bar = max(slot * 0.8, 1.0)
     scale = plot_height / float(top)
     colors = {name: PALETTE[index % len(PALETTE)] for index, name in enumerate(series)}
-    segments = []
+    segments, bars = [], []
+    bottom = TOP + plot_height
+    bar_width = _px(bar)
     for index, day in enumerate(days):
         base = 0.0
+        x = LEFT + index * slot + (slot - bar) / 2
+        iso = day.isoformat()
         for name in series:
             value = values.get((day, name), Decimal(0))
             if not value:
                 continue
             height = float(value) * scale
-            segments.append(
-                Segment(name, day, value, LEFT + index * slot + (slot - bar) / 2, TOP + plot_height - base - height,
-                        bar, height, colors[name], url_for(day, name))
+            height = max(height, MIN_HEIGHT) if height > 0 else height
+            segment = Segment(
+                name, day, value, x, bottom - base - height, bar, height, colors[name], url_for(day, name)
+            )
+            segments.append(segment)
+            bars.append(
+                format_html(BAR, segment.url, _px(x), _px(segment.y), bar_width, _px(height), segment.color, iso, name,
+                            format_money(value), f"{iso} {name}: {usd(value)}")
             )  # fmt: skip
             base += height
-    y_ticks = [Tick(usd(step * n), TOP + plot_height - float(step * n) * scale) for n in range(int(top / step) + 1)]
+    y_ticks = [Tick(usd(step * n), _px(bottom - float(step * n) * scale)) for n in range(int(top / step) + 1)]
     every = max(1, len(days) // 12)
-    x_ticks = [Tick(day.strftime("%b %d"), LEFT + index * slot + slot / 2) for index, day in enumerate(days)][::every]
+    x_ticks = [Tick(day.strftime("%b %d"), _px(LEFT + index * slot + slot / 2)) for index, day in enumerate(days)]
+    legend, rows = _legend(series, colors, plot_width)
     return StackedChart(
-        WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, TOP, TOP + plot_height, segments, y_ticks, x_ticks,
-        [(name, colors[name]) for name in series], sum(day_totals, Decimal(0)),
+        WIDTH, HEIGHT, HEIGHT + 20 + LEGEND_ROW * max(rows, 1), LEFT, WIDTH - RIGHT, TOP, bottom,
+        LEFT + plot_width // 2, segments, mark_safe("".join(bars)), y_ticks, x_ticks[::every], legend,
+        sum(day_totals, Decimal(0)),
     )  # fmt: skip

@@ -9,12 +9,15 @@ from urllib.parse import urlencode
 from django import forms
 from django.apps import apps
 from django.contrib import admin
+from django.db import connections
+from django.db.models import QuerySet, Sum
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from spend.chart import stacked_chart
 from spend.display import usd
+from spend.money import grouped_totals
 from spend.periods import day_bounds, local_day
 from spend.selectors import rollup_totals, rollups_between, team_names
 
@@ -37,12 +40,29 @@ class Ranked:
     url: str
 
 
-def _log_url(start: date, end: date, **filters) -> str:
-    """The spend-log admin, filtered to these days (local, both included) and fields."""
-    since, _ = day_bounds(start)
-    _, until = day_bounds(end)
-    query = {"start_time__gte": since.isoformat(), "start_time__lt": until.isoformat(), **filters}
-    return f"{reverse('admin:spend_spendlog_changelist')}?{urlencode(query)}"
+class _LogLinks:
+    """Links to the spend-log admin, filtered to some days (local, both included) and fields. The changelist's
+    address is reversed once per page, each day's bounds computed once: the chart links hundreds of bars."""
+
+    def __init__(self):
+        self.changelist = reverse("admin:spend_spendlog_changelist")
+        self._days: dict[date, tuple[str, str]] = {}
+
+    def _bounds(self, day: date) -> tuple[str, str]:
+        bounds = self._days.get(day)
+        if bounds is None:
+            since, until = day_bounds(day)
+            bounds = self._days[day] = (since.isoformat(), until.isoformat())
+        return bounds
+
+    def __call__(self, start: date, end: date, **filters) -> str:
+        query = {"start_time__gte": self._bounds(start)[0], "start_time__lt": self._bounds(end)[1], **filters}
+        return f"{self.changelist}?{urlencode(query)}"
+
+
+def _money_and_calls(rollups: QuerySet, group_by: list[str]) -> list[dict]:
+    """Exact cost and calls per group: only the two columns the dashboard shows."""
+    return grouped_totals(rollups, group_by, money=["cost"], integers=["requests"], row_count=None)
 
 
 def _change(current: Decimal, previous: Decimal) -> str:
@@ -61,24 +81,25 @@ def overview(request):
     length = (end - start).days + 1
     previous_start, previous_end = start - timedelta(days=length), start - timedelta(days=1)
 
+    links = _LogLinks()
     rollups = rollups_between(start, end)
     column = STACKS[stack]
-    by_day = rollup_totals(rollups, ["day", column])
-    previous = rollup_totals(rollups_between(previous_start, previous_end), ["day"])
+    by_day = _money_and_calls(rollups, ["day", column])
+    previous = _money_and_calls(rollups_between(previous_start, previous_end), ["day"])
     totals = {
         "cost": sum((row["cost"] for row in by_day), Decimal(0)),
         "requests": sum(row["requests"] for row in by_day),
         "previous_cost": sum((row["cost"] for row in previous), Decimal(0)),
         "previous_requests": sum(row["requests"] for row in previous),
     }
-    top = {name: _top(rollups, field, start, end) for name, field in
+    top = {name: _top(rollups, field, start, end, links) for name, field in
            (("teams", "team_id"), ("keys", "key_hash"), ("users", "user_id"), ("models", "model_group"))}  # fmt: skip
     names = team_names([ranked.label for ranked in top["teams"]] + [row[column] for row in by_day if stack == "team"])
     top["teams"] = [Ranked(names.get(r.label, r.label or "(no team)"), r.cost, r.requests, r.url) for r in top["teams"]]
 
-    chart = _chart(by_day, column, start, end, names if stack == "team" else {})
+    chart = _chart(by_day, column, start, end, names if stack == "team" else {}, links)
     unpriced = [
-        {**row, "url": _log_url(start, end, model_group=row["model_group"], pricing_source="unpriced")}
+        {**row, "url": links(start, end, model_group=row["model_group"], pricing_source="unpriced")}
         for row in rollup_totals(rollups.filter(unpriced_requests__gt=0), ["model_group", "provider"])
     ]
     context = {
@@ -97,25 +118,34 @@ def overview(request):
             "requests_change": _change(Decimal(totals["requests"]), Decimal(totals["previous_requests"])),
             "exact_cost": totals["cost"],
         },
-        "urls": {"range": _log_url(start, end), "previous": _log_url(previous_start, previous_end)},
+        "urls": {"range": links(start, end), "previous": links(previous_start, previous_end)},
         "previous_start": previous_start,
         "previous_end": previous_end,
         "chart": chart,
         "top": top,
-        "budgets": _team_budgets(start, end),
+        "budgets": _team_budgets(start, end, links),
         "unpriced": unpriced,
     }
     return TemplateResponse(request, "spend/dashboard.html", context)
 
 
-def _top(rollups, field: str, start: date, end: date) -> list[Ranked]:
-    rows = sorted(rollup_totals(rollups, [field]), key=lambda row: row["cost"], reverse=True)[:TOP]
+def _top(rollups: QuerySet, field: str, start: date, end: date, links: _LogLinks) -> list[Ranked]:
+    """The TOP groups by cost. PostgreSQL sums, sorts and cuts in SQL; SQLite sums inexactly (doubles), so there the
+    exact sums are made in Python and sorted here (small installations, few rows)."""
+    if connections[rollups.db].vendor == "sqlite":
+        rows = sorted(_money_and_calls(rollups, [field]), key=lambda row: (-row["cost"], str(row[field] or "")))[:TOP]
+    else:
+        grouped = rollups.order_by().values(field).annotate(cost=Sum("cost"), requests=Sum("requests"))
+        rows = grouped.order_by("-cost", field)[:TOP]
     return [
-        Ranked(row[field], row["cost"], row["requests"], _log_url(start, end, **{field: row[field]})) for row in rows
+        Ranked(
+            row[field], row["cost"] or Decimal(0), int(row["requests"] or 0), links(start, end, **{field: row[field]})
+        )
+        for row in rows
     ]
 
 
-def _chart(by_day: list[dict], column: str, start: date, end: date, names: dict[str, str]):
+def _chart(by_day: list[dict], column: str, start: date, end: date, names: dict[str, str], links: _LogLinks):
     ranking: dict[str, Decimal] = {}
     for row in by_day:
         ranking[row[column]] = ranking.get(row[column], Decimal(0)) + row["cost"]
@@ -133,14 +163,14 @@ def _chart(by_day: list[dict], column: str, start: date, end: date, names: dict[
 
     def url_for(day: date, label: str) -> str:
         if label in by_label:
-            return _log_url(day, day, **{field: by_label[label]})
-        return _log_url(day, day)
+            return links(day, day, **{field: by_label[label]})
+        return links(day, day)
 
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     return stacked_chart(days, series, values, url_for)
 
 
-def _team_budgets(start: date, end: date) -> list[dict]:
+def _team_budgets(start: date, end: date, links: _LogLinks) -> list[dict]:
     team_model = apps.get_model("keys", "Team")
     budgets = []
     for team in team_model.objects.order_by("team_alias", "team_id").only(
@@ -156,7 +186,7 @@ def _team_budgets(start: date, end: date) -> list[dict]:
                 "bar": min(float(share), 100.0) if share is not None else 0,
                 "over": share is not None and share >= 100,
                 "reset_at": team.budget_reset_at,
-                "url": _log_url(start, end, team_id=team.team_id),
+                "url": links(start, end, team_id=team.team_id),
             }
         )
     return budgets

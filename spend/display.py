@@ -2,10 +2,17 @@
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from pricing.calculator import format_money
+
+CENT = Decimal("0.01")
+SIGNIFICANT = 4  # digits kept of an amount under a cent
+
 
 def usd(amount: Decimal) -> str:
-    """$1,234.57; amounts under a cent keep four significant digits ($0.0001235) so they never show as $0.00."""
+    """$1,234.57; amounts under a cent keep four significant digits ($0.0001235, $0.000007325) in plain notation,
+    so they never show as $0.00 nor as $7.325e-6."""
     amount = Decimal(amount)
-    if amount and abs(amount) < Decimal("0.01"):
-        return f"${amount:.4g}" if abs(amount) >= Decimal("1e-4") else f"${amount:.3e}"
-    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+    if amount and abs(amount) < CENT:
+        digits = Decimal(1).scaleb(amount.adjusted() - SIGNIFICANT + 1)
+        return f"${format_money(amount.quantize(digits, rounding=ROUND_HALF_UP))}"
+    return f"${amount.quantize(CENT, rounding=ROUND_HALF_UP):,}"

@@ -222,11 +222,6 @@ def test_chromium_logs_in_and_the_dashboard_chart_adds_up_to_the_logs(dashboard_
     assert screenshot.stat().st_size > 20_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spend/chart.py: the y axis stops below the tallest day (Decimal // truncates, so -(-a // b) is not a "
-    "ceiling) and the 960 px SVG is wider than the admin's content column at 1280 px",
-)
 def test_every_bar_fits_under_the_top_tick_and_the_chart_fits_the_page(dashboard_server, browser):
     _log_in_to_the_overview(browser, dashboard_server)
 
