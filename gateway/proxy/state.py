@@ -9,7 +9,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 
 from gateway.models import RoutingVersion
 from gateway.proxy.registry import RoutingTable, build_routing_table
@@ -30,12 +30,17 @@ def _load(current: RoutingTable | None) -> RoutingTable | None:
 
     Also applies key, user and team changes to this process's key cache: one poll for everything.
     """
-    close_old_connections()
-    sync_key_cache()
-    routing_version, cost_map_version = _read_versions()
-    if current and current.version == routing_version and current.cost_map_version == cost_map_version:
-        return None
-    return build_routing_table(routing_version, store.load_active_cost_map())
+    # The sync thread keeps its connection between ticks; after any failure it is dropped, and the next tick
+    # opens a fresh one.
+    try:
+        sync_key_cache()
+        routing_version, cost_map_version = _read_versions()
+        if current and current.version == routing_version and current.cost_map_version == cost_map_version:
+            return None
+        return build_routing_table(routing_version, store.load_active_cost_map())
+    except Exception:
+        connection.close()
+        raise
 
 
 class GatewayState:
