@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F
 
 from spend.entities import PAYERS
@@ -213,3 +221,11 @@ def ledger() -> Ledger:
     if current is None:
         current = _ledgers[loop] = Ledger()
     return current
+
+
+def close_ledgers() -> None:
+    """Close every event loop's ledger: its writer thread's database connection, then the thread itself."""
+    while _ledgers:
+        _loop, closing = _ledgers.popitem()
+        closing._executor.submit(connections.close_all).result()  # resolved in that thread
+        closing._executor.shutdown()

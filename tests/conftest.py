@@ -1,6 +1,7 @@
 """Fixtures every test package shares."""
 
 import pytest
+from django.db import connection
 
 from tests.e2e.server import MASTER_KEY
 
@@ -18,17 +19,44 @@ def _fresh_process_state(request):
     if not request.config.pluginmanager.hasplugin("django"):
         yield
         return
-    from gateway.security import reset_auth_failures
+    from django.conf import settings
+
+    from gateway.proxy.state import close_states
+    from gateway.security import forget_shared_auth_failures, reset_auth_failures
     from keys.cache import key_cache
     from keys.limits import local_counters
+    from spend.ledger import close_ledgers
 
-    for reset in (key_cache().clear, local_counters().clear, reset_auth_failures):
-        reset()
+    def reset():
+        key_cache().clear()
+        local_counters().clear()
+        reset_auth_failures()
+        if settings.REDIS_URL:
+            forget_shared_auth_failures(settings.REDIS_URL)
+
+    reset()
     yield
-    for reset in (key_cache().clear, local_counters().clear, reset_auth_failures):
-        reset()
+    # Each test runs its own event loop, with its own ledger and sync threads: close their connections too.
+    close_states()
+    close_ledgers()
+    reset()
 
 
 @pytest.fixture
 def master_headers() -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {MASTER_KEY}"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Async views leave connections open in worker threads; on PostgreSQL they would stop the test database
+    from being dropped at the end of the run. End them just before pytest-django drops it."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    connection.close()

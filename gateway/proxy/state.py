@@ -9,7 +9,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from gateway.models import RoutingVersion
 from gateway.proxy.registry import RoutingTable, build_routing_table
@@ -88,3 +88,13 @@ async def gateway_state() -> GatewayState:
     if state is None:
         state = _states[loop] = GatewayState()
     return await state.ready()
+
+
+def close_states() -> None:
+    """Stop every event loop's state: its sync thread's database connection, then the thread itself."""
+    while _states:
+        _loop, closing = _states.popitem()
+        if closing._task is not None:
+            closing._task.cancel()
+        closing._executor.submit(connections.close_all).result()  # resolved in that thread
+        closing._executor.shutdown()
