@@ -142,7 +142,7 @@ class Ledger:
         now = time.monotonic()
         if now - self._last_probe >= _PROBE_INTERVAL_SECONDS:
             self._last_probe = now
-            if await asyncio.get_running_loop().run_in_executor(self._executor, _database_answers):
+            if await asyncio.get_running_loop().run_in_executor(self._executor, database_answers):
                 self.failing_since = None
                 logger.warning("spend ledger: the database is back, calls are served again")
                 return
@@ -200,7 +200,8 @@ class Ledger:
             self._writer(entries)
 
 
-def _database_answers() -> bool:
+def database_answers(close_after: bool = False) -> bool:
+    """Whether this thread can reach the database now, on a fresh connection (kept open unless `close_after`)."""
     close_old_connections()
     try:
         connection.close()
@@ -209,6 +210,9 @@ def _database_answers() -> bool:
         return True
     except Exception:
         return False
+    finally:
+        if close_after:
+            connection.close()
 
 
 _ledgers: dict[asyncio.AbstractEventLoop, Ledger] = {}

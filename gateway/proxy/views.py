@@ -5,7 +5,6 @@ import time
 
 import orjson
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from gateway.proxy import service
 from gateway.proxy.errors import error_response
 from gateway.proxy.state import gateway_state
+from spend.ledger import database_answers
 
 
 @csrf_exempt
@@ -70,18 +70,6 @@ async def liveliness(request):
     return _json("I'm alive!")
 
 
-def _database_ok() -> bool:
-    try:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception:
-        return False
-    finally:
-        connection.close()
-
-
 async def _redis_ok() -> bool:
     from redis.asyncio import Redis
 
@@ -97,7 +85,7 @@ async def _redis_ok() -> bool:
 @require_GET
 async def readiness(request):
     """Ready when the database (and Redis, if configured) answer."""
-    database = await asyncio.to_thread(_database_ok)
+    database = await asyncio.to_thread(database_answers, close_after=True)
     redis = await _redis_ok() if settings.REDIS_URL else None
     ready = database and redis is not False
     body = {

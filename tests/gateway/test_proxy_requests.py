@@ -163,11 +163,11 @@ async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after
 
     monkeypatch.setattr(current, "_writer", database_down)
     served_but_not_chargeable = await post("/v1/chat/completions", CHAT)
-    monkeypatch.setattr(ledger_module, "_database_answers", lambda: False)
+    monkeypatch.setattr(ledger_module, "database_answers", lambda: False)
     refused = await post("/v1/chat/completions", CHAT)
 
     monkeypatch.setattr(current, "_writer", ledger_module.write_batch)
-    monkeypatch.setattr(ledger_module, "_database_answers", lambda: True)
+    monkeypatch.setattr(ledger_module, "database_answers", lambda: True)
     current._last_probe = 0.0
     resumed = await post("/v1/chat/completions", CHAT)
 
