@@ -17,10 +17,15 @@ _HEADERS = {"content-type": "application/json", "authorization": "Bearer fake-ke
 _client: httpx.AsyncClient | None = None
 
 
+# FLOOR_TRANSPORT=httpx measures httpx's own transport, to compare with the aiohttp one the gateway uses.
+_TRANSPORT = os.environ.get("FLOOR_TRANSPORT", "aiohttp")
+
+
 def _http() -> httpx.AsyncClient:
     global _client
     if _client is None:
-        _client = httpx.AsyncClient(transport=AiohttpTransport(limits=_LIMITS, trust_env=False), limits=_LIMITS)
+        transport = AiohttpTransport(limits=_LIMITS, trust_env=False) if _TRANSPORT == "aiohttp" else None
+        _client = httpx.AsyncClient(transport=transport, limits=_LIMITS)
     return _client
 
 
