@@ -138,12 +138,16 @@ def test_over_budget_key_is_refused_naming_the_budget(server):
     key = generate(server, max_budget=0.5)["key"]  # five calls of 0.1
     client = sdk(server, key)
 
+    spends = []
     for _ in range(5):
-        client.chat.completions.create(model="metered", messages=MESSAGES, max_tokens=10)
+        raw = client.chat.completions.with_raw_response.create(model="metered", messages=MESSAGES, max_tokens=10)
+        assert raw.headers["x-litellm-key-max-budget"] == "0.5"
+        spends.append(raw.headers["x-litellm-key-spend"])
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="metered", messages=MESSAGES, max_tokens=10)
 
     assert raised.value.code == "budget_exceeded"
+    assert spends == ["0", "0.1", "0.2", "0.3", "0.4"]  # as LiteLLM: the key's spend when the call was admitted
     assert "max_budget 0.5" in raised.value.message
     assert Decimal(str(server.api("GET", f"/key/info?key={key}").json()["info"]["spend"])) == Decimal("0.5")
 
