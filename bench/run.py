@@ -280,7 +280,7 @@ def _snapshot(args, workdir: Path) -> Path:
         return source
     source.mkdir()
     if args.source != "tree":
-        archive = subprocess.run(["git", "archive", args.source], cwd=ROOT, capture_output=True, check=True).stdout
+        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
     else:
         _copy_working_tree(source)
@@ -648,7 +648,7 @@ def _machine(args) -> dict:
         "wrk": load.wrk_version(),
         "load_average": os.getloadavg(),
         "git_head": git("rev-parse", "--short", "HEAD"),
-        "tollgate_commit": git("rev-parse", "--short", args.source) if args.source != "tree" else "working tree",
+        "tollgate_commit": git("rev-parse", "--short", "HEAD") if args.source != "tree" else "working tree",
         "git_uncommitted_files": len(git("status", "--short").splitlines()),
     }
 
