@@ -24,6 +24,10 @@ def seal(secret: str) -> str:
     return _ENCRYPTED_PREFIX + _fernet().encrypt(secret.encode()).decode()
 
 
+def is_sealed(stored) -> bool:
+    return isinstance(stored, str) and stored.startswith(_ENCRYPTED_PREFIX)
+
+
 def unseal(stored: str) -> str:
     """The usable secret: decrypts, or reads the referenced environment variable."""
     if not stored:

@@ -36,25 +36,16 @@ def deployment_out(deployment: Deployment) -> dict:
     """A deployment as LiteLLM's /model/info shows it: secrets only as hints."""
     cost_map = store.load_active_cost_map()
     price = resolve_deployment_price(deployment, cost_map.entries, cost_map.version)
-    params = {"model": deployment.litellm_model}
-    for name in ("api_base", "api_version", "timeout", "rpm", "tpm", "weight"):
-        value = getattr(deployment, name)
-        if value not in (None, ""):
-            params[name] = value
-    if deployment.api_key:
-        params["api_key"] = secrets.hint(deployment.api_key)
-    for key, value in deployment.extra_params.items():
-        params[key] = secrets.hint(value) if isinstance(value, str) and value.startswith("fernet:") else value
-    info = {"id": deployment.model_id, **deployment.model_info}
-    if deployment.base_model:
-        info["base_model"] = deployment.base_model
-    for name in CUSTOM_PRICE_FIELDS:
-        if getattr(deployment, name) is not None:
-            info[name] = getattr(deployment, name)
+    entry = deployment_entry(deployment)
+    params = {
+        key: secrets.hint(value) if key == "api_key" or secrets.is_sealed(value) else value
+        for key, value in entry["litellm_params"].items()
+    }
+    info = entry["model_info"]
     info.update(price_source=price.source, pricing_entry=price.matched or None, db_model=True, source=deployment.source)
     for name in ("input_cost_per_token", "output_cost_per_token"):
         info.setdefault(name, price.entry.get(name))
-    return {"model_name": deployment.model_name, "litellm_params": params, "model_info": info}
+    return {"model_name": entry["model_name"], "litellm_params": params, "model_info": info}
 
 
 @api_view(["POST"])

@@ -81,16 +81,16 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
         tpm=deployment.tpm,
         weight=deployment.weight,
         price=price,
-        max_output_tokens=int(max_output) if isinstance(max_output, int | float) or _is_number(max_output) else None,
+        max_output_tokens=_whole_number(max_output),
     )
 
 
-def _is_number(value) -> bool:
+def _whole_number(value) -> int | None:
+    """A cost-map token count as an int; None where the entry has none (or something that is not a number)."""
     try:
-        int(value)
+        return int(value)
     except (TypeError, ValueError):
-        return False
-    return True
+        return None
 
 
 def build_routing_table(version: int, cost_map: ActiveCostMap) -> RoutingTable:
