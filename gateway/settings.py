@@ -136,6 +136,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"].setdefault("NAME", str(VAR_DIR / f"test_tollgate_{os.getpid()}.sqlite3"))
 else:
     DATABASES["default"]["TEST"].setdefault("NAME", f"test_{DATABASES['default']['NAME']}_{os.getpid()}")
+    # A database that stops answering (not one that refuses) must fail the ledger's commit, not hang it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -201,6 +203,8 @@ TOLLGATE_MAX_REQUEST_BYTES = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=8 * 1
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 # Refuse calls to deployments no price can be found for, instead of logging them at cost 0.
 BLOCK_UNPRICED_MODELS = env.bool("BLOCK_UNPRICED_MODELS", default=False)
+# Charges the database could not take (it went away mid-call) wait here, on local disk, until it answers again.
+TOLLGATE_SPOOL_DIR = Path(env.str("TOLLGATE_SPOOL_DIR", default=str(VAR_DIR / "spool")))
 # How often each server process looks for changed deployments, keys and prices.
 TOLLGATE_SYNC_INTERVAL = env.float("TOLLGATE_SYNC_INTERVAL", default=0.5)
 

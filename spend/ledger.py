@@ -5,6 +5,10 @@ commit and writes it all in one transaction, so a burst of concurrent calls pays
 The same transaction adds the batch's cost to each key's, user's and team's spend: a log and its charge commit
 together or not at all, and a batch written twice (a retry after a commit whose acknowledgement was lost)
 charges nothing the second time, because a request_id already in the ledger is skipped.
+
+If the database goes away mid-call, the upstream has still been paid: the batch goes to the spool (local disk,
+fsynced) and the calls are answered; new calls are refused with 503 until the database answers again, and then
+the spool is written before anything else is served.
 """
 
 import asyncio
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import (
     IntegrityError,
     InterfaceError,
@@ -28,6 +33,7 @@ from django.db.models import F
 
 from spend.entities import PAYERS
 from spend.models import SpendLog
+from spend.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +130,7 @@ def add_spend(queryset, amount: Decimal) -> None:
 class Ledger:
     """Per-process group-commit queue in front of one writer thread."""
 
-    def __init__(self, writer=write_batch):
+    def __init__(self, writer=write_batch, spool_directory=None):
         self._writer = writer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-ledger")
         self._pending: list[tuple[SpendEntry, asyncio.Future]] = []
@@ -132,6 +138,9 @@ class Ledger:
         self._task: asyncio.Task | None = None
         self.failing_since: float | None = None  # a commit failed and none has succeeded since
         self._last_probe = 0.0
+        self.spool = Spool(spool_directory or settings.TOLLGATE_SPOOL_DIR, SpendEntry)
+        # Files an earlier process may have left: looked for after this ledger's first commit.
+        self._spool_may_hold_entries = True
 
     async def ensure_available(self) -> None:
         """Refuse a call up front while the database cannot take its charge: never serve what cannot be charged.
@@ -142,7 +151,7 @@ class Ledger:
         now = time.monotonic()
         if now - self._last_probe >= _PROBE_INTERVAL_SECONDS:
             self._last_probe = now
-            if await asyncio.get_running_loop().run_in_executor(self._executor, database_answers):
+            if await asyncio.get_running_loop().run_in_executor(self._executor, self._recover):
                 self.failing_since = None
                 logger.warning("spend ledger: the database is back, calls are served again")
                 return
@@ -170,19 +179,59 @@ class Ledger:
             self._wakeup.clear()
             while self._pending:
                 batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+                entries = [entry for entry, _ in batch]
                 try:
-                    await loop.run_in_executor(self._executor, self._write, [entry for entry, _ in batch])
+                    await loop.run_in_executor(self._executor, self._commit, entries)
+                except (OperationalError, InterfaceError):
+                    self.failing_since = self.failing_since or time.monotonic()
+                    outcome = await self._spool_batch(loop, entries)
                 except Exception as exc:
                     logger.exception("spend ledger could not commit %d entries", len(batch))
-                    self.failing_since = self.failing_since or time.monotonic()
-                    for _entry, future in batch:
-                        if not future.done():
-                            future.set_exception(LedgerUnavailable(str(exc.__class__.__name__)))
+                    outcome = LedgerUnavailable(exc.__class__.__name__)
                 else:
-                    self.failing_since = None
-                    for _entry, future in batch:
-                        if not future.done():
-                            future.set_result(None)
+                    outcome = None
+                for _entry, future in batch:
+                    if future.done():
+                        continue
+                    if outcome is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(outcome)
+
+    async def _spool_batch(self, loop, entries: list[SpendEntry]) -> LedgerUnavailable | None:
+        """Keep a batch the database could not take; None once it is on disk, the error to answer with if not."""
+        try:
+            path = await loop.run_in_executor(self._executor, self.spool.write, entries)
+        except OSError as exc:
+            logger.exception("spend ledger: the database and the spool both failed for %d entries", len(entries))
+            return LedgerUnavailable(exc.__class__.__name__)
+        self._spool_may_hold_entries = True
+        logger.warning(
+            "spend ledger: the database is unreachable; %d charges spooled to %s until it is back", len(entries), path
+        )
+        return None
+
+    def _commit(self, entries: list[SpendEntry]) -> None:
+        self._write(entries)
+        if self._spool_may_hold_entries:
+            try:
+                self.spool.replay(self._write, transient=(OperationalError, InterfaceError))
+            except Exception:
+                logger.exception("spend ledger: spooled charges could not be written yet")
+            else:
+                self._spool_may_hold_entries = False
+
+    def _recover(self) -> bool:
+        """Whether the database answers again and the spool has been written to it (on the writer thread)."""
+        if not database_answers():
+            return False
+        try:
+            self.spool.replay(self._write, transient=(OperationalError, InterfaceError))
+        except Exception:
+            logger.exception("spend ledger: the database answers, but spooled charges could not be written yet")
+            return False
+        self._spool_may_hold_entries = False
+        return True
 
     def _write(self, entries: list[SpendEntry]) -> None:
         # The writer thread keeps its connection across batches (a reconnect costs ~11 ms on PostgreSQL); one

@@ -151,18 +151,21 @@ async def test_unpriced_deployment_is_logged_at_zero_or_refused_when_blocking(se
     assert orjson.loads(refused.content)["error"]["code"] == "unpriced_model"
 
 
-async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after(mock_deployment, monkeypatch):
+async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after(
+    mock_deployment, monkeypatch, settings, tmp_path
+):
     from django.db import OperationalError
 
     from spend import ledger as ledger_module
 
+    settings.TOLLGATE_SPOOL_DIR = tmp_path
     current = ledger_module.ledger()
 
     def database_down(entries):
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(current, "_writer", database_down)
-    served_but_not_chargeable = await post("/v1/chat/completions", CHAT)
+    completed_during_the_outage = await post("/v1/chat/completions", CHAT)
     monkeypatch.setattr(ledger_module, "database_answers", lambda: False)
     refused = await post("/v1/chat/completions", CHAT)
 
@@ -171,11 +174,12 @@ async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after
     current._last_probe = 0.0
     resumed = await post("/v1/chat/completions", CHAT)
 
-    assert served_but_not_chargeable.status_code == 503
+    # The upstream had answered: the call is kept in the spool and charged once the database is back.
+    assert completed_during_the_outage.status_code == 200
     assert refused.status_code == 503
     assert orjson.loads(refused.content)["error"]["code"] == "ledger_unavailable"
     assert resumed.status_code == 200
-    assert await SpendLog.objects.acount() == 1
+    assert await SpendLog.objects.acount() == 2
 
 
 async def test_azure_style_path_names_the_model(mock_deployment):
