@@ -14,14 +14,12 @@ import argparse
 import contextlib
 import os
 import platform
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,60 +28,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import load, report, services  # noqa: E402
+from bench import load, report, services, targets  # noqa: E402
+from bench.targets import Target  # noqa: E402
 
-PEERS = ROOT.parent / "shared" / "peers"
-UPSTREAM = {"json": "http://127.0.0.1:9100/v1/chat/completions", "stream": "http://127.0.0.1:9101/v1/chat/completions"}
-MASTER_KEY = "sk-bench-master-" + secrets.token_hex(12)
-LITELLM_KEY = "sk-peer-6f1c2a9e4b7d8c0f3a5e1b2c4d6f8a0b"  # the peer's start.sh default
-ALIASES = {"bench-alias": "bench-model", "bench-stream-alias": "bench-stream"}
-MESSAGES = [{"role": "user", "content": "Hello! Say hello back, briefly."}]
 WARMUP_CALLS = 20
-
-TOLLGATE_CONFIG = """\
-# Written by bench/run.py: the same deployments as ../shared/peers/litellm/config.yaml.
-model_list:
-  - model_name: bench-model
-    litellm_params:
-      model: openai/gpt-4o-mini
-      api_base: http://127.0.0.1:9100/v1
-      api_key: fake-key
-  - model_name: bench-stream
-    litellm_params:
-      model: openai/gpt-4o-mini
-      api_base: http://127.0.0.1:9101/v1
-      api_key: fake-key
-general_settings:
-  master_key: os.environ/TOLLGATE_MASTER_KEY
-"""
-
-
-@dataclass
-class Target:
-    """One thing under load: where to send each mode's requests, as whom, and what it costs to run."""
-
-    name: str
-    urls: dict[str, str]
-    models: dict[str, str]
-    headers: dict[str, str]
-    service: services.Service | None = None
-    database: services.BenchDatabase | None = None
-    info: dict = field(default_factory=dict)
-    expected_logs: int = 0  # 2xx answers from Tollgate, each of which must have its spend log
-
-    def body(self, mode: str) -> bytes:
-        import json
-
-        payload = {"model": self.models[mode], "messages": MESSAGES}
-        if mode == "stream":
-            payload["stream"] = True
-        return json.dumps(payload, separators=(",", ":")).encode()
-
-    def call(self, mode: str, timeout: float = 120) -> httpx.Response:
-        return httpx.post(self.urls[mode], content=self.body(mode), headers=self.headers, timeout=timeout)
-
-    def spend_logs(self) -> int:
-        return self.database.scalar("SELECT count(*) FROM spend_spendlog")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _exit_on_signal)
     upstream_started = False
     rows: list[dict] = []
-    targets: list[Target] = []
+    measured: list[Target] = []
     failures: list[dict] = []
     try:
         upstream_started = _ensure_upstream()
@@ -101,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== {name}", flush=True)
             try:
                 with factory(args, workdir) as target:
-                    targets.append(target)
+                    measured.append(target)
                     rows.extend(_measure(target, args, workdir))
             except (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
                 # One target failing (a broken commit, a peer that will not start) does not void the others.
@@ -114,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         services.stop_all()
         if upstream_started:
             _stop_upstream()
-    result = report.build(args, rows, targets, failures, _machine(args), " ".join(["bench/run.py", *sys.argv[1:]]))
+    result = report.build(args, rows, measured, failures, _machine(args), " ".join(["bench/run.py", *sys.argv[1:]]))
     report.print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.dumps(result))
@@ -184,14 +132,14 @@ def _install_wrk() -> bool:
 def _plan(args):
     plan = []
     if "upstream" in args.targets:
-        plan.append(("upstream (direct)", _upstream_target))
+        plan.append(("upstream (direct)", targets.upstream_target))
     if "floor" in args.targets:
-        plan.append(("floor (bare Django view)", _floor))
+        plan.append(("floor (bare Django view)", targets.floor))
     if "tollgate" in args.targets:
         for workers in args.workers:
-            plan.append((f"tollgate ({workers} worker{'s' if workers > 1 else ''})", _tollgate_factory(workers)))
+            plan.append((f"tollgate ({workers} worker{'s' if workers > 1 else ''})", targets.tollgate_factory(workers)))
     if "litellm" in args.targets:
-        plan.append(("litellm (peer)", _litellm))
+        plan.append(("litellm (peer)", targets.litellm))
     return plan
 
 
@@ -210,7 +158,7 @@ def _ensure_upstream() -> bool:
     if _upstream_up():
         print("fake upstream already up on 127.0.0.1:9100-9102")
         return False
-    subprocess.run(["bash", str(PEERS / "upstream" / "start.sh")], check=True, timeout=600)
+    subprocess.run(["bash", str(targets.PEERS / "upstream" / "start.sh")], check=True, timeout=600)
     return True
 
 
@@ -221,249 +169,7 @@ def _stop_upstream() -> None:
             os.kill(int(pid_file.read_text().strip()), signal.SIGQUIT)  # nginx: graceful shutdown
 
 
-@contextlib.contextmanager
-def _upstream_target(args, workdir):
-    yield Target(
-        "upstream",
-        urls=dict(UPSTREAM),
-        models={"json": "gpt-4o-mini", "stream": "gpt-4o-mini"},
-        headers={"Authorization": "Bearer fake-key"},
-    )
-
-
-# -- the floor ---------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _floor(args, workdir):
-    port = services.free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    argv = [sys.executable, "-m", "uvicorn", "bench.floor.asgi:application", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools"]
-    argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
-    base = f"http://127.0.0.1:{port}"
-    service = services.Service(
-        "floor", argv, env=env, cwd=ROOT, log_path=workdir / "floor.log", health_url=f"{base}/health/liveliness"
-    ).start()
-    try:
-        target = Target(
-            "floor",
-            urls={"json": f"{base}/v1/chat/completions", "stream": f"{base}/stream/v1/chat/completions"},
-            models={"json": "bench-model", "stream": "bench-stream"},
-            headers={"Authorization": "Bearer fake-key"},
-            service=service,
-        )
-        target.info["startup_s"] = service.wait_healthy(60)
-        target.info["ready_s"] = _first_answer(target)
-        yield target
-    finally:
-        service.stop()
-
-
-# -- Tollgate ----------------------------------------------------------------------------------------------------
-
-
-def _tollgate_factory(workers: int):
-    @contextlib.contextmanager
-    def factory(args, workdir):
-        yield from _tollgate(args, workdir, workers)
-
-    return factory
-
-
-def _snapshot(args, workdir: Path) -> Path:
-    """The code every Tollgate server of this run runs, copied once so that edits made while the benchmark runs
-    change nothing: the last commit (default, reproducible: the JSON names it) or the working tree as it is."""
-    source = workdir / "src"
-    if source.exists():
-        return source
-    source.mkdir()
-    if args.source != "tree":
-        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-    else:
-        _copy_working_tree(source)
-    for patch in args.patch:
-        # An experiment on the hot path, measured without touching anyone's files.
-        subprocess.run(["git", "apply", str(patch.resolve())], cwd=source, check=True)
-    return source
-
-
-def _copy_working_tree(source: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for relative in filter(None, listed.split("\0")):
-        path = ROOT / relative
-        if path.is_file():
-            (source / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, source / relative)
-
-
-def _tollgate(args, workdir, workers):
-    name = "tollgate" if workers == 1 else f"tollgate-w{workers}"
-    source = _snapshot(args, workdir)
-    home = workdir / name
-    home.mkdir()
-    config = home / "config.yaml"
-    config.write_text(TOLLGATE_CONFIG)
-    database = services.BenchDatabase(args.database_url, f"w{workers}")
-    redis_url = f"{args.redis_url}/{args.redis_db}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database.url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": "bench-" + secrets.token_hex(24),
-        "TOLLGATE_MASTER_KEY": MASTER_KEY,
-        "TOLLGATE_VAR_DIR": str(home),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for item in args.tollgate_env:
-        key, _, value = item.partition("=")
-        env[key] = value
-    for unset in ("DJANGO_SETTINGS_MODULE", "TOLLGATE_CONFIG"):
-        env.pop(unset, None)
-    port = services.free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "manage.py", "serve", "--config", str(config), "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    service = services.Service(
-        name, argv, env=env, cwd=source, log_path=home / "server.log", health_url=f"{base}/health/liveliness"
-    )
-    try:
-        database.create()
-        services.flush_redis(redis_url)
-        migrated = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=source,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if migrated.returncode:
-            raise RuntimeError(f"migrate failed:\n{migrated.stdout}\n{migrated.stderr}")
-        service.start()
-        target = Target(
-            name,
-            urls={"json": f"{base}/v1/chat/completions", "stream": f"{base}/v1/chat/completions"},
-            models={"json": "bench-model", "stream": "bench-stream"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-            service=service,
-            database=database,
-            info={"workers": workers, "env": args.tollgate_env},
-        )
-        target.info["startup_s"] = service.wait_healthy(120)
-        target.info["ready_s"] = _first_answer(target)
-        target.expected_logs += 1
-        _use_virtual_key(target, base)
-        yield target
-    finally:
-        service.stop()
-        database.drop()
-        with contextlib.suppress(Exception):
-            services.flush_redis(redis_url)
-
-
-def _use_virtual_key(target: Target, base: str) -> None:
-    """Switch the target to a virtual key with a budget, limits and aliases, if this Tollgate can make one."""
-    payload = {
-        "key_alias": "bench",
-        "models": sorted(set(ALIASES.values())),
-        "aliases": ALIASES,
-        "max_budget": 1_000_000,  # far above what a run spends (about $0.0004 a call)
-        "rpm_limit": 1_000_000_000,
-        "tpm_limit": 1_000_000_000_000,
-        "metadata": {"purpose": "bench/run.py"},
-    }
-    master = {"Authorization": f"Bearer {MASTER_KEY}"}
-    try:
-        response = httpx.post(f"{base}/key/generate", json=payload, headers=master, timeout=30)
-    except httpx.HTTPError as exc:
-        target.info["auth"] = f"master key (/key/generate failed: {type(exc).__name__})"
-        return
-    if response.status_code == 404:
-        target.info["auth"] = "master key (/key/generate: 404, virtual keys not built yet)"
-        return
-    if response.status_code >= 300 or "key" not in response.json():
-        target.info["auth"] = f"master key (/key/generate answered {response.status_code}: {response.text[:200]})"
-        return
-    virtual = response.json()["key"]
-    trial = Target(
-        target.name,
-        target.urls,
-        {"json": "bench-alias", "stream": "bench-stream-alias"},
-        {"Authorization": f"Bearer {virtual}"},
-    )
-    deadline = time.monotonic() + 5  # a new key may take a sync interval to reach the server's cache
-    while True:
-        answer = trial.call("json")
-        if answer.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    if answer.status_code != 200:
-        target.info["auth"] = f"master key (the virtual key was refused: {answer.status_code} {answer.text[:200]})"
-        return
-    target.expected_logs += 1
-    target.models, target.headers = trial.models, trial.headers
-    target.info["auth"] = "virtual key (max_budget, rpm/tpm limits, model aliases)"
-
-
-# -- the LiteLLM peer --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _litellm(args, workdir):
-    port = services.free_port(preferred=4000)
-    installed = Path(os.environ.get("PEER_VENV", "/tmp/litellm-peer"), "bin", "litellm").exists()
-    env = {**os.environ, "PORT": str(port), "LITELLM_MASTER_KEY": LITELLM_KEY, "WORKERS": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.pop("DATABASE_URL", None)  # the peer runs as measured in the issue: master key only, no database
-    base = f"http://127.0.0.1:{port}"
-    service = services.Service(
-        "litellm",
-        ["bash", str(PEERS / "litellm" / "start.sh")],
-        env=env,
-        cwd=workdir,
-        log_path=workdir / "litellm.log",
-        health_url=f"{base}/health/liveliness",
-    ).start()
-    if not installed:
-        print("installing the LiteLLM peer into /tmp/litellm-peer (first run: minutes)", flush=True)
-    try:
-        target = Target(
-            "litellm",
-            urls={"json": f"{base}/v1/chat/completions", "stream": f"{base}/v1/chat/completions"},
-            models={"json": "bench-model", "stream": "bench-stream"},
-            headers={"Authorization": f"Bearer {LITELLM_KEY}"},
-            service=service,
-            info={"installed_this_run": not installed},
-        )
-        startup = service.wait_healthy(180 if installed else 1800)
-        target.info["startup_s"] = startup if installed else None
-        target.info["ready_s"] = _first_answer(target) if installed else None
-        yield target
-    finally:
-        service.stop()
-
-
 # -- measuring ---------------------------------------------------------------------------------------------------
-
-
-def _first_answer(target: Target) -> float:
-    """Seconds from the server's start to its first 200 on a real chat completion."""
-    deadline = time.monotonic() + 60
-    while True:
-        response = target.call("json")
-        if response.status_code == 200:
-            return time.perf_counter() - target.service.started_at
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{target.name} never answered a completion: {response.status_code} {response.text}")
-        time.sleep(0.05)
 
 
 def _warm_up(target: Target, args) -> None:
