@@ -204,13 +204,21 @@ class VirtualKeyAdmin(_ChangeLogged):
         return _show_secrets(request, self, regenerated, "The regenerated keys")
 
 
+class _ShownOnce(str):
+    """A secret on the page that shows it: rendered as itself, but its repr is its hint. Django's template engine
+    logs the whole context with repr() at DEBUG whenever a lookup fails (the admin's `subtitle`, on every page)."""
+
+    def __repr__(self):
+        return repr(services.key_hint(self))
+
+
 def _show_secrets(request, model_admin, keys_and_secrets, title: str):
     """A page that shows new secrets once: they are never stored, so they cannot be shown again."""
     context = {
         **model_admin.admin_site.each_context(request),
         "title": title,
         "opts": model_admin.model._meta,
-        "secrets": keys_and_secrets,
+        "secrets": [(key, _ShownOnce(secret)) for key, secret in keys_and_secrets],
     }
     return TemplateResponse(request, "admin/keys/virtualkey/secrets.html", context)
 
