@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 _REDIS_PREFIX = "tollgate:authfail:"
+# After a Redis error, count in this process alone for this long before trying Redis again.
+_REDIS_RETRY_SECONDS = 1.0
 # The in-process table is pruned of ended windows past this many addresses, so a spray of addresses cannot grow it.
 _MAX_TRACKED_ADDRESSES = 100_000
 
@@ -56,6 +58,7 @@ class AuthFailureCounter:
         self._async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._sync_client: redis.Redis | None = None
         self._pending: set[asyncio.Task] = set()
+        self._redis_down_until: float | None = None  # set while Redis is failing
 
     # --- this process -------------------------------------------------------------------------------------
 
@@ -94,15 +97,26 @@ class AuthFailureCounter:
             return 0
         return max(1, round(int(ttl_ms) / 1000))
 
+    def _uses_redis(self, now: float) -> bool:
+        return bool(self.redis_url) and (self._redis_down_until is None or now >= self._redis_down_until)
+
     def _redis_unavailable(self, exc: Exception) -> None:
-        logger.warning("Redis unavailable for the failed-auth throttle (%s): counting in this process", exc)
+        if self._redis_down_until is None:  # once per outage, not once per request
+            logger.warning("Redis unavailable for the failed-auth throttle (%s): counting in this process", exc)
+        self._redis_down_until = time.monotonic() + _REDIS_RETRY_SECONDS
+
+    def _redis_answered(self) -> None:
+        if self._redis_down_until is not None:
+            self._redis_down_until = None
+            logger.warning("Redis is back for the failed-auth throttle")
 
     # --- the interface ------------------------------------------------------------------------------------
 
     async def retry_after(self, address: str) -> int:
         """Seconds this address must wait before authenticating again; 0 when it may try now."""
-        local = self._local_retry_after(address, time.monotonic())
-        if local or not self.redis_url:
+        now = time.monotonic()
+        local = self._local_retry_after(address, now)
+        if local or not self._uses_redis(now):
             return local
         try:
             async with self._redis_async().pipeline(transaction=False) as pipe:
@@ -110,12 +124,14 @@ class AuthFailureCounter:
         except _REDIS_ERRORS as exc:
             self._redis_unavailable(exc)
             return 0
+        self._redis_answered()
         return self._retry_after_from(failures, ttl_ms)
 
     def retry_after_sync(self, address: str) -> int:
         """`retry_after` for synchronous code (the management API's views)."""
-        local = self._local_retry_after(address, time.monotonic())
-        if local or not self.redis_url:
+        now = time.monotonic()
+        local = self._local_retry_after(address, now)
+        if local or not self._uses_redis(now):
             return local
         try:
             with self._redis_sync().pipeline(transaction=False) as pipe:
@@ -123,12 +139,14 @@ class AuthFailureCounter:
         except _REDIS_ERRORS as exc:
             self._redis_unavailable(exc)
             return 0
+        self._redis_answered()
         return self._retry_after_from(failures, ttl_ms)
 
     def record_failure(self, address: str) -> None:
         """Count one failed authentication; on an event loop the Redis write runs as a task of its own."""
-        self._record_local(address, time.monotonic())
-        if not self.redis_url:
+        now = time.monotonic()
+        self._record_local(address, now)
+        if not self._uses_redis(now):
             return
         try:
             loop = asyncio.get_running_loop()

@@ -117,27 +117,31 @@ TEMPLATES = [
 _database_url = env.str("DATABASE_URL", default="") or _resolve_env_reference(
     _GENERAL_SETTINGS.get("database_url") or ""
 )
-if _database_url:
-    DATABASES = {"default": env.db_url_config(_database_url)}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "tollgate.sqlite3",
-            # WAL lets the dashboard read while the ledger writes; IMMEDIATE avoids lock upgrades that deadlock.
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20},
-        }
-    }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
-DATABASES["default"].setdefault("TEST", {})
+DATABASES = {
+    "default": env.db_url_config(_database_url)
+    if _database_url
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "tollgate.sqlite3"}
+}
+_database = DATABASES["default"]
+_database.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+_database.setdefault("TEST", {})
 # One test database per test process: concurrent test runs on one machine must not share (and destroy) one.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the dashboard read while the ledger writes. IMMEDIATE takes the write lock as a transaction
+    # begins: one that read first and wrote later would fail at once with "database is locked" whenever another
+    # process was writing, instead of waiting its turn.
+    _database["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        **_database.get("OPTIONS", {}),
+    }
     # A real file, not :memory:, so threads and worker processes started by tests see the same data.
-    DATABASES["default"]["TEST"].setdefault("NAME", str(VAR_DIR / f"test_tollgate_{os.getpid()}.sqlite3"))
+    _database["TEST"].setdefault("NAME", str(VAR_DIR / f"test_tollgate_{os.getpid()}.sqlite3"))
 else:
-    DATABASES["default"]["TEST"].setdefault("NAME", f"test_{DATABASES['default']['NAME']}_{os.getpid()}")
+    _database["TEST"].setdefault("NAME", f"test_{_database['NAME']}_{os.getpid()}")
     # A database that stops answering (not one that refuses) must fail the ledger's commit, not hang it.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

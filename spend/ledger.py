@@ -182,9 +182,9 @@ class Ledger:
                 entries = [entry for entry, _ in batch]
                 try:
                     await loop.run_in_executor(self._executor, self._commit, entries)
-                except (OperationalError, InterfaceError):
+                except (OperationalError, InterfaceError) as exc:
                     self.failing_since = self.failing_since or time.monotonic()
-                    outcome = await self._spool_batch(loop, entries)
+                    outcome = await self._spool_batch(loop, entries, exc)
                 except Exception as exc:
                     logger.exception("spend ledger could not commit %d entries", len(batch))
                     outcome = LedgerUnavailable(exc.__class__.__name__)
@@ -198,7 +198,7 @@ class Ledger:
                     else:
                         future.set_exception(outcome)
 
-    async def _spool_batch(self, loop, entries: list[SpendEntry]) -> LedgerUnavailable | None:
+    async def _spool_batch(self, loop, entries: list[SpendEntry], cause: Exception) -> LedgerUnavailable | None:
         """Keep a batch the database could not take; None once it is on disk, the error to answer with if not."""
         try:
             path = await loop.run_in_executor(self._executor, self.spool.write, entries)
@@ -207,7 +207,11 @@ class Ledger:
             return LedgerUnavailable(exc.__class__.__name__)
         self._spool_may_hold_entries = True
         logger.warning(
-            "spend ledger: the database is unreachable; %d charges spooled to %s until it is back", len(entries), path
+            "spend ledger: the database is unreachable (%s); %d charges spooled to %s until it is back",
+            cause,
+            len(entries),
+            path,
+            exc_info=cause,
         )
         return None
 

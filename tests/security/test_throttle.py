@@ -96,6 +96,23 @@ async def test_lost_redis_falls_back_to_this_process(counters, caplog):
     assert "counting in this process" in caplog.text
 
 
+async def test_a_lost_redis_is_warned_about_once_and_tried_again_a_second_later(counters, caplog, monkeypatch):
+    failures = counters("redis", limit=100, redis_url="redis://127.0.0.1:1/0")
+    connects = []
+    make_client = failures._redis_async
+    monkeypatch.setattr(failures, "_redis_async", lambda: connects.append(1) or make_client())
+
+    for _ in range(5):
+        assert await failures.retry_after(fresh_address()) == 0
+    tried_during_the_outage = len(connects)
+    failures._redis_down_until -= security._REDIS_RETRY_SECONDS  # a second later
+    await failures.retry_after(fresh_address())
+
+    assert tried_during_the_outage == 1
+    assert len(connects) == 2
+    assert caplog.text.count("counting in this process") == 1
+
+
 def test_the_in_process_table_stays_bounded(monkeypatch):
     monkeypatch.setattr(security, "_MAX_TRACKED_ADDRESSES", 100)
     failures = AuthFailureCounter(limit=5, window=0.0001)
