@@ -4,6 +4,10 @@ Failed authentications are counted per client address in fixed windows, in this 
 REDIS_URL, in Redis so that every server process sees the same count. Neither touches the database. After
 `TOLLGATE_AUTH_FAILURE_LIMIT` failures within `TOLLGATE_AUTH_FAILURE_WINDOW` seconds, the address gets 429 with a
 `retry-after` until the window ends, whether or not the key it sends is right.
+
+An address Redis has just reported clean is not asked about again for a quarter of a second unless it fails here
+meanwhile: a valid caller does not pay a Redis round trip per call, and failures counted by other processes are
+seen at most that late.
 """
 
 import asyncio
@@ -24,7 +28,9 @@ _REDIS_ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 _REDIS_PREFIX = "tollgate:authfail:"
 # After a Redis error, count in this process alone for this long before trying Redis again.
 _REDIS_RETRY_SECONDS = 1.0
-# The in-process table is pruned of ended windows past this many addresses, so a spray of addresses cannot grow it.
+# How long a clean answer from Redis for an address stands before Redis is asked again.
+_SHARED_CLEAN_SECONDS = 0.25
+# The in-process tables are pruned of ended windows past this many addresses, so a spray of addresses cannot grow it.
 _MAX_TRACKED_ADDRESSES = 100_000
 
 
@@ -59,6 +65,7 @@ class AuthFailureCounter:
         self._sync_client: redis.Redis | None = None
         self._pending: set[asyncio.Task] = set()
         self._redis_down_until: float | None = None  # set while Redis is failing
+        self._clean_until: dict[str, float] = {}  # address -> until when Redis's "no failures" answer stands
 
     # --- this process -------------------------------------------------------------------------------------
 
@@ -100,6 +107,18 @@ class AuthFailureCounter:
     def _uses_redis(self, now: float) -> bool:
         return bool(self.redis_url) and (self._redis_down_until is None or now >= self._redis_down_until)
 
+    def _asks_redis(self, address: str, now: float) -> bool:
+        return self._uses_redis(now) and self._clean_until.get(address, 0.0) <= now
+
+    def _shared_answer(self, address: str, now: float, failures, ttl_ms) -> int:
+        self._redis_answered()
+        wait = self._retry_after_from(failures, ttl_ms)
+        if not wait:
+            if len(self._clean_until) >= _MAX_TRACKED_ADDRESSES:
+                self._clean_until = {key: until for key, until in self._clean_until.items() if until > now}
+            self._clean_until[address] = now + _SHARED_CLEAN_SECONDS
+        return wait
+
     def _redis_unavailable(self, exc: Exception) -> None:
         if self._redis_down_until is None:  # once per outage, not once per request
             logger.warning("Redis unavailable for the failed-auth throttle (%s): counting in this process", exc)
@@ -116,7 +135,7 @@ class AuthFailureCounter:
         """Seconds this address must wait before authenticating again; 0 when it may try now."""
         now = time.monotonic()
         local = self._local_retry_after(address, now)
-        if local or not self._uses_redis(now):
+        if local or not self._asks_redis(address, now):
             return local
         try:
             async with self._redis_async().pipeline(transaction=False) as pipe:
@@ -124,14 +143,13 @@ class AuthFailureCounter:
         except _REDIS_ERRORS as exc:
             self._redis_unavailable(exc)
             return 0
-        self._redis_answered()
-        return self._retry_after_from(failures, ttl_ms)
+        return self._shared_answer(address, now, failures, ttl_ms)
 
     def retry_after_sync(self, address: str) -> int:
         """`retry_after` for synchronous code (the management API's views)."""
         now = time.monotonic()
         local = self._local_retry_after(address, now)
-        if local or not self._uses_redis(now):
+        if local or not self._asks_redis(address, now):
             return local
         try:
             with self._redis_sync().pipeline(transaction=False) as pipe:
@@ -139,13 +157,13 @@ class AuthFailureCounter:
         except _REDIS_ERRORS as exc:
             self._redis_unavailable(exc)
             return 0
-        self._redis_answered()
-        return self._retry_after_from(failures, ttl_ms)
+        return self._shared_answer(address, now, failures, ttl_ms)
 
     def record_failure(self, address: str) -> None:
         """Count one failed authentication; on an event loop the Redis write runs as a task of its own."""
         now = time.monotonic()
         self._record_local(address, now)
+        self._clean_until.pop(address, None)
         if not self._uses_redis(now):
             return
         try:

@@ -74,6 +74,42 @@ async def test_every_process_sees_the_failures_counted_in_redis(counters):
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+async def test_a_clean_address_is_not_asked_about_again_for_a_moment_unless_it_fails_here(counters, monkeypatch):
+    address = fresh_address()
+    checking, failing = counters("redis"), counters("redis")
+    assert await checking.retry_after(address) == 0
+    reads = []
+    make_client = checking._redis_async
+    monkeypatch.setattr(checking, "_redis_async", lambda: reads.append(1) or make_client())
+    for _ in range(3):
+        failing.record_failure(address)
+    await failing.flush()
+
+    within_the_moment = await checking.retry_after(address)  # other processes' failures show a moment later
+    reads_within_the_moment = len(reads)
+    checking._clean_until[address] -= security._SHARED_CLEAN_SECONDS
+    after_it = await checking.retry_after(address)
+
+    assert (within_the_moment, reads_within_the_moment) == (0, 0)
+    assert after_it > 0 and len(reads) == 1
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+async def test_a_failure_here_makes_the_next_check_ask_redis_at_once(counters):
+    address = fresh_address()
+    checking, failing = counters("redis"), counters("redis")
+    assert await checking.retry_after(address) == 0
+    for _ in range(2):
+        failing.record_failure(address)
+    await failing.flush()
+
+    checking.record_failure(address)  # the third failure, counted in Redis by both
+    await checking.flush()
+
+    assert await checking.retry_after(address) > 0
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
 def test_synchronous_code_counts_in_redis_too():
     address = fresh_address()
     first, second = AuthFailureCounter(3, 60, REDIS_URL), AuthFailureCounter(3, 60, REDIS_URL)
