@@ -3,7 +3,13 @@
 import pytest
 from django.db import connection
 
+from tests import secrets_audit
 from tests.e2e.server import MASTER_KEY
+
+
+def pytest_configure(config):
+    # Fails the run if a secret a test used reaches a log or an error body; `-p no:secrets_audit` turns it off.
+    config.pluginmanager.register(secrets_audit, "secrets_audit")
 
 
 @pytest.fixture(autouse=True)
