@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from tests import secrets_audit
 from tests.e2e.server import ROOT, GatewayServer, free_port
 
 pytestmark = pytest.mark.live
@@ -44,6 +45,7 @@ def test_python_example(demo):
         timeout=60,
         check=True,
     )
+    secrets_audit.register_output("the README's Python example (stderr)", result.stderr)
 
     reply, cost = result.stdout.strip().splitlines()
     assert reply == "This is a mock response from Tollgate."
@@ -59,6 +61,7 @@ def run_sh(block: str, demo, env: dict | None = None) -> str:
         check=True,
         env={**os.environ, **(env or {})},
     )
+    secrets_audit.register_output("a README curl example (stderr)", result.stderr)  # stdout is a response body
     return result.stdout
 
 
@@ -94,17 +97,20 @@ def test_import_config_example(demo, tmp_path):
 
 def test_make_run_serves_the_demo(tmp_path):
     port = free_port()
-    env = {**os.environ, "TOLLGATE_VAR_DIR": str(tmp_path), "PORT": str(port)}
+    env = {**os.environ, "TOLLGATE_VAR_DIR": str(tmp_path), "PORT": str(port), "LOG_LEVEL": "DEBUG"}
     for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY"):
         env.pop(name, None)
-    process = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log_path = tmp_path / "make-run.log"
+    secrets_audit.register_log_file(log_path, "make run's output")
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            ["make", "run", f"PORT={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -124,3 +130,5 @@ def test_make_run_serves_the_demo(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)
+        if (tmp_path / "secret_key").exists():  # the embedded demo made its own
+            secrets_audit.register_secret((tmp_path / "secret_key").read_text().strip(), "make run's SECRET_KEY")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import secrets_audit
+
 ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-e2e-master-7c1d9e4a2b8f6035a9e4c2d1"
 
@@ -66,23 +68,33 @@ class GatewayServer:
             # Tests refuse wrong keys on purpose, all from 127.0.0.1: the failed-auth throttle has its own tests.
             "TOLLGATE_AUTH_FAILURE_LIMIT": "10000",
             "PYTHONUNBUFFERED": "1",
+            # Every record, so that the secrets audit would see a secret logged at any level.
+            "LOG_LEVEL": "DEBUG",
             **(env or {}),
         }
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "server.log"
+        secrets_audit.register_secrets_in_env(self.env, "a live server's environment")
+        secrets_audit.register_secrets_in_config(config_text, f"a live server's config ({self.config_path})")
+        secrets_audit.register_log_file(self.log_path, "live server log")
 
     def manage(self, *args: str, check: bool = True, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        secrets_audit.register_secrets_in_env(env_extra or {}, f"the environment of manage.py {args[0]}")
+        result = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env={**self.env, **(env_extra or {})},
             capture_output=True,
             text=True,
-            check=check,
         )
+        secrets_audit.register_output(f"manage.py {args[0]} of a live server", result.stdout + result.stderr)
+        if check:
+            result.check_returncode()
+        return result
 
     def start(self) -> "GatewayServer":
+        secrets_audit.register_server(self.url)
         self.manage("migrate", "--noinput")
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.process = self._popen(log)

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import secrets_audit
 from tests.e2e.server import ROOT, GatewayServer
 
 pytestmark = pytest.mark.live
@@ -164,7 +165,9 @@ def worker(server):
     processes: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
-        with open(server.workdir / f"worker-{len(processes)}.log", "wb") as log:  # the child keeps its own descriptor
+        log_path = server.workdir / f"worker-{len(processes)}.log"
+        secrets_audit.register_log_file(log_path, "Celery worker log")
+        with open(log_path, "wb") as log:  # the child keeps its own descriptor
             process = subprocess.Popen(
                 [
                     sys.executable,
@@ -178,7 +181,7 @@ def worker(server):
                     "--pool",
                     "solo",
                     "-l",
-                    "info",
+                    "debug",
                 ],
                 cwd=ROOT,
                 env=server.env,

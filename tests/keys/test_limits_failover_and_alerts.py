@@ -11,6 +11,7 @@ from keys.cache import key_limits
 from keys.limits import admit, local_counters
 from keys.limits_redis import redis_counters
 from keys.models import VirtualKey
+from tests import secrets_audit
 from tests.keys.factories import caller, limits, make_key
 
 
@@ -69,7 +70,7 @@ async def test_two_server_processes_share_one_budget(redis_limits):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(root), "LOG_LEVEL": "DEBUG"}  # every record, for the secrets audit
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -81,9 +82,12 @@ async def test_two_server_processes_share_one_budget(redis_limits):
             cwd=root,
             env=env,
             stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         for _ in range(2)
     ]
     outputs = [await worker.communicate() for worker in workers]
+    for _, stderr in outputs:
+        secrets_audit.register_output("tests.keys.admit_worker", stderr)
     assert [worker.returncode for worker in workers] == [0, 0]
     assert sum(int(stdout.decode().strip().splitlines()[-1]) for stdout, _ in outputs) == 10

@@ -12,6 +12,8 @@ import pytest
 from django.core.checks.registry import registry
 from django.test import Client
 
+from tests import secrets_audit
+
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_MASTER_KEY = "sk-" + secrets.token_urlsafe(32)
 
@@ -39,9 +41,12 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    secrets_audit.register_secrets_in_env(env, "the production environment of manage.py")
+    result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
+    secrets_audit.register_output(f"manage.py {args[0]} with production settings", result.stdout + result.stderr)
+    return result
 
 
 def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests import secrets_audit
 from tests.e2e.server import GatewayServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,15 +45,17 @@ OVERVIEW = "/admin/spend/spendlog/overview/"
 PAGE_WIDTH, PAGE_HEIGHT = 1280, 1900
 
 
-def _launch_chromium(profile: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a process group of its own: the zygote and renderers are killed with it
-    )  # fmt: skip
+def _launch_chromium(profile: Path, log_path: Path) -> subprocess.Popen:
+    secrets_audit.register_log_file(log_path, "Chromium's output")
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own: the zygote and renderers are killed with it
+        )  # fmt: skip
 
 
 def _devtools_url(process: subprocess.Popen, profile: Path, timeout=20.0) -> str:
@@ -151,7 +154,7 @@ def browser(tmp_path):
     from websockets.sync.client import connect
 
     profile = tmp_path / "chromium-profile"
-    process = _launch_chromium(profile)
+    process = _launch_chromium(profile, tmp_path / "chromium.log")
     try:
         with connect(_devtools_url(process, profile), max_size=None, open_timeout=10) as socket:
             yield DevTools(socket)

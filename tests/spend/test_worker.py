@@ -17,6 +17,7 @@ from django.utils import timezone
 from spend.ledger import write_batch
 from spend.models import BudgetReset, DailySpend
 from spend.tasks import reset_budgets, rollup_spend
+from tests import secrets_audit
 from tests.spend.conftest import charged_entry, make_key, make_team
 
 pytestmark = [
@@ -35,20 +36,29 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def worker_queue():
+def worker_queue(tmp_path):
     """A worker listening on a queue of its own, so no other worker on this Redis takes the test's tasks."""
     queue = f"spend-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "SECRET_KEY": settings.SECRET_KEY or "test"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gateway", "worker", "-Q", queue, "--pool", "solo", "-l", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "SECRET_KEY": settings.SECRET_KEY or "test",
+        "LOG_LEVEL": "DEBUG",  # every record, for the secrets audit
+    }
+    log_path = tmp_path / "worker.log"
+    secrets_audit.register_log_file(log_path, "Celery worker log")
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "gateway", "worker", "-Q", queue, "--pool", "solo", "-l", "debug"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     yield queue
     process.terminate()
-    output = process.communicate(timeout=30)[0].decode(errors="replace")
+    process.wait(30)
+    output = log_path.read_text(errors="replace")
     assert "Traceback" not in output, output
 
 
