@@ -135,3 +135,20 @@ def test_reset_forgets_what_a_previous_test_did(http, upstream):
 
     assert (upstream.requests, upstream.cancelled) == ([], 0)
     assert http.post(f"{upstream.url}/v1/chat/completions", json=CHAT).status_code == 200
+
+
+async def test_counts_the_requests_being_answered_and_announces_each_one(upstream):
+    upstream.script(Behaviour(stream_end="hang"))
+    announced = []
+    upstream.on_request = announced.append
+
+    async with httpx.AsyncClient() as client:
+        request = {**CHAT, "stream": True}
+        async with client.stream("POST", f"{upstream.url}/v1/chat/completions", json=request) as response:
+            async for _ in response.aiter_bytes():
+                break
+            assert upstream.open_requests == 1  # the hanging stream holds its handler
+        await upstream.wait_for_idle_async()  # closing the response freed it
+
+    assert [seen.json for seen in announced] == [request]
+    assert upstream.open_requests == 0

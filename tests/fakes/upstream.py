@@ -9,7 +9,9 @@ Anthropic, Ollama and SageMaker (TGI) wire formats on their real paths, streamin
 Faults: `script(*behaviours)` for the next calls, `fail(status, times, retry_after)` for short, `behaviour` for all
 other calls, `reset()` between tests sharing one fake. What happened: `requests`, `wait_for_requests(n)`,
 `cancelled` (calls whose client left early) and `streams_cancelled` (of those, streams already under way), with
-`wait_for_cancelled_streams(n)`; each wait has an `_async` twin for tests running on an event loop.
+`wait_for_cancelled_streams(n)`; `open_requests` (calls being answered right now: a client that never closes what
+it opened keeps one here), with `wait_for_idle()`; each wait has an `_async` twin for tests running on an event
+loop. `on_request`, if set, is called with each request as it arrives (on the fake's own thread).
 
 Token counts are given as the gateway should report them (`prompt_tokens` includes cache reads and writes); each
 protocol writes them its own way (Anthropic's `input_tokens` excludes the cache, for instance). OpenAI's paths
@@ -103,6 +105,8 @@ class FakeUpstream:
         self.requests: list[Recorded] = []
         self.streams_cancelled = 0  # streams whose client went away before their end
         self.cancelled = 0  # calls whose client went away before the whole answer (streams included)
+        self.open_requests = 0  # handlers running now: each one holds its client's connection
+        self.on_request: Callable[[Recorded], None] | None = None
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,6 +127,7 @@ class FakeUpstream:
             self.requests.clear()
             self.behaviour = Behaviour()
             self.streams_cancelled = self.cancelled = 0
+            self.on_request = None
 
     def fail(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         self.script(*[Behaviour(status=status, retry_after=retry_after)] * times)
@@ -140,6 +145,13 @@ class FakeUpstream:
 
     async def wait_for_cancelled_streams_async(self, count: int, timeout: float = 5.0) -> None:
         await _poll_async(lambda: self.streams_cancelled >= count, timeout, f"{count} cancelled streams")
+
+    def wait_for_idle(self, timeout: float = 5.0) -> None:
+        """Until no call is being answered: every client has read its answer or closed its connection."""
+        _poll(lambda: self.open_requests == 0, timeout, "idle moment (requests still open)")
+
+    async def wait_for_idle_async(self, timeout: float = 5.0) -> None:
+        await _poll_async(lambda: self.open_requests == 0, timeout, "idle moment (requests still open)")
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -207,17 +219,25 @@ class FakeUpstream:
 
     def _handler(self, answer: Callable[[dict, str], Answer]):
         async def handle(request: web.Request) -> web.StreamResponse:
-            body = await request.read()
-            headers = {name.lower(): value for name, value in request.headers.items()}
             with self._lock:
-                self.requests.append(Recorded(request.method, request.path, dict(request.query), headers, body))
-                behaviour = self._script.popleft() if self._script else self.behaviour
+                self.open_requests += 1
             try:
+                body = await request.read()
+                headers = {name.lower(): value for name, value in request.headers.items()}
+                recorded = Recorded(request.method, request.path, dict(request.query), headers, body)
+                with self._lock:
+                    self.requests.append(recorded)
+                    behaviour = self._script.popleft() if self._script else self.behaviour
+                if self.on_request is not None:
+                    self.on_request(recorded)
                 return await self._answer(request, behaviour, answer(orjson.loads(body or b"{}"), request.path))
             except (asyncio.CancelledError, ConnectionResetError):
                 with self._lock:
                     self.cancelled += 1
                 raise
+            finally:
+                with self._lock:
+                    self.open_requests -= 1
 
         return handle
 
