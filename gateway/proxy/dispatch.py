@@ -1,7 +1,9 @@
 """Calling upstream: one attempt per deployment, retries within the group, then fallback groups.
 
 Retried: connection errors, timeouts, 408/409/429 and 5xx. A 4xx is the request's own fault and is passed
-through at once. Every failure counts toward the deployment's cooldown.
+through at once. Every failure counts toward the deployment's cooldown. When every attempt failed, the last
+failure decides the status: 429 (with the upstream's retry-after), 502 for a bad or broken answer (5xx, malformed,
+the connection cut mid-answer), 503 when no connection could be made, 504 when the upstream took too long.
 """
 
 import asyncio
@@ -37,12 +39,20 @@ def _timeout(deployment: RoutedDeployment, state: GatewayState) -> httpx.Timeout
     return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-def _is_timeout(exc: BaseException) -> bool:
+def is_timeout(exc: BaseException) -> bool:
     # httpx-aiohttp maps any aiohttp connection error to an httpx timeout class; the cause tells them apart.
     cause = exc.__cause__
     if cause is not None:
         return isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError)
     return isinstance(exc, httpx.TimeoutException)
+
+
+def _could_not_connect(exc: BaseException) -> bool:
+    """No connection was made (refused, unknown host): unlike a connection the upstream broke off mid-answer."""
+    cause = exc.__cause__
+    if cause is not None:
+        return isinstance(cause, aiohttp.ClientConnectorError)
+    return isinstance(exc, httpx.ConnectError)
 
 
 async def dispatch(
@@ -105,15 +115,22 @@ def _final_error(last_error: BaseException | None, attempts: int) -> Exception:
             code="upstream_error",
             headers=headers,
         )
-    if last_error is not None and _is_timeout(last_error):
+    if last_error is not None and is_timeout(last_error):
         return UpstreamFailed(
             f"Upstream timed out after {attempts} attempt(s).", status=504, code="upstream_timeout", headers=headers
         )
-    if last_error is not None:
+    if last_error is not None and _could_not_connect(last_error):
         return UpstreamFailed(
-            f"Upstream unreachable after {attempts} attempt(s): {type(last_error).__name__}",
+            f"Upstream unreachable after {attempts} attempt(s): the connection could not be made.",
             status=503,
             code="upstream_unavailable",
+            headers=headers,
+        )
+    if last_error is not None:
+        return UpstreamFailed(
+            f"Upstream failed after {attempts} attempt(s): it closed the connection before a complete answer.",
+            status=502,
+            code="upstream_error",
             headers=headers,
         )
     return UpstreamFailed("No deployment is available for this model.", status=503, code="no_deployment")
