@@ -9,13 +9,15 @@ from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 
+from gateway.proxy.charges import charge, charge_in_background, price_call
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
 from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, error_response, is_domain_error
-from gateway.proxy.payload import client_wants_usage, estimate_prompt_tokens, parse_payload
+from gateway.proxy.payload import estimate_prompt_tokens, parse_payload
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
+from gateway.proxy.streaming import Relay, RelayResponse
 from gateway.security import check_auth_throttle, client_ip, record_auth_failure
 from keys.auth import Caller, authenticate
 from keys.errors import AuthenticationFailed
@@ -42,6 +44,10 @@ class Call:
         self.payload: dict = {}
         self.group = ""
         self.upstream_seconds = 0.0
+        self.attempts = 0  # upstream attempts started, the one in flight included
+        self.deployment: RoutedDeployment | None = None  # the deployment of the latest attempt
+        self.attempt_started: float | None = None  # while an attempt is in flight
+        self.charged = False  # a charge owns the admission from here: it settles or releases it
 
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
@@ -85,12 +91,6 @@ def _metadata(payload: dict) -> dict:
 def _tags(payload: dict) -> list:
     tags = _metadata(payload).get("tags") or payload.get("tags")
     return [str(tag) for tag in tags] if isinstance(tags, list) else []
-
-
-def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float) -> CostBreakdown:
-    if not deployment.price.priced:
-        logger.warning("call to %s (%s) is unpriced: charged 0", deployment.model_name, deployment.litellm_model)
-    return compute_cost(deployment.price.entry, usage, Decimal(str(round(seconds, 6))), billed_at=datetime.now(UTC))
 
 
 def _common_headers(call: Call, attempted: Attempted) -> dict[str, str]:
@@ -164,7 +164,8 @@ async def handle(request, call_type: str, default_model: str = "") -> HttpRespon
                 return await _stream(call, state, admission)
             return await _complete(call, state, admission)
         except BaseException:
-            await admission.release()  # a no-op once the call was settled
+            if not call.charged:
+                await admission.release()
             raise
     except Exception as exc:
         if not is_domain_error(exc):
@@ -202,175 +203,82 @@ def worst_case_cost(state, call: Call) -> Decimal:
     return worst
 
 
-async def _dispatch_or_log_failure(call: Call, state, attempt) -> Attempted:
-    """Dispatch; a call every deployment failed is still logged, at cost 0, with its attempts counted."""
+async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Attempted:
+    """Dispatch. A call every deployment failed is still logged, at cost 0, with its attempts counted; so is one
+    whose client left while waiting for the upstream. That upstream had not answered: nothing it used is known, so
+    only a per-second price charges anything, for the seconds the attempt in flight had lasted."""
+
+    async def counted_attempt(deployment: RoutedDeployment, timeout):
+        call.attempts += 1
+        call.deployment = deployment
+        call.attempt_started = time.perf_counter()
+        try:
+            return await attempt(deployment, timeout)
+        finally:
+            call.attempt_started = None
+
     try:
-        return await dispatch(state, call.group, call.call_type, attempt)
+        return await dispatch(state, call.group, call.call_type, counted_attempt)
     except (UpstreamFailed, UpstreamRejected) as exc:
-        attempts = int(exc.headers.get("x-litellm-attempted-retries", "0")) + 1
         failed = call.entry(
-            None, Usage(), None, status=SpendLog.Status.FAILURE, error_class=type(exc).__name__, attempts=attempts
+            call.deployment,
+            Usage(),
+            None,
+            status=SpendLog.Status.FAILURE,
+            error_class=type(exc).__name__,
+            attempts=call.attempts,
         )
         await ledger().charge(failed)
+        raise
+    except asyncio.CancelledError:
+        if call.deployment is not None:
+            in_flight = time.perf_counter() - call.attempt_started if call.attempt_started else 0.0
+            cost = price_call(call.deployment, Usage(), in_flight)
+            left = call.entry(
+                call.deployment,
+                Usage(),
+                cost,
+                status=SpendLog.Status.CLIENT_DISCONNECTED,
+                error_class="ClientDisconnected",
+                attempts=call.attempts,
+            )
+            call.charged = True
+            charge_in_background(left, admission, cost.total, 0)
         raise
 
 
 async def _complete(call: Call, state, admission) -> HttpResponse:
     attempted = await _dispatch_or_log_failure(
-        call, state, lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload)
+        call,
+        state,
+        admission,
+        lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload),
     )
     body, call.upstream_seconds = attempted.result
     usage = Usage.from_openai(body.get("usage"))
     cost = price_call(attempted.deployment, usage, call.upstream_seconds)
-    await ledger().charge(call.entry(attempted.deployment, usage, cost, attempts=attempted.retries + 1))
-    await admission.settle(cost.total, usage.prompt_tokens + usage.completion_tokens)
+    call.charged = True
+    await charge(
+        call.entry(attempted.deployment, usage, cost, attempts=attempted.retries + 1),
+        admission,
+        cost.total,
+        usage.prompt_tokens + usage.completion_tokens,
+    )
     response = HttpResponse(orjson.dumps(body), content_type="application/json")
     for name, value in {**_common_headers(call, attempted), **_cost_headers(cost), **admission.headers()}.items():
         response[name] = value
     return response
 
 
-async def _stream(call: Call, state, admission) -> StreamingHttpResponse:
+async def _stream(call: Call, state, admission) -> RelayResponse:
     attempted = await _dispatch_or_log_failure(
-        call, state, lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload)
+        call,
+        state,
+        admission,
+        lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload),
     )
-    response = StreamingHttpResponse(_relay(call, attempted, admission), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
+    call.charged = True  # from here the relay charges the call, however it ends
+    response = RelayResponse(Relay(call, attempted, admission))
     for name, value in {**_common_headers(call, attempted), **admission.headers()}.items():
         response[name] = value
     return response
-
-
-def money_json(value: Decimal) -> orjson.Fragment:
-    """A JSON number with the Decimal's own digits (orjson would otherwise refuse or round through float)."""
-    return orjson.Fragment(format_money(value).encode())
-
-
-def _sse(chunk: dict) -> bytes:
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-
-def _text_of(chunk: dict) -> int:
-    characters = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content") if isinstance(delta, dict) else None
-        text = content if isinstance(content, str) else choice.get("text")
-        if isinstance(text, str):
-            characters += len(text)
-    return characters
-
-
-_background_charges: set[asyncio.Task] = set()
-
-
-async def _charge_and_settle(spend_entry, admission, cost: Decimal, tokens: int) -> None:
-    try:
-        await ledger().charge(spend_entry)
-    except Exception:
-        logger.exception("call %s could not be charged", spend_entry.request_id)
-        await admission.release()
-        raise
-    await admission.settle(cost, tokens)
-
-
-def charge_in_background(spend_entry, admission, cost: Decimal, tokens: int) -> None:
-    """Charge a call whose client is gone: a task of its own, so the request's cancellation cannot stop it."""
-    task = asyncio.get_running_loop().create_task(_charge_and_settle(spend_entry, admission, cost, tokens))
-    _background_charges.add(task)
-    task.add_done_callback(_background_charges.discard)
-
-
-async def _relay(call: Call, attempted: Attempted, admission):
-    """Forward chunks as they arrive; charge before [DONE], or for what was used when the client goes away."""
-    opened = attempted.result
-    deployment = attempted.deployment
-    parser = opened.parser
-    wants_usage = client_wants_usage(call.payload)
-    streamed_characters = 0
-    first_chunk_at: float | None = None
-    usage_chunk: dict | None = None
-    charged = False
-
-    def usage_now() -> Usage:
-        if parser.usage:
-            return Usage.from_openai(parser.usage)
-        # The upstream never reported usage (it stopped early): estimate what it used from what was sent.
-        return Usage(
-            prompt_tokens=estimate_prompt_tokens(call.payload, call.call_type),
-            completion_tokens=(streamed_characters + 3) // 4,
-        )
-
-    def entry(status: str, error_class: str = ""):
-        seconds = time.perf_counter() - opened.started
-        usage = usage_now()
-        cost = price_call(deployment, usage, seconds)
-        ttft = int((first_chunk_at - opened.started) * 1000) if first_chunk_at else None
-        spend_entry = call.entry(
-            deployment,
-            usage,
-            cost,
-            status=status,
-            error_class=error_class,
-            attempts=attempted.retries + 1,
-            time_to_first_token_ms=ttft,
-        )
-        return cost, usage.prompt_tokens + usage.completion_tokens, spend_entry
-
-    try:
-        async for chunk in _upstream_chunks(opened):
-            if first_chunk_at is None:
-                first_chunk_at = time.perf_counter()
-            if chunk.get("usage") and not chunk.get("choices"):
-                usage_chunk = chunk  # held back: it goes out last, with the cost, and only if asked for
-                continue
-            if "usage" in chunk and not wants_usage:
-                chunk = {key: value for key, value in chunk.items() if key != "usage"}
-            streamed_characters += _text_of(chunk)
-            yield _sse(chunk)
-        status = SpendLog.Status.SUCCESS if parser.done else SpendLog.Status.FAILURE
-        cost, tokens, spend_entry = entry(status, "" if parser.done else "IncompleteStream")
-        charged = True
-        await _charge_and_settle(spend_entry, admission, cost.total, tokens)
-        if wants_usage:
-            usage_chunk = usage_chunk or {"id": call.request_id, "object": "chat.completion.chunk", "choices": []}
-            usage_chunk["usage"] = {**(parser.usage or {}), "cost": money_json(cost.total)}
-            yield _sse(usage_chunk)
-        yield b"data: [DONE]\n\n"
-    except (asyncio.CancelledError, GeneratorExit):
-        if not charged:
-            cost, tokens, spend_entry = entry(SpendLog.Status.CLIENT_DISCONNECTED, "ClientDisconnected")
-            charge_in_background(spend_entry, admission, cost.total, tokens)
-            charged = True
-        raise
-    except Exception as exc:
-        if not charged:
-            cost, tokens, spend_entry = entry(SpendLog.Status.FAILURE, type(exc).__name__)
-            charge_in_background(spend_entry, admission, cost.total, tokens)
-        logger.warning("stream %s ended by an upstream error: %s", call.request_id, type(exc).__name__)
-        yield _sse(
-            {
-                "error": {
-                    "message": "The upstream stream failed.",
-                    "type": "api_error",
-                    "param": None,
-                    "code": "upstream_stream_error",
-                }
-            }
-        )
-    finally:
-        if opened.response is not None:
-            await opened.response.aclose()
-
-
-async def _upstream_chunks(opened):
-    if opened.local_chunks is not None:
-        for chunk in opened.local_chunks:
-            yield chunk
-        return
-    async for data in opened.response.aiter_bytes():
-        for parsed in opened.parser.feed(data):
-            yield parsed
-    for parsed in opened.parser.finish():
-        yield parsed

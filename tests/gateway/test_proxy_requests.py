@@ -1,14 +1,18 @@
 """The proxy in-process: what a client sees for good and bad requests, and what gets charged."""
 
+import asyncio
 from decimal import Decimal
 
 import orjson
 import pytest
 from django.test import AsyncClient
 
+from gateway.asgi import proxy_application
 from gateway.models import Deployment
+from gateway.proxy.upstream import close_http_clients
 from spend.models import SpendLog
 from tests.e2e.server import MASTER_KEY
+from tests.fakes.upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -210,3 +214,113 @@ async def test_repeated_failed_auth_from_one_address_is_slowed_before_any_key_lo
 
     assert slowed.status_code == 429
     assert int(slowed["retry-after"]) >= 1
+
+
+# --- clients that leave: served through the ASGI handler, as uvicorn serves it ----------------------------------
+
+
+@pytest.fixture
+async def upstream():
+    async with FakeUpstream() as up:
+        yield up
+    await close_http_clients()  # the gateway's client on this test's event loop
+
+
+@pytest.fixture
+def upstream_deployment(db, upstream):
+    return Deployment.objects.create(
+        model_id="up-1",
+        model_name="gpt-4o",
+        litellm_model="openai/gpt-4o",
+        api_base=f"{upstream.url}/v1",
+        input_cost_per_token=Decimal("0.000001"),
+        output_cost_per_token=Decimal("0.000002"),
+    )
+
+
+async def serve_then_leave(upstream: FakeUpstream, body: dict, leave: str) -> list[dict]:
+    """One call through the proxy's ASGI handler with a client that leaves at `leave`; the messages it was sent.
+
+    "waiting": once the upstream has the request. "headers": while the response's headers are being sent, the send
+    blocking (a full socket buffer) until the handler gives up on it: the body is never iterated. "first_words":
+    once the first words of a stream have been sent."""
+    loop = asyncio.get_running_loop()
+    gone = asyncio.Event()
+    if leave == "waiting":
+        upstream.on_request = lambda recorded: loop.call_soon_threadsafe(gone.set)
+    request = [{"type": "http.request", "body": orjson.dumps(body), "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        if request:
+            return request.pop()
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+        if leave == "headers" and message["type"] == "http.response.start":
+            gone.set()
+            await asyncio.Event().wait()
+        if leave == "first_words" and b'"content":"Hello' in message.get("body", b""):
+            gone.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", AUTH["Authorization"].encode()), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await asyncio.wait_for(proxy_application(scope, receive, send), 10)
+    return sent
+
+
+async def the_only_log(timeout: float = 5.0) -> SpendLog:
+    """The call's spend log: a client that left is charged in the background, so it may commit after the response."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await SpendLog.objects.aexists():
+        assert asyncio.get_running_loop().time() < deadline, "no spend log"
+        await asyncio.sleep(0.02)
+    return await SpendLog.objects.aget()
+
+
+@pytest.mark.parametrize(
+    ("leave", "stream", "behaviour"),
+    [
+        ("waiting", False, Behaviour(first_byte_delay=30)),
+        ("waiting", True, Behaviour(first_byte_delay=30)),
+        ("headers", True, Behaviour(chunk_delay=30)),
+        ("first_words", True, Behaviour(chunk_delay=0.2, stream_end="hang")),
+    ],
+    ids=["waiting-whole", "waiting-stream", "headers", "first-words"],
+)
+async def test_a_client_that_leaves_closes_the_upstream_call_and_is_charged_for_what_was_used(
+    upstream, upstream_deployment, leave, stream, behaviour
+):
+    upstream.script(behaviour)
+
+    sent = await serve_then_leave(upstream, {**CHAT, "model": "gpt-4o", "stream": stream}, leave)
+
+    await upstream.wait_for_idle_async()  # the gateway closed its upstream connection: nothing waits on it
+    assert upstream.cancelled == 1
+    log = await the_only_log()
+    assert (log.status, log.error_class, log.attempts, log.deployment_id) == (
+        "client_disconnected",
+        "ClientDisconnected",
+        1,
+        "up-1",
+    )
+    # Tokens once the upstream has accepted the call (its prompt, estimated), its words as far as they were relayed.
+    prompt, completion = {"waiting": (0, 0), "headers": (3, 0), "first_words": (3, 2)}[leave]
+    assert (log.prompt_tokens, log.completion_tokens) == (prompt, completion)
+    assert log.cost == prompt * Decimal("0.000001") + completion * Decimal("0.000002")
+    if leave == "headers":
+        assert [message["type"] for message in sent] == ["http.response.start"]  # the body was never iterated
