@@ -25,6 +25,8 @@ _PROXY_PATHS = (
     "/embeddings",
     "/models",
     "/openai/deployments/",
+    # Counts the event loop's tasks: served without the middleware's thread hops, on the loop it describes.
+    "/debug/asyncio-tasks",
 )
 
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("health", proxy.health, name="health"),
     path("health/liveliness", proxy.liveliness, name="health-liveliness"),
     path("health/readiness", proxy.readiness, name="health-readiness"),
+    path("debug/asyncio-tasks", proxy.asyncio_tasks, name="debug-asyncio-tasks"),
     path("", include("gateway.api.urls")),
     path("", include("keys.api.urls")),
     path("", include("spend.api.urls")),

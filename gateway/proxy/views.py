@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections import Counter
 
 import orjson
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from gateway.proxy import service
 from gateway.proxy.errors import error_response
 from gateway.proxy.state import gateway_state
+from keys.errors import AuthenticationFailed
 from spend.ledger import database_answers
 
 
@@ -136,3 +138,18 @@ async def health(request):
             "unhealthy_count": len(cooling),
         }
     )
+
+
+@require_GET
+async def asyncio_tasks(request):
+    """The serving event loop's unfinished tasks, counted by coroutine (master key only, like LiteLLM's): a number
+    that keeps growing with traffic is a leak."""
+    try:
+        caller = await service.authenticate_request(request)
+        if not caller.is_master:
+            raise AuthenticationFailed("Only the master key may read /debug/asyncio-tasks.", code="master_key_required")
+    except Exception as exc:
+        return error_response(exc)
+    running = [task for task in asyncio.all_tasks() if not task.done()]
+    by_name = Counter(getattr(task.get_coro(), "__qualname__", type(task.get_coro()).__name__) for task in running)
+    return _json({"total_active_tasks": len(running), "by_name": dict(by_name)})
