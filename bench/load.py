@@ -10,8 +10,9 @@ import json
 import math
 import shutil
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # LuaJIT's ffi gives wrk's scripts a monotonic clock; os.time() only has whole seconds.
@@ -43,6 +44,8 @@ function init(args)
   -- wrk calls request() once on the first thread to check the script before it starts: that one is never sent.
   sent = first and -1 or 0
   ok, bad = 0, 0
+  statuses = {}
+  math.randomseed(os.time())
 end
 
 -- After the measured window no connection sends again; the ones in flight finish during the drain.
@@ -51,13 +54,24 @@ function delay()
   return 0
 end
 
+-- A flood of wrong keys sends a new random key with every request.
+local rotate_keys = __ROTATE__
+
 function request()
   sent = sent + 1
+  if rotate_keys then
+    local headers = {}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["Authorization"] = string.format(
+      "Bearer sk-flood-%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff), sent)
+    return wrk.format(nil, nil, headers)
+  end
   return wrk.format()
 end
 
 function response(status, headers, body)
   if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
+  statuses[status] = (statuses[status] or 0) + 1
   -- Drained: stop reading, or a server closing the idle keep-alive connections would count as socket errors.
   if ok + bad >= sent and now() >= stop_at then wrk.thread:stop() end
 end
@@ -67,12 +81,18 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     s = s + t:get("sent"); o = o + t:get("ok"); b = b + t:get("bad")
   end
+  local counts = {}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("statuses")) do counts[status] = (counts[status] or 0) + n end
+  end
+  local by_status = {}
+  for status, n in pairs(counts) do table.insert(by_status, string.format('"%d":%d', status, n)) end
   local e = summary.errors
   io.write(string.format(
     'BENCH-RESULT {"completed":%d,"sent":%d,"ok":%d,"non_2xx":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
-    '"max_us":%d,"socket_errors":%d,"timeouts":%d}\n',
+    '"max_us":%d,"socket_errors":%d,"timeouts":%d,"statuses":{%s}}\n',
     summary.requests, s, o, b, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, e.connect + e.read + e.write, e.timeout))
+    latency.max, e.connect + e.read + e.write, e.timeout, table.concat(by_status, ",")))
 end
 """
 
@@ -91,6 +111,8 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     tool: str
+    statuses: dict[int, int] = field(default_factory=dict)
+    server_cpu_ms: float | None = None  # the server's CPU time per answer, when the caller measured it
 
     @property
     def rps(self) -> float:
@@ -119,11 +141,73 @@ def wrk_version() -> str:
 
 
 def run_wrk(
-    url: str, body: bytes, headers: dict[str, str], connections: int, duration: float, drain: float, workdir: Path
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connections: int,
+    duration: float,
+    drain: float,
+    workdir: Path,
+    rotate_keys: bool = False,
 ) -> LoadResult:
-    script = workdir / "load.lua"
+    return start_wrk(url, body, headers, connections, duration, drain, workdir, rotate_keys).result()
+
+
+class WrkRun:
+    """wrk running in the background (one load alongside another); `result()` waits for it and parses its report."""
+
+    def __init__(self, argv: list[str], script: Path, duration: float, total: float):
+        self.duration = duration
+        self.total = total
+        self.script = script
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> LoadResult:
+        try:
+            stdout, stderr = self.process.communicate(timeout=self.total + 60)
+        finally:
+            self.stop()
+            self.script.unlink(missing_ok=True)
+        line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH-RESULT ")), None)
+        if line is None or stderr.strip():
+            raise RuntimeError(f"wrk gave no result (exit {self.process.returncode}):\n{stdout}\n{stderr}")
+        data = json.loads(line.removeprefix("BENCH-RESULT "))
+        return LoadResult(
+            completed=data["completed"],
+            ok=data["ok"],
+            non_2xx=data["non_2xx"],
+            sent=data["sent"],
+            socket_errors=data["socket_errors"],
+            timeouts=data["timeouts"],
+            window_s=self.duration,
+            p50_ms=data["p50_us"] / 1000,
+            p90_ms=data["p90_us"] / 1000,
+            p99_ms=data["p99_us"] / 1000,
+            max_ms=data["max_us"] / 1000,
+            tool="wrk",
+            statuses={int(status): count for status, count in data["statuses"].items()},
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_wrk(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connections: int,
+    duration: float,
+    drain: float,
+    workdir: Path,
+    rotate_keys: bool = False,
+) -> WrkRun:
+    script = Path(tempfile.mkstemp(suffix=".lua", dir=workdir)[1])
     header_lines = "\n".join(f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
-    script.write_text(_LUA.replace("__BODY__", _lua_string(body.decode())).replace("__HEADERS__", header_lines))
+    lua = _LUA.replace("__BODY__", _lua_string(body.decode())).replace("__HEADERS__", header_lines)
+    script.write_text(lua.replace("__ROTATE__", "true" if rotate_keys else "false"))
     total = duration + drain
     argv = [
         "wrk",
@@ -139,25 +223,7 @@ def run_wrk(
         "--",
         str(duration),
     ]
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=total + 60)
-    line = next((ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH-RESULT ")), None)
-    if line is None or completed.stderr.strip():
-        raise RuntimeError(f"wrk gave no result (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
-    data = json.loads(line.removeprefix("BENCH-RESULT "))
-    return LoadResult(
-        completed=data["completed"],
-        ok=data["ok"],
-        non_2xx=data["non_2xx"],
-        sent=data["sent"],
-        socket_errors=data["socket_errors"],
-        timeouts=data["timeouts"],
-        window_s=duration,
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
-        tool="wrk",
-    )
+    return WrkRun(argv, script, duration, total)
 
 
 def run_python(
