@@ -401,18 +401,21 @@ class LineStream:
         self.usage: dict | None = None
         self.done = False
         self._partial = bytearray()
+        self._error: ProviderError | None = None  # a bad line met after good chunks of the same read
 
     def feed(self, data: bytes) -> list[dict]:
+        self._raise_pending()
         if b"\n" not in data:
             self._partial += data
             return []
         lines = (bytes(self._partial) + data).split(b"\n")
         self._partial = bytearray(lines.pop())
-        return self._lines(lines)
+        return self._lines(lines, keep_parsed=True)
 
     def finish(self) -> list[dict]:
         """At EOF: a last line without its newline still counts, but a JSON fragment only says the stream was cut
         (and `done` stays False)."""
+        self._raise_pending()
         rest, self._partial = bytes(self._partial), bytearray()
         try:
             return self._lines([rest, b""] if rest else [b""])
@@ -421,13 +424,27 @@ class LineStream:
                 return []
             raise
 
-    def _lines(self, lines: list[bytes]) -> list[dict]:
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _lines(self, lines: list[bytes], keep_parsed: bool = False) -> list[dict]:
+        """The chunks of complete lines. With `keep_parsed`, a bad line after good ones lets those through first
+        (they were sent upstream and are charged): the error is raised by the next feed() or finish()."""
         chunks: list[dict] = []
         try:
             for line in lines:
                 chunks.extend(self._line(line.rstrip(b"\r")))
         except SHAPE_ERRORS as exc:
-            raise unexpected_shape(self.provider, exc) from exc
+            error = unexpected_shape(self.provider, exc)
+            error.__cause__ = exc
+        except ProviderError as exc:
+            error = exc
+        else:
+            return chunks
+        if not (keep_parsed and chunks):
+            raise error
+        self._error = error
         return chunks
 
     def _line(self, line: bytes) -> list[dict]:

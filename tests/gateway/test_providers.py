@@ -994,11 +994,6 @@ def test_errors_inside_a_stream(provider, data, status, message, retryable):
     assert error.value.retryable is retryable
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LineStream._lines (gateway/providers/base.py) drops the chunks it parsed before a bad line of the same "
-    "read: a client is not sent, and the ledger not charged, the words the upstream sent before a malformed frame",
-)
 def test_a_bad_frame_loses_none_of_the_chunks_before_it_in_the_same_read():
     parser = get_provider("openai").stream_parser(target("openai"), "chat", {"model": "m", "messages": HELLO})
     good = b'data: {"choices": [{"index": 0, "delta": {"content": "Hello"}}]}\n\n'
