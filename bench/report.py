@@ -5,7 +5,9 @@ import json
 _PRIMARY = "tollgate"
 
 
-def build(args, rows: list[dict], targets, failures: list[dict], machine: dict, command: str) -> dict:
+def build(
+    args, rows: list[dict], targets, failures: list[dict], machine: dict, command: str, scenarios: dict | None = None
+) -> dict:
     upstream = {(r["mode"], r["connections"]): r for r in rows if r["target"] == "upstream"}
     for row in rows:
         base = upstream.get((row["mode"], row["connections"]))
@@ -30,8 +32,20 @@ def build(args, rows: list[dict], targets, failures: list[dict], machine: dict, 
         "ratios": _ratios(rows),
         "ledger": ledgers,
         "failures": failures,
-        "ok": not failures and all(r["valid"] for r in rows) and all(ledger["ok"] for ledger in ledgers.values()),
+        "scenarios": scenarios,
+        "ok": not failures
+        and all(r["valid"] for r in rows)
+        and all(ledger["ok"] for ledger in ledgers.values())
+        and _scenarios_ok(scenarios),
     }
+
+
+def _scenarios_ok(scenarios: dict | None) -> bool:
+    if not scenarios:
+        return True
+    ledgers = [info["ledger"] for info in scenarios["servers"].values() if "ledger" in info]
+    rows_ok = all(row["valid"] for row in scenarios["rows"])
+    return not scenarios["failures"] and rows_ok and all(ledger["ok"] for ledger in ledgers)
 
 
 def _ratios(rows: list[dict]) -> list[dict]:
@@ -119,5 +133,59 @@ def print_table(result: dict) -> None:
         print(ledger["line"])
     for failure in result["failures"]:
         print(f"!!! {failure['target']} did not run: {failure['error'].strip().splitlines()[-1]}")
+    if result.get("scenarios"):
+        print_scenarios(result["scenarios"])
     if not result["ok"]:
         print("\n!!! NOT A RESULT: some rows are invalid or the ledger does not match (see above) !!!")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.split(":", 1)[0]  # "n/a: why" shows as n/a; the why is in the notes
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}"
+
+
+def print_scenarios(scenarios: dict) -> None:
+    """The scenario rows, grouped by scenario and case: a baseline (the upstream direct, 1 worker, 10 keys…),
+    Tollgate, LiteLLM and Tollgate/LiteLLM where both have a number."""
+    print(f"\nscenarios ({scenarios['seconds_per_row']:g} s per load)")
+    header = f"{'':4}{'metric':<46} {'baseline':>10} {'tollgate':>10} {'litellm':>10} {'T/L':>6}  notes"
+    print(header)
+    print("-" * len(header))
+    baselines: dict[tuple[str, str], set] = {}
+    for row in scenarios["rows"]:
+        if row["baseline_is"]:
+            baselines.setdefault((row["scenario"], row["case"]), set()).add(row["baseline_is"])
+    scenario = case = None
+    for row in scenarios["rows"]:
+        if row["scenario"] != scenario:
+            scenario, case = row["scenario"], None
+            print(f"{scenario}")
+        named = baselines.get((row["scenario"], row["case"]), set())
+        if row["case"] != case:
+            case, shown = row["case"], set()
+            print(f"  {case}" + (f"  (baseline: {next(iter(named))})" if len(named) == 1 else ""))
+        notes = [note for note in row["notes"] if note not in shown]
+        for who in ("tollgate", "litellm"):
+            if isinstance(row[who], str) and ":" in row[who] and f"{who} {row[who]}" not in shown:
+                notes.append(f"{who} {row[who]}")
+        shown.update(notes)
+        if row["baseline_is"] and len(named) > 1:
+            notes.insert(0, f"baseline: {row['baseline_is']}")
+        if row["problems"]:
+            notes.insert(0, "INVALID: " + "; ".join(row["problems"]))
+        ratio = f"x{row['ratio']}" if row["ratio"] is not None else ""
+        print(
+            f"{'':4}{row['metric']:<46} {_cell(row['baseline']):>10} {_cell(row['tollgate']):>10} "
+            f"{_cell(row['litellm']):>10} {ratio:>6}  {'; '.join(notes)}"
+        )
+    for name, info in scenarios["servers"].items():
+        if "ledger" in info:
+            print(f"{name}: {info['ledger']['line']}")
+    for failure in scenarios["failures"]:
+        last = failure["error"].strip().splitlines()[-1] if failure["error"].strip() else "?"
+        print(f"!!! scenario {failure['scenario']} ({failure['who']}) did not run: {last}")

@@ -1,13 +1,16 @@
 """Tollgate's benchmark: one command, run by hand (never by the test suite).
 
-    .venv/bin/python bench/run.py [--peer] [--quick] [--duration S] [--workers 1,2] [--out bench/results/latest.json]
+    .venv/bin/python bench/run.py [--peer] [--quick] [--duration S] [--workers 1,2] [--scenarios all|none|a,b]
+                                  [--no-main] [--out bench/results/latest.json]
 
 In turn, each alone on the machine: the fake upstream called directly, the floor (a bare Django ASGI view that
 forwards to the same upstream with the same HTTP client: the ceiling of our stack), Tollgate on PostgreSQL + Redis
 with the full hot path (a virtual key with budget, rpm/tpm limits and aliases when /key/generate exists, pricing
 with cache tokens, spend logging) and, with --peer, the LiteLLM proxy. wrk drives 1, 16 and 64 keep-alive
 connections, non-streaming and streaming. Afterwards the spend ledger must hold exactly one log per request
-Tollgate answered. Everything it starts it stops, on errors and Ctrl-C too; only 127.0.0.1 is contacted.
+Tollgate answered. Then the scenarios of bench/scenarios (prompt sizes, streams, head-of-line, a flood of wrong
+keys, failover, memory, scale, the ledger's writer, 2 workers over 1), on servers of their own. Everything it
+starts it stops, on errors and Ctrl-C too; only 127.0.0.1 is contacted.
 """
 
 import argparse
@@ -28,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import load, report, services, targets  # noqa: E402
+from bench import load, report, scenarios, services, targets  # noqa: E402
 from bench.targets import Target  # noqa: E402
 
 WARMUP_CALLS = 20
@@ -43,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     measured: list[Target] = []
     failures: list[dict] = []
+    scenario_result = None
     try:
         upstream_started = _ensure_upstream()
-        for name, factory in _plan(args):
+        for name, factory in _plan(args) if args.main else ():
             print(f"\n== {name}", flush=True)
             try:
                 with factory(args, workdir) as target:
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                 # One target failing (a broken commit, a peer that will not start) does not void the others.
                 print(f"!!! {name} failed: {exc}", flush=True)
                 failures.append({"target": name, "error": str(exc)[-3000:]})
+        if args.scenarios:
+            scenario_result = scenarios.run(args, workdir, rows)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything this run started", flush=True)
         return 130
@@ -62,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         services.stop_all()
         if upstream_started:
             _stop_upstream()
-    result = report.build(args, rows, measured, failures, _machine(args), " ".join(["bench/run.py", *sys.argv[1:]]))
+    command = " ".join(["bench/run.py", *sys.argv[1:]])
+    result = report.build(args, rows, measured, failures, _machine(args), command, scenario_result)
     report.print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.dumps(result))
@@ -81,7 +88,17 @@ def _exit_on_signal(signum, frame):
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peer", action="store_true", help="also measure the LiteLLM proxy (installs it once)")
-    parser.add_argument("--quick", action="store_true", help="3 s per row, 1 and 16 connections only")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 s per row, 1 and 16 connections only; scenarios with fewer calls"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="all",
+        help=f"after the main rows: all (default), none, or some of {','.join(scenarios.NAMES)}",
+    )
+    parser.add_argument(
+        "--main", action=argparse.BooleanOptionalAction, default=True, help="the main rows (--no-main: scenarios only)"
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds of load per row (default 10)")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds allowed for in-flight requests to finish")
     parser.add_argument("--connections", default=None, help="comma-separated (default 1,16,64)")
@@ -114,6 +131,9 @@ def _parse(argv):
     args.targets = args.targets.split(",")
     if not args.peer and "litellm" in args.targets:
         args.targets.remove("litellm")
+    args.scenarios = scenarios.parse(args.scenarios)
+    if "workers" in args.scenarios and args.main and "tollgate" in args.targets and 2 not in args.workers:
+        args.workers.append(2)  # the workers scenario compares the main rows of 1 and 2 workers
     if args.loadgen == "auto":
         args.loadgen = "wrk" if load.have_wrk() or _install_wrk() else "python"
     return args
@@ -219,7 +239,7 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
             row["load_average_1m"] = round(load_average, 2)
             if target.database:
                 target.expected_logs += result.ok
-                row["spend_logs"] = _settled_count(target, logs_before + result.ok) - logs_before
+                row["spend_logs"] = targets.settled_count(target, logs_before + result.ok) - logs_before
                 if row["spend_logs"] != result.ok:
                     row["valid"] = False
                     row["invalid_because"].append(f"{row['spend_logs']} spend logs for {result.ok} answers")
@@ -230,7 +250,7 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
         target.info["rss_peak_mb"] = round(max(peak, target.info.get("rss_idle_mb", 0)), 1)
         target.info["rss_hwm_sum_mb"] = round(services.hwm_mb(target.service.pid), 1)
     if target.database:
-        target.info["ledger"] = _ledger_check(target)
+        target.info["ledger"] = targets.ledger_check(target)
     return rows
 
 
@@ -280,27 +300,6 @@ def _print_row(row: dict) -> None:
         f"  p99 {row['p99_ms']:8.2f} ms  non-2xx {row['non_2xx']}{flag}",
         flush=True,
     )
-
-
-def _settled_count(target: Target, expected: int) -> int:
-    """The ledger's count once it stops moving (logs commit before responses end, so this is at once)."""
-    deadline = time.monotonic() + 5
-    count = target.spend_logs()
-    while count != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        count = target.spend_logs()
-    return count
-
-
-def _ledger_check(target: Target) -> dict:
-    logs = _settled_count(target, target.expected_logs)
-    by_status = dict(target.database.rows("SELECT status, count(*) FROM spend_spendlog GROUP BY status"))
-    ok = logs == target.expected_logs
-    line = f"ledger: {logs} logs for {target.expected_logs} requests: " + ("OK" if ok else "MISMATCH")
-    if not ok:
-        line = f"!!! {line} !!! ({logs - target.expected_logs:+d}) a benchmark that loses spend is not a result"
-    print(f"  {line}  (by status: {by_status})", flush=True)
-    return {"logs": logs, "requests": target.expected_logs, "ok": ok, "by_status": by_status, "line": line}
 
 
 # -- profiling ---------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ PEERS = ROOT.parent / "shared" / "peers"
 PEER_VENV = Path(os.environ.get("PEER_VENV", "/tmp/litellm-peer"))
 UPSTREAM = {"json": "http://127.0.0.1:9100/v1/chat/completions", "stream": "http://127.0.0.1:9101/v1/chat/completions"}
 MASTER_KEY = "sk-bench-master-" + secrets.token_hex(12)
+# One for the whole run: servers that share a database must decrypt the provider keys the first one stored.
+SECRET_KEY = "bench-" + secrets.token_hex(24)
 LITELLM_KEY = "sk-peer-6f1c2a9e4b7d8c0f3a5e1b2c4d6f8a0b"  # the peer's start.sh default
 ALIASES = {"bench-alias": "bench-model", "bench-stream-alias": "bench-stream"}
 MESSAGES = [{"role": "user", "content": "Hello! Say hello back, briefly."}]
@@ -87,6 +89,29 @@ def first_answer(target: Target) -> float:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{target.name} never answered a completion: {response.status_code} {response.text}")
         time.sleep(0.05)
+
+
+def settled_count(target: Target, expected: int) -> int:
+    """The ledger's count once it stops moving (logs commit before responses end, so this is at once)."""
+    deadline = time.monotonic() + 5
+    count = target.spend_logs()
+    while count != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        count = target.spend_logs()
+    return count
+
+
+def ledger_check(target: Target) -> dict:
+    """Exactly one spend log for every request this server answered (servers sharing a database count their own)."""
+    before = target.info.get("logs_at_start", 0)
+    logs = settled_count(target, before + target.expected_logs) - before
+    by_status = dict(target.database.rows("SELECT status, count(*) FROM spend_spendlog GROUP BY status"))
+    ok = logs == target.expected_logs
+    line = f"ledger: {logs} logs for {target.expected_logs} requests: " + ("OK" if ok else "MISMATCH")
+    if not ok:
+        line = f"!!! {line} !!! ({logs - target.expected_logs:+d}) a benchmark that loses spend is not a result"
+    print(f"  {line}  (by status: {by_status})", flush=True)
+    return {"logs": logs, "requests": target.expected_logs, "ok": ok, "by_status": by_status, "line": line}
 
 
 # -- the fake upstream -------------------------------------------------------------------------------------------
@@ -178,7 +203,7 @@ def tollgate_env(args, database: services.BenchDatabase, home: Path, extra: dict
         **os.environ,
         "DATABASE_URL": database.url,
         "REDIS_URL": redis_url(args),
-        "SECRET_KEY": "bench-" + secrets.token_hex(24),
+        "SECRET_KEY": SECRET_KEY,
         "TOLLGATE_MASTER_KEY": MASTER_KEY,
         "TOLLGATE_VAR_DIR": str(home),
         "PYTHONUNBUFFERED": "1",
@@ -247,6 +272,7 @@ def tollgate_server(
     )
     try:
         services.flush_redis(redis_url(args))
+        logs_at_start = database.scalar("SELECT count(*) FROM spend_spendlog")
         service.start()
         target = Target(
             name,
@@ -258,6 +284,7 @@ def tollgate_server(
             info={"workers": workers, "env": args.tollgate_env + [f"{k}={v}" for k, v in (env or {}).items()]},
             base=base,
         )
+        target.info["logs_at_start"] = logs_at_start
         target.info["startup_s"] = service.wait_healthy(120)
         target.info["ready_s"] = first_answer(target)
         target.expected_logs += 1
