@@ -1,61 +1,89 @@
 """Input and output serializers of the management API, one pair per view, in LiteLLM's shapes.
 
-Inputs refuse fields they do not know (a typo must not be silently ignored), negative money and limits, bad
-durations, unknown teams and aliases that point to no model group, naming the field.
+Inputs refuse fields they do not know (a typo must not be silently ignored), values of the wrong JSON type,
+negative money and limits, bad durations, unknown teams and aliases that point to no model group, naming the
+field. What they refuse, the OpenAPI schema says (types, required fields, patterns, bounds).
 """
 
 from collections.abc import Mapping
 
 from django.apps import apps
+from django.core.validators import RegexValidator
+from django.utils import timezone
 from rest_framework import serializers
 
+from keys.api.inputs import JSONInput, JSONObject, QueryInput, check_storable_text
 from keys.budgets import InvalidDuration, parse_duration
 from keys.models import InternalUser, Team
 from keys.services import NEVER
+
+# What the database holds: PositiveBigIntegerField, PositiveIntegerField (and a page's offset), budget_duration's
+# max_length.
+BIG_LIMIT = 2**63 - 1
+LIMIT = 2**31 - 1
+DURATION_LENGTH = 20
+# keys.budgets' units, with ASCII digits and no spaces around: the pattern the schema publishes is the one held.
+_DURATION_UNITS = "secs|sec|s|mins|min|m|hrs|hr|h|d|w|mo"
 
 # -- fields -------------------------------------------------------------------------------------------------------------
 
 
 class Money(serializers.DecimalField):
-    """Dollars in: a JSON number, never negative, exact (the parser reads it as a Decimal). Out: the Decimal itself,
-    which the project's renderer writes with its own digits."""
+    """Dollars in: a JSON number, never negative, exact (the parser reads it as a Decimal), as wide as a MoneyField.
+    Out: the Decimal itself, which the project's renderer writes as a JSON number with its own digits."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", 0)
-        super().__init__(max_digits=38, decimal_places=20, **kwargs)
+        super().__init__(max_digits=38, decimal_places=20, coerce_to_string=False, **kwargs)
 
     def to_representation(self, value):
         return value
 
 
 class DurationText(serializers.CharField):
-    """ "30s", "20m", "30min", "30h", "30d", "2w", "1mo" (and "never" where `allow_never`)."""
+    """ "30s", "20m", "30min", "30h", "30d", "2w", "1mo" (and "never" where `allow_never`), ending before year 9999."""
 
     def __init__(self, *, allow_never: bool = False, **kwargs):
         self.allow_never = allow_never
-        super().__init__(**kwargs)
+        pattern = rf"0*[1-9][0-9]*(?:{_DURATION_UNITS})"
+        if allow_never:
+            pattern = rf"{NEVER}|{pattern}"
+        shape = RegexValidator(rf"^(?:{pattern})\Z", "Not a duration: use e.g. 30s, 30d, 1mo.")
+        super().__init__(trim_whitespace=False, validators=[shape], **kwargs)
 
     def to_internal_value(self, data):
         text = super().to_internal_value(data)
         if self.allow_never and text == NEVER:
             return text
         try:
-            parse_duration(text)
+            parse_duration(text).after(timezone.now())
         except InvalidDuration as exc:
             raise serializers.ValidationError(str(exc)) from None
+        except (OverflowError, ValueError):
+            raise serializers.ValidationError(f"{text!r} is too long a duration.") from None
         return text
 
 
-def _limit(**kwargs):
-    return serializers.IntegerField(min_value=0, allow_null=True, required=False, **kwargs)
+def _limit(max_value: int = BIG_LIMIT, **kwargs):
+    return serializers.IntegerField(min_value=0, max_value=max_value, allow_null=True, required=False, **kwargs)
 
 
 def _names(**kwargs):
     return serializers.ListField(child=serializers.CharField(), allow_null=True, required=False, **kwargs)
 
 
+class Aliases(serializers.DictField):
+    """Requested model → model group: text on both sides."""
+
+    child = serializers.CharField()
+
+    def to_internal_value(self, data):
+        check_storable_text(list(data) if isinstance(data, Mapping) else [])
+        return super().to_internal_value(data)
+
+
 def _mapping(**kwargs):
-    return serializers.DictField(child=serializers.CharField(), allow_null=True, required=False, **kwargs)
+    return Aliases(allow_null=True, required=False, **kwargs)
 
 
 def model_groups(names) -> set[str]:
@@ -75,16 +103,10 @@ def check_aliases(aliases):
     return aliases
 
 
-class StrictInput(serializers.Serializer):
-    """An input that refuses unknown fields, naming the first."""
+class StrictInput(JSONInput):
+    """A JSON body that refuses unknown fields and values of the wrong JSON type, naming the field."""
 
-    def to_internal_value(self, data):
-        if not isinstance(data, Mapping):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({unknown[0]: ["Unknown field."]})
-        return super().to_internal_value(data)
+    closed = True
 
 
 # -- keys ---------------------------------------------------------------------------------------------------------------
@@ -94,15 +116,15 @@ class KeySettingsInput(StrictInput):
     key_alias = serializers.CharField(max_length=200, allow_blank=True, allow_null=True, required=False)
     models = _names()
     aliases = _mapping()
-    config = serializers.DictField(allow_null=True, required=False)
-    metadata = serializers.DictField(allow_null=True, required=False)
+    config = JSONObject(allow_null=True, required=False)
+    metadata = JSONObject(allow_null=True, required=False)
     duration = DurationText(allow_never=True, allow_null=True, required=False)
     max_budget = Money(allow_null=True, required=False)
     soft_budget = Money(allow_null=True, required=False)
-    budget_duration = DurationText(allow_null=True, allow_blank=True, required=False)
+    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
     tpm_limit = _limit()
     rpm_limit = _limit()
-    max_parallel_requests = _limit()
+    max_parallel_requests = _limit(LIMIT)
     blocked = serializers.BooleanField(required=False)
     user_id = serializers.CharField(max_length=200, allow_null=True, required=False)
     team_id = serializers.CharField(max_length=200, allow_null=True, required=False)
@@ -133,12 +155,16 @@ class KeyRefInput(StrictInput):
     key = serializers.CharField()
 
 
+class KeyRefQuery(QueryInput):
+    key = serializers.CharField()
+
+
 class KeyDeleteInput(StrictInput):
     keys = serializers.ListField(child=serializers.CharField(), allow_empty=False)
 
 
-class KeyListInput(StrictInput):
-    page = serializers.IntegerField(min_value=1, default=1)
+class KeyListInput(QueryInput):
+    page = serializers.IntegerField(min_value=1, max_value=LIMIT, default=1)
     size = serializers.IntegerField(min_value=1, max_value=100, default=10)
     team_id = serializers.CharField(required=False)
     user_id = serializers.CharField(required=False)
@@ -151,7 +177,7 @@ class KeyOutput(serializers.Serializer):
     key_name = serializers.CharField(source="key_hint")
     key_alias = serializers.CharField()
     spend = Money(source="live_spend")
-    expires = serializers.DateTimeField()
+    expires = serializers.DateTimeField(allow_null=True)
     models = serializers.ListField()
     aliases = serializers.DictField()
     config = serializers.DictField()
@@ -159,12 +185,12 @@ class KeyOutput(serializers.Serializer):
     team_id = serializers.CharField(allow_null=True)
     max_budget = Money(allow_null=True)
     soft_budget = Money(allow_null=True)
-    soft_budget_alerted_at = serializers.DateTimeField()
+    soft_budget_alerted_at = serializers.DateTimeField(allow_null=True)
     budget_duration = serializers.CharField(allow_null=True)
-    budget_reset_at = serializers.DateTimeField()
-    tpm_limit = serializers.IntegerField()
-    rpm_limit = serializers.IntegerField()
-    max_parallel_requests = serializers.IntegerField()
+    budget_reset_at = serializers.DateTimeField(allow_null=True)
+    tpm_limit = serializers.IntegerField(allow_null=True)
+    rpm_limit = serializers.IntegerField(allow_null=True)
+    max_parallel_requests = serializers.IntegerField(allow_null=True)
     metadata = serializers.DictField()
     blocked = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -201,11 +227,11 @@ class TeamSettingsInput(StrictInput):
     models = _names()
     model_aliases = _mapping()
     max_budget = Money(allow_null=True, required=False)
-    budget_duration = DurationText(allow_null=True, allow_blank=True, required=False)
+    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
     tpm_limit = _limit()
     rpm_limit = _limit()
-    max_parallel_requests = _limit()
-    metadata = serializers.DictField(allow_null=True, required=False)
+    max_parallel_requests = _limit(LIMIT)
+    metadata = JSONObject(allow_null=True, required=False)
     blocked = serializers.BooleanField(required=False)
     members = _names(help_text="user_ids")
 
@@ -227,7 +253,7 @@ class TeamUpdateInput(TeamSettingsInput):
     spend = Money(required=False)
 
 
-class TeamRefInput(StrictInput):
+class TeamRefInput(QueryInput):
     team_id = serializers.CharField()
 
 
@@ -243,10 +269,10 @@ class TeamOutput(serializers.Serializer):
     max_budget = Money(allow_null=True)
     spend = Money(source="live_spend")
     budget_duration = serializers.CharField()
-    budget_reset_at = serializers.DateTimeField()
-    tpm_limit = serializers.IntegerField()
-    rpm_limit = serializers.IntegerField()
-    max_parallel_requests = serializers.IntegerField()
+    budget_reset_at = serializers.DateTimeField(allow_null=True)
+    tpm_limit = serializers.IntegerField(allow_null=True)
+    rpm_limit = serializers.IntegerField(allow_null=True)
+    max_parallel_requests = serializers.IntegerField(allow_null=True)
     metadata = serializers.DictField()
     blocked = serializers.BooleanField()
     members = serializers.ListField(child=serializers.CharField(), source="member_ids")
@@ -270,8 +296,8 @@ class UserSettingsInput(StrictInput):
     user_email = serializers.EmailField(allow_blank=True, allow_null=True, required=False)
     models = _names()
     max_budget = Money(allow_null=True, required=False)
-    budget_duration = DurationText(allow_null=True, allow_blank=True, required=False)
-    metadata = serializers.DictField(allow_null=True, required=False)
+    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
+    metadata = JSONObject(allow_null=True, required=False)
     teams = _names(help_text="team_ids")
 
     def validate_teams(self, team_ids):
@@ -298,7 +324,7 @@ class UserUpdateInput(UserSettingsInput):
     spend = Money(required=False)
 
 
-class UserRefInput(StrictInput):
+class UserRefInput(QueryInput):
     user_id = serializers.CharField()
 
 
@@ -306,8 +332,8 @@ class UserDeleteInput(StrictInput):
     user_ids = serializers.ListField(child=serializers.CharField(), allow_empty=False)
 
 
-class UserListInput(StrictInput):
-    page = serializers.IntegerField(min_value=1, default=1)
+class UserListInput(QueryInput):
+    page = serializers.IntegerField(min_value=1, max_value=LIMIT, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=100, default=25)
 
 
@@ -318,7 +344,7 @@ class UserOutput(serializers.Serializer):
     max_budget = Money(allow_null=True)
     spend = Money(source="live_spend")
     budget_duration = serializers.CharField()
-    budget_reset_at = serializers.DateTimeField()
+    budget_reset_at = serializers.DateTimeField(allow_null=True)
     metadata = serializers.DictField()
     teams = serializers.ListField(child=serializers.CharField(), source="team_ids")
     created_at = serializers.DateTimeField()

@@ -5,7 +5,7 @@ Each view parses with its input serializer, calls one service or selector, and r
 
 import math
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,9 @@ from keys.api.parsers import PARSERS
 from keys.models import InternalUser, Team
 
 ACTOR = "master_key"
+# Error statuses each operation declares; the schema gives them OpenAI's error body (gateway.api.schema).
+INVALID = OpenApiResponse(description="Invalid input; `param` names the field.")
+NOT_FOUND = OpenApiResponse(description="No such key, team or user; `param` names the field.")
 
 
 class ManagementView(APIView):
@@ -52,7 +55,7 @@ def _generated(raw_key: str, key) -> dict:
 
 
 class KeyGenerateView(ManagementView):
-    @extend_schema(request=s.KeyGenerateInput, responses=s.GeneratedKeyOutput)
+    @extend_schema(request=s.KeyGenerateInput, responses={200: s.GeneratedKeyOutput, 400: INVALID})
     def post(self, request):
         data = _input(s.KeyGenerateInput, request.data)
         raw_key, key = services.generate_key(data, actor=ACTOR)
@@ -60,15 +63,15 @@ class KeyGenerateView(ManagementView):
 
 
 class KeyInfoView(ManagementView):
-    @extend_schema(parameters=[s.KeyRefInput], responses=s.KeyInfoOutput)
+    @extend_schema(parameters=[s.KeyRefQuery], responses={200: s.KeyInfoOutput, 400: INVALID, 404: NOT_FOUND})
     def get(self, request):
-        data = _input(s.KeyRefInput, request.query_params.dict())
+        data = _input(s.KeyRefQuery, request.query_params.dict())
         key = _found(services.find_key, data["key"])
         return Response(s.KeyInfoOutput({"key": data["key"], "info": selectors.key_with_spend(key)}).data)
 
 
 class KeyUpdateView(ManagementView):
-    @extend_schema(request=s.KeyUpdateInput, responses=s.KeyOutput)
+    @extend_schema(request=s.KeyUpdateInput, responses={200: s.KeyOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = dict(_input(s.KeyUpdateInput, request.data))
         key = _found(services.find_key, data.pop("key"))
@@ -77,7 +80,7 @@ class KeyUpdateView(ManagementView):
 
 
 class KeyRegenerateView(ManagementView):
-    @extend_schema(request=s.KeyRegenerateInput, responses=s.GeneratedKeyOutput)
+    @extend_schema(request=s.KeyRegenerateInput, responses={200: s.GeneratedKeyOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = dict(_input(s.KeyRegenerateInput, request.data))
         key = _found(services.find_key, data.pop("key"))
@@ -88,7 +91,7 @@ class KeyRegenerateView(ManagementView):
 class KeyBlockView(ManagementView):
     blocked = True
 
-    @extend_schema(request=s.KeyRefInput, responses=s.KeyOutput)
+    @extend_schema(request=s.KeyRefInput, responses={200: s.KeyOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = _input(s.KeyRefInput, request.data)
         key = _found(services.find_key, data["key"])
@@ -102,7 +105,7 @@ class KeyUnblockView(KeyBlockView):
 
 
 class KeyDeleteView(ManagementView):
-    @extend_schema(request=s.KeyDeleteInput, responses=s.KeyDeleteOutput)
+    @extend_schema(request=s.KeyDeleteInput, responses={200: s.KeyDeleteOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = _input(s.KeyDeleteInput, request.data)
         keys = [_found(services.find_key, key) for key in data["keys"]]
@@ -111,7 +114,7 @@ class KeyDeleteView(ManagementView):
 
 
 class KeyListView(ManagementView):
-    @extend_schema(parameters=[s.KeyListInput], responses=s.KeyListOutput)
+    @extend_schema(parameters=[s.KeyListInput], responses={200: s.KeyListOutput, 400: INVALID})
     def get(self, request):
         data = _input(s.KeyListInput, request.query_params.dict())
         filters = {name: data[name] for name in ("team_id", "user_id", "key_alias") if name in data}
@@ -133,21 +136,21 @@ class KeyListView(ManagementView):
 
 
 class TeamNewView(ManagementView):
-    @extend_schema(request=s.TeamNewInput, responses=s.TeamOutput)
+    @extend_schema(request=s.TeamNewInput, responses={200: s.TeamOutput, 400: INVALID})
     def post(self, request):
         team = services.create_team(_input(s.TeamNewInput, request.data), actor=ACTOR)
         return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
 
 
 class TeamInfoView(ManagementView):
-    @extend_schema(parameters=[s.TeamRefInput], responses=s.TeamInfoOutput)
+    @extend_schema(parameters=[s.TeamRefInput], responses={200: s.TeamInfoOutput, 400: INVALID, 404: NOT_FOUND})
     def get(self, request):
         team = _found(services.find_team, _input(s.TeamRefInput, request.query_params.dict())["team_id"])
         return Response(s.TeamInfoOutput(selectors.team_info(team)).data)
 
 
 class TeamUpdateView(ManagementView):
-    @extend_schema(request=s.TeamUpdateInput, responses=s.TeamOutput)
+    @extend_schema(request=s.TeamUpdateInput, responses={200: s.TeamOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = dict(_input(s.TeamUpdateInput, request.data))
         team = _found(services.find_team, data.pop("team_id"))
@@ -156,7 +159,7 @@ class TeamUpdateView(ManagementView):
 
 
 class TeamDeleteView(ManagementView):
-    @extend_schema(request=s.TeamDeleteInput, responses=s.TeamDeleteOutput)
+    @extend_schema(request=s.TeamDeleteInput, responses={200: s.TeamDeleteOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         team_ids = _input(s.TeamDeleteInput, request.data)["team_ids"]
         teams = _all_found(Team, "team_id", team_ids, "team_ids")
@@ -164,7 +167,7 @@ class TeamDeleteView(ManagementView):
 
 
 class TeamListView(ManagementView):
-    @extend_schema(responses=s.TeamOutput(many=True))
+    @extend_schema(responses={200: s.TeamOutput(many=True)})
     def get(self, request):
         teams = Team.objects.prefetch_related("members")
         return Response(s.TeamOutput([selectors.team_with_spend(team) for team in teams], many=True).data)
@@ -174,7 +177,7 @@ class TeamListView(ManagementView):
 
 
 class UserNewView(ManagementView):
-    @extend_schema(request=s.UserNewInput, responses=s.NewUserOutput)
+    @extend_schema(request=s.UserNewInput, responses={200: s.NewUserOutput, 400: INVALID})
     def post(self, request):
         data = dict(_input(s.UserNewInput, request.data))
         user, user.raw_key, key = services.create_user(data, actor=ACTOR, with_key=data.pop("auto_create_key"))
@@ -183,14 +186,14 @@ class UserNewView(ManagementView):
 
 
 class UserInfoView(ManagementView):
-    @extend_schema(parameters=[s.UserRefInput], responses=s.UserInfoOutput)
+    @extend_schema(parameters=[s.UserRefInput], responses={200: s.UserInfoOutput, 400: INVALID, 404: NOT_FOUND})
     def get(self, request):
         user = _found(services.find_user, _input(s.UserRefInput, request.query_params.dict())["user_id"])
         return Response(s.UserInfoOutput(selectors.user_info(user)).data)
 
 
 class UserUpdateView(ManagementView):
-    @extend_schema(request=s.UserUpdateInput, responses=s.UserOutput)
+    @extend_schema(request=s.UserUpdateInput, responses={200: s.UserOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = dict(_input(s.UserUpdateInput, request.data))
         user = _found(services.find_user, data.pop("user_id"))
@@ -199,7 +202,7 @@ class UserUpdateView(ManagementView):
 
 
 class UserDeleteView(ManagementView):
-    @extend_schema(request=s.UserDeleteInput, responses=s.UserDeleteOutput)
+    @extend_schema(request=s.UserDeleteInput, responses={200: s.UserDeleteOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         user_ids = _input(s.UserDeleteInput, request.data)["user_ids"]
         users = _all_found(InternalUser, "user_id", user_ids, "user_ids")
@@ -207,7 +210,7 @@ class UserDeleteView(ManagementView):
 
 
 class UserListView(ManagementView):
-    @extend_schema(parameters=[s.UserListInput], responses=s.UserListOutput)
+    @extend_schema(parameters=[s.UserListInput], responses={200: s.UserListOutput, 400: INVALID})
     def get(self, request):
         data = _input(s.UserListInput, request.query_params.dict())
         users, total = selectors.user_page(data["page"], data["page_size"])

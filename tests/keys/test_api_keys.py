@@ -103,6 +103,24 @@ def test_duration_null_uses_the_default(api, settings, default, expected_expiry)
         ({"models": "gpt-4"}, "models"),
         ({"metadata": []}, "metadata"),
         ([], None),
+        # Each value must be of its JSON type: DRF would store 5 as "5" and read "true" as true, "5" as 5.
+        ({"key_alias": 5}, "key_alias"),
+        ({"blocked": "true"}, "blocked"),
+        ({"max_budget": "5"}, "max_budget"),
+        ({"models": ["gpt-4", 4]}, "models"),
+        # What the database cannot hold was a 500: NUL (PostgreSQL), a lone surrogate (UTF-8), numbers beyond
+        # the columns, durations past year 9999 or longer than budget_duration's column.
+        ({"metadata": {"note": "a\u0000b"}}, "metadata"),
+        ({"config": {"note": "\ud800"}}, "config"),
+        ({"aliases": {"gpt-3.5\u0000": "gpt-4"}}, "aliases"),
+        ({"tpm_limit": 2**63}, "tpm_limit"),
+        ({"max_parallel_requests": 2**31}, "max_parallel_requests"),
+        ({"duration": "99999999999d"}, "duration"),
+        ({"duration": "100000mo"}, "duration"),
+        ({"budget_duration": "0000000000000000000001d"}, "budget_duration"),
+        # The schema's pattern: ASCII digits, no spaces around.
+        ({"duration": "\u0663d"}, "duration"),
+        ({"budget_duration": " 1d"}, "budget_duration"),
     ],
 )
 def test_invalid_generate_requests_name_the_field_and_create_nothing(api, body, param):
@@ -116,6 +134,26 @@ def test_invalid_generate_requests_name_the_field_and_create_nothing(api, body, 
         assert error["message"].startswith(f"{param}:")
     assert not VirtualKey.objects.exists()
     assert not KeyChange.objects.exists()
+
+
+def test_metadata_and_config_keep_fractional_numbers_as_json_numbers(api):
+    # The parser reads 0.5 as Decimal("0.5"), which the JSON columns could not store (a 500 before).
+    status, body = api.post("/key/generate", '{"metadata": {"weight": 0.5, "tags": [1e300]}, "config": {"t": 0.7}}')
+
+    assert status == 200, body
+    assert (body["metadata"], body["config"]) == (
+        {"weight": Decimal("0.5"), "tags": [Decimal("1e300")]},
+        {"t": Decimal("0.7")},
+    )
+    stored = VirtualKey.objects.get()
+    assert (stored.metadata, stored.config) == ({"weight": 0.5, "tags": [1e300]}, {"t": 0.7})
+
+
+def test_a_page_beyond_any_offset_is_refused(api):
+    status, body = api.get("/key/list?page=33371271699941105664")  # a 500 before
+
+    assert status == 400, body
+    assert body["error"]["param"] == "page"
 
 
 def test_body_that_is_not_json_is_refused(api):

@@ -68,6 +68,14 @@ def test_team_new_info_update_list_delete(api):
         ("/user/new", {"user_id": "taken"}, "user_id"),
         ("/user/new", {"budget_duration": "1y"}, "budget_duration"),
         ("/user/update", {"user_id": "taken", "spend": -1}, "spend"),
+        ("/team/new", {"team_alias": 5}, "team_alias"),
+        ("/team/new", {"members": ["alice", 7]}, "members"),
+        ("/user/new", {"auto_create_key": "false"}, "auto_create_key"),
+        # What the database cannot hold was a 500.
+        ("/team/new", {"metadata": {"note": "a\u0000b"}}, "metadata"),
+        ("/user/new", {"metadata": {"\udc00": 1}}, "metadata"),
+        ("/team/new", {"max_parallel_requests": 2**31}, "max_parallel_requests"),
+        ("/user/update", {"user_id": "taken", "budget_duration": "99999999999mo"}, "budget_duration"),
     ],
 )
 def test_invalid_team_and_user_requests_name_the_field_and_change_nothing(api, path, body, param):
@@ -88,6 +96,21 @@ def test_unknown_or_missing_ids(api, path, param):
     status, body = api.get(path)
     assert status in (400, 404)
     assert body["error"]["param"] == param
+
+
+@pytest.mark.parametrize("path", ["/team/new", "/user/new"])
+def test_metadata_keeps_fractional_numbers_as_json_numbers(api, path):
+    status, body = api.post(path, '{"metadata": {"weight": 0.5, "tags": [7.8e301]}}')  # a 500 before
+
+    assert status == 200, body
+    assert body["metadata"] == {"weight": Decimal("0.5"), "tags": [Decimal("7.8e301")]}
+
+
+def test_a_user_page_beyond_any_offset_is_refused(api):
+    status, body = api.get("/user/list?page=33371271699941105664&page_size=15")  # a 500 before
+
+    assert status == 400, body
+    assert body["error"]["param"] == "page"
 
 
 def test_user_new_makes_the_user_and_their_key_like_litellm(api):
