@@ -181,6 +181,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Request and response components apart: an input's required fields and non-blank strings are its own.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # PATCH /model/update takes the body POST takes (no view here validates partially).
+    "COMPONENT_SPLIT_PATCH": False,
+    # Bodies are JSON; the parser that reads JSON sent as a form (curl -d) is a courtesy, not a media type.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "gateway.api.schema.describe_errors"],
 }
 # Served over HTTPS (directly or behind a TLS-terminating proxy): cookies only over HTTPS.
 TOLLGATE_HTTPS = env.bool("TOLLGATE_HTTPS", default=False)

@@ -1,26 +1,24 @@
 """LiteLLM's model management endpoints: /model/new, /model/update, /model/delete, /model/info."""
 
+from decimal import Decimal
+
 from django.db import transaction
-from rest_framework import serializers
-from rest_framework.decorators import api_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.decorators import api_view, schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from gateway import secrets
+from gateway.api import serializers as s
+from gateway.api.schema import BodyOnDeleteSchema
 from gateway.config_import import ConfigError, parse_deployment
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment
 from pricing import store
 from pricing.resolve import resolve_deployment_price
 
-
-class DeploymentIn(serializers.Serializer):
-    model_name = serializers.CharField()
-    litellm_params = serializers.DictField()
-    model_info = serializers.DictField(required=False, default=dict)
-
-
-class DeploymentDelete(serializers.Serializer):
-    id = serializers.CharField()
+# Error statuses each operation declares; the schema gives them OpenAI's error body (gateway.api.schema).
+INVALID = OpenApiResponse(description="Invalid input; `param` names the field.")
+NOT_FOUND = OpenApiResponse(description="No deployment with that id.")
 
 
 def _parsed(entry: dict):
@@ -48,9 +46,10 @@ def deployment_out(deployment: Deployment) -> dict:
     return {"model_name": entry["model_name"], "litellm_params": params, "model_info": info}
 
 
+@extend_schema(tags=["model"], request=s.DeploymentIn, responses={200: s.DeploymentOut, 400: INVALID})
 @api_view(["POST"])
 def model_new(request):
-    entry = DeploymentIn(data=request.data)
+    entry = s.DeploymentIn(data=request.data)
     entry.is_valid(raise_exception=True)
     spec = _parsed(entry.validated_data)
     with transaction.atomic():
@@ -61,22 +60,31 @@ def model_new(request):
     return Response(deployment_out(deployment))
 
 
+@extend_schema(
+    tags=["model"], request=s.DeploymentUpdateIn, responses={200: s.DeploymentOut, 400: INVALID, 404: NOT_FOUND}
+)
 @api_view(["POST", "PATCH"])
 def model_update(request):
-    model_id = (request.data.get("model_info") or {}).get("id") if isinstance(request.data, dict) else None
-    if not model_id:
-        raise ValidationError({"model_info.id": ["the id of the deployment to update is required"]})
+    body = s.DeploymentUpdateIn(data=request.data)
+    body.is_valid(raise_exception=True)
+    changes = body.validated_data
+    model_id = changes["model_info"]["id"]
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().filter(model_id=model_id).first()
         if deployment is None:
             raise NotFound(f"no deployment with id {model_id!r}")
         current = deployment_entry(deployment)
-        merged = {
-            "model_name": request.data.get("model_name") or current["model_name"],
-            "litellm_params": {**current["litellm_params"], **(request.data.get("litellm_params") or {})},
-            "model_info": {**current["model_info"], **(request.data.get("model_info") or {})},
+        # The stored timeout is a float; parse_deployment reads an entry's numbers as a config file's, Decimal.
+        stored_params = {
+            key: Decimal(repr(value)) if isinstance(value, float) else value
+            for key, value in current["litellm_params"].items()
         }
-        spec = _parsed(DeploymentIn(data=merged).initial_data)
+        merged = {
+            "model_name": changes.get("model_name") or current["model_name"],
+            "litellm_params": {**stored_params, **(changes.get("litellm_params") or {})},
+            "model_info": {**current["model_info"], **changes["model_info"]},
+        }
+        spec = _parsed(merged)
         for key, value in spec.values.items():
             setattr(deployment, key, value)
         deployment.save()
@@ -100,9 +108,13 @@ def deployment_entry(deployment: Deployment) -> dict:
     return {"model_name": deployment.model_name, "litellm_params": params, "model_info": info}
 
 
+@extend_schema(
+    tags=["model"], request=s.DeploymentDeleteIn, responses={200: s.MessageOut, 400: INVALID, 404: NOT_FOUND}
+)
 @api_view(["POST", "DELETE"])
+@schema(BodyOnDeleteSchema())
 def model_delete(request):
-    body = DeploymentDelete(data=request.data)
+    body = s.DeploymentDeleteIn(data=request.data)
     body.is_valid(raise_exception=True)
     deployment = Deployment.objects.filter(model_id=body.validated_data["id"]).first()
     if deployment is None:
@@ -111,9 +123,12 @@ def model_delete(request):
     return Response({"message": f"deployment {body.validated_data['id']} deleted"})
 
 
+@extend_schema(tags=["model"], parameters=[s.ModelInfoQuery], responses={200: s.ModelInfoListOut, 400: INVALID})
 @api_view(["GET"])
 def model_info(request):
+    query = s.ModelInfoQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
     deployments = Deployment.objects.all()
-    if request.query_params.get("litellm_model_id"):
-        deployments = deployments.filter(model_id=request.query_params["litellm_model_id"])
+    if query.validated_data.get("litellm_model_id"):
+        deployments = deployments.filter(model_id=query.validated_data["litellm_model_id"])
     return Response({"data": [deployment_out(deployment) for deployment in deployments]})

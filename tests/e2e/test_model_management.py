@@ -85,6 +85,30 @@ def test_model_info_shows_key_hints_and_prices_never_secrets(server):
         ("/model/new", {"model_name": "x", "litellm_params": {"model": "mock/x", "rpm": -1}}, "litellm_params.rpm"),
         ("/model/new", {"litellm_params": {"model": "mock/x"}}, "model_name"),
         ("/model/update", {"model_info": {}}, "model_info.id"),
+        # Bodies of the wrong shape were a 500 (model_info a list, litellm_params a string).
+        ("/model/update", {"model_info": ["priced-1"]}, "model_info"),
+        ("/model/update", {"model_info": {"id": "priced-1"}, "litellm_params": "mock/x"}, "litellm_params"),
+        # Values of the wrong JSON type were read as text (5 → "5").
+        ("/model/new", {"model_name": 5, "litellm_params": {"model": "mock/x"}}, "model_name"),
+        (
+            "/model/new",
+            {"model_name": "x", "litellm_params": {"model": "mock/x"}, "model_info": {"id": 7}},
+            "model_info.id",
+        ),
+        # What the columns cannot hold: a 500 on PostgreSQL, or stored past the column's length on SQLite.
+        ("/model/new", {"model_name": "x" * 201, "litellm_params": {"model": "mock/x"}}, "model_name"),
+        ("/model/new", {"model_name": "x", "litellm_params": {"model": "mock/x", "rpm": 2**31}}, "litellm_params.rpm"),
+        ("/model/new", {"model_name": "x", "litellm_params": {"model": "mock/x", "seed": "a\u0000"}}, "litellm_params"),
+        (
+            "/model/new",
+            {"model_name": "x", "litellm_params": {"model": "mock/x"}, "model_info": {"n\u0000": 1}},
+            "model_info",
+        ),
+        (
+            "/model/new",
+            {"model_name": "x", "litellm_params": {"model": "mock/x", "input_cost_per_token": 1e-21}},
+            "litellm_params.input_cost_per_token",
+        ),
     ],
 )
 def test_bad_model_requests_are_400_naming_the_field(server, path, body, field):
@@ -92,6 +116,47 @@ def test_bad_model_requests_are_400_naming_the_field(server, path, body, field):
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == field
+
+
+def test_a_deployment_with_a_timeout_can_be_updated(server):
+    created = server.api(
+        "POST",
+        "/model/new",
+        json={
+            "model_name": "timed",
+            "litellm_params": {"model": "mock/timed", "timeout": 30},
+            "model_info": {"id": "timed-1"},
+        },
+    )
+    assert created.status_code == 200, created.text
+
+    # Was 400 "litellm_params.timeout: must be a finite number": the stored timeout came back as a float.
+    updated = server.api(
+        "PATCH", "/model/update", json={"model_info": {"id": "timed-1", "input_cost_per_token": 0.000001}}
+    )
+
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["litellm_params"]["timeout"] == 30
+
+
+def test_model_delete_takes_its_body_on_delete_too(server):
+    server.api(
+        "POST",
+        "/model/new",
+        json={"model_name": "gone", "litellm_params": {"model": "mock/gone"}, "model_info": {"id": "gone-1"}},
+    )
+
+    deleted = server.api("DELETE", "/model/delete", json={"id": "gone-1"})
+
+    assert deleted.status_code == 200, deleted.text
+    assert server.api("DELETE", "/model/delete", json={"id": "gone-1"}).status_code == 404
+
+
+def test_model_info_refuses_an_id_no_database_can_hold(server):
+    response = server.api("GET", "/model/info?litellm_model_id=a%00b")  # a 500 on PostgreSQL
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "litellm_model_id"
 
 
 def test_management_api_needs_the_master_key(server):
