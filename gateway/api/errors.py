@@ -6,6 +6,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from gateway.api.renderers import DecimalJSONRenderer
+
 
 def _first_message(detail, path: str = "") -> tuple[str, str | None]:
     """The first error in DRF's nested detail, with the field path it belongs to."""
@@ -43,4 +45,9 @@ def exception_handler(exc, context):
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(exc.wait)
     body = {"error": {"message": message, "type": error_type, "param": param, "code": str(code) if code else None}}
+    request = context.get("request")
+    if request is not None:
+        # An error is JSON whatever the request asked for (?format=csv): DRF renders it as the request negotiated.
+        request.accepted_renderer = DecimalJSONRenderer()
+        request.accepted_media_type = DecimalJSONRenderer.media_type
     return Response(body, status=exc.status_code, headers=headers)

@@ -3,19 +3,19 @@
 from datetime import date
 
 from django.http import StreamingHttpResponse
-from rest_framework import serializers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from pricing.calculator import Usage, compute_cost
+from pricing.calculator import compute_cost
 from spend import selectors
+from spend.api import serializers as s
 from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.pricing_lookup import price_of_model
-
-_LOG_LIMIT = 1000
 
 
 class CSVRenderer(BaseRenderer):
@@ -31,53 +31,31 @@ class CSVRenderer(BaseRenderer):
 _RENDERERS = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
 
 
-class LogsIn(serializers.Serializer):
-    api_key = serializers.CharField(required=False, default="")
-    user_id = serializers.CharField(required=False, default="")
-    team_id = serializers.CharField(required=False, default="")
-    request_id = serializers.CharField(required=False, default="")
-    start_date = serializers.DateField(required=False, default=None)
-    end_date = serializers.DateField(required=False, default=None)
-    summarize = serializers.BooleanField(required=False, default=True)
-    limit = serializers.IntegerField(required=False, default=_LOG_LIMIT, min_value=1, max_value=100_000)
-
-
-class ReportIn(serializers.Serializer):
-    start_date = serializers.DateField()
-    end_date = serializers.DateField()
-    group_by = serializers.ChoiceField(choices=list(selectors.REPORT_GROUPS), default="team")
-
-    def validate(self, attrs):
-        if attrs["end_date"] < attrs["start_date"]:
-            raise ValidationError({"end_date": ["must not be before start_date"]})
-        return attrs
-
-
-class CalculateIn(serializers.Serializer):
-    model = serializers.CharField()
-    usage = serializers.DictField(required=False)
-    messages = serializers.ListField(required=False)
-    completion_response = serializers.DictField(required=False)
-
-    def validate(self, attrs):
-        usage = attrs.get("usage") or (attrs.get("completion_response") or {}).get("usage")
-        if not isinstance(usage, dict):
-            raise ValidationError({"usage": ["send usage, or a completion_response that carries one"]})
-        try:
-            attrs["parsed_usage"] = Usage.from_openai(usage)
-        except ValueError as exc:
-            raise ValidationError({"usage": [str(exc)]}) from None
-        return attrs
+# Error statuses each operation declares; the schema gives them OpenAI's error body (gateway.api.schema).
+INVALID = OpenApiResponse(description="Invalid input; `param` names the field.")
+NO_FORMAT = OpenApiResponse(description="`format` is neither json nor csv.")
+CSV = OpenApiResponse(OpenApiTypes.STR, description="With ?format=csv: the same rows as CSV.")
+# DRF's own ?format=, which an empty value leaves to the Accept header.
+FORMAT = OpenApiParameter("format", enum=["", "json", "csv"], description="csv: the rows as CSV; empty: JSON.")
 
 
 def _wants_csv(request) -> bool:
     return getattr(request.accepted_renderer, "format", None) == "csv"
 
 
+@extend_schema(
+    parameters=[s.LogsIn, FORMAT],
+    responses={
+        (200, "application/json"): s.SPEND_LOGS_OUT,
+        (200, "text/csv"): CSV,
+        400: INVALID,
+        404: NO_FORMAT,
+    },
+)
 @api_view(["GET"])
 @renderer_classes(_RENDERERS)
 def spend_logs(request):
-    query = LogsIn(data=request.query_params)
+    query = s.LogsIn(data=request.query_params.dict())
     query.is_valid(raise_exception=True)
     params = dict(query.validated_data)
     summarize, limit = params.pop("summarize"), params.pop("limit")
@@ -91,10 +69,19 @@ def spend_logs(request):
     return Response([selectors.log_as_litellm(log) for log in logs.values(*selectors.LOG_FIELDS)[:limit]])
 
 
+@extend_schema(
+    parameters=[s.ReportIn, FORMAT],
+    responses={
+        (200, "application/json"): s.SPEND_REPORT_OUT,
+        (200, "text/csv"): CSV,
+        400: INVALID,
+        404: NO_FORMAT,
+    },
+)
 @api_view(["GET"])
 @renderer_classes(_RENDERERS)
 def global_spend_report(request):
-    query = ReportIn(data=request.query_params)
+    query = s.ReportIn(data=request.query_params.dict())
     query.is_valid(raise_exception=True)
     start, end, group_by = (query.validated_data[name] for name in ("start_date", "end_date", "group_by"))
     if _wants_csv(request):
@@ -118,9 +105,10 @@ def _report_csv(start: date, end: date, group_by: str) -> StreamingHttpResponse:
     )  # fmt: skip
 
 
+@extend_schema(request=s.CalculateIn, responses={200: s.CalculateOut, 400: INVALID})
 @api_view(["POST"])
 def spend_calculate(request):
-    body = CalculateIn(data=request.data)
+    body = s.CalculateIn(data=request.data)
     body.is_valid(raise_exception=True)
     model, usage = body.validated_data["model"], body.validated_data["parsed_usage"]
     price = price_of_model(model)

@@ -141,12 +141,33 @@ def test_global_spend_report_as_csv(api, logs):
 @pytest.mark.parametrize(
     ("params", "status"),
     [({"start_date": "2026-03-02", "end_date": "2026-03-01"}, 400), ({"start_date": "x", "end_date": "y"}, 400),
-     ({"start_date": "2026-03-01", "end_date": "2026-03-02", "group_by": "planet"}, 400)],
+     ({"start_date": "2026-03-01", "end_date": "2026-03-02", "group_by": "planet"}, 400),
+     # An empty value is a value: it was read as no value (group_by= grouped by team).
+     ({"start_date": "2026-03-01", "end_date": "2026-03-02", "group_by": ""}, 400)],
 )  # fmt: skip
 def test_global_spend_report_refuses_bad_input(api, params, status):
     response = api.get("/global/spend/report", params)
     assert response.status_code == status
     assert orjson.loads(response.content)["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"start_date": ""}, {"summarize": "maybe"}])
+def test_spend_logs_refuse_bad_input(api, params):
+    response = api.get("/spend/logs", params)
+
+    assert response.status_code == 400
+    assert orjson.loads(response.content)["error"]["param"] == next(iter(params))
+
+
+@pytest.mark.parametrize(
+    "url", ["/spend/logs?format=csv&limit=0", "/global/spend/report?format=csv&start_date=x&end_date=2026-03-01"]
+)
+def test_errors_are_json_when_csv_was_asked_for(api, url):
+    response = api.get(url)  # was a text/csv body holding the error dict's repr
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert set(orjson.loads(response.content)["error"]) == {"message", "type", "param", "code"}
 
 
 @pytest.mark.parametrize("url", ["/spend/logs", "/global/spend/report?start_date=2026-03-01&end_date=2026-03-02"])
@@ -174,3 +195,20 @@ def test_spend_calculate_prices_usage_without_a_call(api, body):
 def test_spend_calculate_needs_usage(api):
     response = api.post("/spend/calculate", orjson.dumps({"model": "gpt-4o"}), content_type="application/json")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": 4, "usage": {"prompt_tokens": 1}}, "model"),
+        # A count another shadows (cache_creation_input_tokens wins over cache_creation_tokens) was not checked.
+        ({"model": "gpt-4o", "usage": {"cache_creation_input_tokens": 1,
+                                       "prompt_tokens_details": {"cache_creation_tokens": -1}}}, "usage"),
+        ({"model": "gpt-4o", "usage": {"prompt_tokens": 1, "input_tokens": "many"}}, "usage"),
+    ],
+)  # fmt: skip
+def test_spend_calculate_refuses_bad_input(api, body, param):
+    response = api.post("/spend/calculate", orjson.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert orjson.loads(response.content)["error"]["param"] == param
