@@ -89,6 +89,11 @@ class Audit:
     def capture_record(self, record: logging.LogRecord) -> None:
         self.capture("log record", f"{record.levelname} {record.name}", format_record(record))
 
+    def discard(self) -> None:
+        self.active = False
+        self._capture.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
     def finish(self) -> None:
         self.active = False
         self._capture.close()
@@ -356,6 +361,12 @@ def pytest_sessionfinish(session):
     _audit.finish()
     if _audit.leaks and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    if _audit.active:  # no session ran (--help, a usage error): nothing to scan
+        _tap.uninstall()
+        _audit.discard()
 
 
 def pytest_terminal_summary(terminalreporter):

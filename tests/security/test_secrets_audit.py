@@ -3,6 +3,7 @@ only, and fails the run. The planted secrets are made here at run time, so this 
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -176,6 +177,8 @@ def test_a_run_that_leaks_fails_and_names_the_secret_by_its_hint(tmp_path, leak)
         assert f"{hint(value)} from a planted secret" in result.stdout
         assert "DEBUG quiet, during test_leaking.py::test_logs_a_secret_at_debug, line 1" in result.stdout
         assert "1 leaks found" in result.stdout
+        kept = re.search(r"everything the test process captured is kept in (\S+)", result.stdout).group(1)
+        shutil.rmtree(kept)
     else:
         assert result.returncode == pytest.ExitCode.OK, result.stdout
         assert "secrets audit: " in result.stdout and ": none found" in result.stdout
