@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import secrets_audit
 from tests.e2e.server import free_port
 
 
@@ -59,6 +60,9 @@ class PrivatePostgres:
     def close(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self.stop()
+        log = self.root / "server.log"
+        if log.exists():
+            secrets_audit.register_output("a private PostgreSQL's log", log.read_text(errors="replace"))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "PrivatePostgres":
@@ -78,12 +82,13 @@ class PrivateRedis:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
+        self.log = tempfile.TemporaryFile()
 
     def start(self) -> "PrivateRedis":
         self.process = subprocess.Popen(
             [self.executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         import redis
 
@@ -111,3 +116,6 @@ class PrivateRedis:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.log.seek(0)
+        secrets_audit.register_output("a private Redis's log", self.log.read())
+        self.log.close()
