@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import yaml
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from gateway import secrets
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from gateway.providers import PROVIDERS
+from keys.api.inputs import check_storable_text
 
 _DEPLOYMENT_FIELDS = ("api_base", "api_version", "api_key", "timeout", "rpm", "tpm", "weight")
 _ROUTER_FIELDS = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks")
@@ -148,12 +150,22 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
             field=f"{where}.litellm_params.model",
         )
 
+    _storable_text(model_name, entry, "model_name", f"{where}.model_name")
     values: dict = {"model_name": model_name.strip(), "litellm_model": litellm_model.strip()}
+    # Where each stored value came from, to name it when the database could not hold it.
+    origins = {
+        "model_name": (entry, "model_name", f"{where}.model_name"),
+        "litellm_model": (params, "model", f"{where}.litellm_params.model"),
+        "extra_params": (entry, "litellm_params", f"{where}.litellm_params"),
+        "model_info": (entry, "model_info", f"{where}.model_info"),
+        "extra_pricing": (entry, "model_info", f"{where}.model_info"),
+    }
     extra_params: dict = {}
     prices: dict = {}
     for key, value in params.items():
         path = f"{where}.litellm_params.{key}"
-        value = _resolve_references(value, params, key, path)
+        origins[key] = (params, key, path)
+        value = _storable_text(_resolve_references(value, params, key, path), params, key, path)
         if key == "model":
             continue
         if _is_price_field(key):
@@ -174,7 +186,8 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
     model_id = None
     for key, value in info.items():
         path = f"{where}.model_info.{key}"
-        value = _resolve_references(value, info, key, path)
+        origins["model_id" if key == "id" else key] = (info, key, path)
+        value = _storable_text(_resolve_references(value, info, key, path), info, key, path)
         if key == "id":
             model_id = str(value)
         elif key == "base_model":
@@ -196,7 +209,41 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
         # Without model_info.id, the identity is the entry itself minus secrets: re-importing finds the same row.
         identity = repr(sorted((k, str(v)) for k, v in params.items() if k != "api_key")) + model_name
         model_id = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    _check_storable(model_id, values, origins)
     return DeploymentSpecIn(model_id=model_id, values=values, line=_line(entry))
+
+
+def _storable_text(value, mapping, key, path):
+    """`value`, unless a string in it (an object key included) holds a NUL character or a lone surrogate."""
+    try:
+        check_storable_text(value)
+    except ValidationError as exc:
+        raise ConfigError(exc.messages[0], line=_line(mapping, key), field=path) from None
+    return value
+
+
+# PositiveIntegerField's range on PostgreSQL; a timeout is a float that must stay finite (no call waits 30 years).
+_INTEGER_LIMIT = 2**31 - 1
+_TIMEOUT_LIMIT = 10**9
+
+
+def _check_storable(model_id: str, values: dict, origins: dict) -> None:
+    """Refuse what the deployment's columns cannot hold (lengths, decimal places, integer ranges), naming the
+    field, instead of failing in the database."""
+    problems: dict[str, list[str]] = {}
+    try:
+        Deployment(model_id=model_id, **values).full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        problems = exc.message_dict
+    for name, value in values.items():
+        if name in ("rpm", "tpm", "weight") and value > _INTEGER_LIMIT:
+            problems.setdefault(name, []).append(f"must be at most {_INTEGER_LIMIT}")
+        elif name == "timeout" and value and value > _TIMEOUT_LIMIT:
+            problems.setdefault(name, []).append(f"must be at most {_TIMEOUT_LIMIT} seconds")
+    if problems:
+        name, messages = next(iter(problems.items()))
+        mapping, key, path = origins[name]
+        raise ConfigError(messages[0], line=_line(mapping, key), field=path)
 
 
 def _json_safe(value):

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view, schema
 from rest_framework.exceptions import NotFound, ValidationError
@@ -52,11 +52,15 @@ def model_new(request):
     entry = s.DeploymentIn(data=request.data)
     entry.is_valid(raise_exception=True)
     spec = _parsed(entry.validated_data)
-    with transaction.atomic():
-        if Deployment.objects.filter(model_id=spec.model_id).exists():
-            raise ValidationError({"model_info.id": [f"a deployment with id {spec.model_id!r} already exists"]})
-        deployment = Deployment.objects.create(model_id=spec.model_id, source=Deployment.Source.API, **spec.values)
-        deployment.record_price_revision(changed_by="api", note="/model/new")
+    taken = ValidationError({"model_info.id": [f"a deployment with id {spec.model_id!r} already exists"]})
+    try:
+        with transaction.atomic():
+            if Deployment.objects.filter(model_id=spec.model_id).exists():
+                raise taken
+            deployment = Deployment.objects.create(model_id=spec.model_id, source=Deployment.Source.API, **spec.values)
+            deployment.record_price_revision(changed_by="api", note="/model/new")
+    except IntegrityError:
+        raise taken from None  # created by a concurrent request between the check and the insert
     return Response(deployment_out(deployment))
 
 

@@ -161,6 +161,35 @@ def test_bad_config_names_line_and_field(config, line, field, words):
     assert words in str(raised.value)
 
 
+ENTRY = "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "words"),
+    [
+        ("      rpm: 4294967296\n", "litellm_params.rpm", "at most 2147483647"),
+        ('      model: "openai/x\\0"\n', "litellm_params.model", "Null characters"),
+        ("      timeout: 1000000000000.0\n", "litellm_params.timeout", "at most"),
+        ("      api_version: " + "v" * 51 + "\n", "litellm_params.api_version", "at most 50 characters"),
+        ('      api_base: "http://a\\0b"\n', "litellm_params.api_base", "Null characters"),
+        ('      extra_header: "a\\0b"\n', "litellm_params.extra_header", "Null characters"),
+        ("    model_info:\n      id: " + "i" * 101 + "\n", "model_info.id", "at most 100 characters"),
+        (
+            "    model_info:\n      input_cost_per_token: 0.000000000000000000001\n",
+            "model_info.input_cost_per_token",
+            "decimal places",
+        ),
+    ],
+)
+def test_what_the_database_cannot_hold_is_refused_naming_the_field(extra, field, words):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(ENTRY + extra)
+
+    assert raised.value.field == f"model_list[0].{field}"
+    assert raised.value.line is not None
+    assert words in str(raised.value)
+
+
 @pytest.mark.django_db
 def test_bad_file_changes_nothing(provider_env):
     apply_config(parse_config(SPEC_MULTI_PROVIDER))
