@@ -6,6 +6,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
 import orjson
 from django.conf import settings
@@ -48,6 +49,11 @@ class Call:
         self.deployment: RoutedDeployment | None = None  # the deployment of the latest attempt
         self.attempt_started: float | None = None  # while an attempt is in flight
         self.charged = False  # a charge owns the admission from here: it settles or releases it
+
+    @cached_property
+    def estimated_prompt_tokens(self) -> int:
+        """The prompt's size before the upstream reports it: for reservations, and for a stream cut short."""
+        return estimate_prompt_tokens(self.payload, self.call_type)
 
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
@@ -157,7 +163,7 @@ async def handle(request, call_type: str, default_model: str = "") -> HttpRespon
             call.caller,
             model_group=call.group,
             worst_case_cost=worst_case_cost(state, call),
-            estimated_tokens=_estimated_tokens(call.payload, call.call_type),
+            estimated_tokens=_estimated_tokens(call),
         )
         try:
             if call.payload.get("stream"):
@@ -183,14 +189,14 @@ def _max_output_tokens(payload: dict, deployment: RoutedDeployment) -> int:
     return deployment.max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
 
 
-def _estimated_tokens(payload: dict, call_type: str) -> int:
-    requested = payload.get("max_tokens") or payload.get("max_completion_tokens") or 0
-    return estimate_prompt_tokens(payload, call_type) + (requested if isinstance(requested, int) else 0)
+def _estimated_tokens(call: Call) -> int:
+    requested = call.payload.get("max_tokens") or call.payload.get("max_completion_tokens") or 0
+    return call.estimated_prompt_tokens + (requested if isinstance(requested, int) else 0)
 
 
 def worst_case_cost(state, call: Call) -> Decimal:
     """What the call may cost at most, on any deployment it may reach: reserved against budgets before sending."""
-    prompt_tokens = estimate_prompt_tokens(call.payload, call.call_type)
+    prompt_tokens = call.estimated_prompt_tokens
     worst = _ZERO
     for group in (call.group, *state.table.config.fallbacks.get(call.group, ())):
         for deployment in state.table.group(group):

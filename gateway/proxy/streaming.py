@@ -25,7 +25,7 @@ from django.http import StreamingHttpResponse
 from gateway.providers.base import ProviderError
 from gateway.proxy.charges import charge, charge_in_background, keep_running, price_call
 from gateway.proxy.dispatch import Attempted, is_timeout
-from gateway.proxy.payload import client_wants_usage, estimate_prompt_tokens
+from gateway.proxy.payload import client_wants_usage
 from pricing.calculator import Usage, format_money
 from spend.models import SpendLog
 
@@ -98,7 +98,7 @@ class Relay:
         if parser.usage:
             return Usage.from_openai(parser.usage)
         return Usage(
-            prompt_tokens=estimate_prompt_tokens(self.call.payload, self.call.call_type),
+            prompt_tokens=self.call.estimated_prompt_tokens,
             completion_tokens=(self.streamed_characters + 3) // 4,
         )
 
