@@ -46,9 +46,10 @@ def gateway(kit: Kit, target: Target, who: str) -> None:
     (first_done, first_rss), (_, last_rss) = settled[0], settled[-1]
     put("memory", CASE, "RSS after the first tenth MB", who, round(first_rss, 1), note=f"after {first_done:,} calls")
     put("memory", CASE, "RSS at the end MB", who, round(last_rss, 1))
-    put("memory", CASE, "growth after the first tenth MB", who, round(last_rss - first_rss, 1))
+    put("memory", CASE, "growth after the first tenth MB", who, round(last_rss - first_rss, 1), ratio=False)
     note = "slope of RSS over calls after the first tenth, per 10,000 calls: flat is ~0"
-    put("memory", CASE, "growth per 10,000 calls MB", who, round(_slope(settled) * 10_000, 2), note=note)
+    growth = round(_slope(settled) * 10_000, 2)
+    put("memory", CASE, "growth per 10,000 calls MB", who, growth, note=note, ratio=False)
 
 
 def _slope(samples: list[tuple[int, float]]) -> float:
