@@ -63,9 +63,10 @@ def prompt_baseline(kit: Kit) -> None:
     for label in PROMPTS:
         case, text = _prompt_case(label)
         body = _body("gpt-4o-mini", text)
-        for connections, metric, value_of in _PROMPT_METRICS:
-            result = kit.wrk(None, UPSTREAM["json"], body, headers, connections)
-            kit.sheet.put("prompt", case, metric, "baseline", value_of(result), baseline_is="upstream direct")
+        # The overhead is what a gateway adds to the upstream's own sequential p50; nginx's req/s is beside the point.
+        connections, metric, value_of = _PROMPT_METRICS[0]
+        result = kit.wrk(None, UPSTREAM["json"], body, headers, connections)
+        kit.sheet.put("prompt", case, metric, "baseline", value_of(result), baseline_is="upstream direct")
 
 
 def prompt_gateway(kit: Kit, target: Target, who: str) -> None:
