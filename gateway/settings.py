@@ -253,5 +253,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # A line per upstream request (httpx) and per refused call (django.request's 4xx warnings) would cost the
+        # proxy more than its own work under load, and a flood of bad keys would flood the log: errors only,
+        # unless LOG_LEVEL=DEBUG asks for everything.
+        "django.request": {"level": LOG_LEVEL if LOG_LEVEL == "DEBUG" else "ERROR"},
+        "httpx": {"level": LOG_LEVEL if LOG_LEVEL == "DEBUG" else "WARNING"},
+    },
 }

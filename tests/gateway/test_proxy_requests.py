@@ -324,3 +324,14 @@ async def test_a_client_that_leaves_closes_the_upstream_call_and_is_charged_for_
     assert log.cost == prompt * Decimal("0.000001") + completion * Decimal("0.000002")
     if leave == "headers":
         assert [message["type"] for message in sent] == ["http.response.start"]  # the body was never iterated
+
+
+async def test_refused_calls_and_upstream_requests_write_no_log_line_at_the_default_level(mock_deployment, caplog):
+    with caplog.at_level("INFO"):
+        for _ in range(3):
+            assert (
+                await post("/v1/chat/completions", CHAT, headers={"Authorization": "Bearer sk-no"})
+            ).status_code == 401
+        assert (await post("/v1/chat/completions", {"model": "demo-model"})).status_code == 400
+
+    assert [record for record in caplog.records if record.name in ("django.request", "httpx")] == []
