@@ -93,8 +93,27 @@ def write_batch(entries: list[SpendEntry]) -> None:
         # Charge before logging: the charges lock the payers' rows first, which is what makes a budget reset's
         # log watermark exact (see BudgetReset).
         charge_payers(fresh)
-        SpendLog.objects.bulk_create(
-            [SpendLog(**{name: getattr(entry, name) for name in SpendEntry.__slots__}) for entry in fresh]
+        insert_logs([SpendLog(**{name: getattr(entry, name) for name in SpendEntry.__slots__}) for entry in fresh])
+
+
+def insert_logs(logs: list[SpendLog]) -> None:
+    """Insert spend logs in the current transaction: COPY on PostgreSQL (a 500-row INSERT spends as long building
+    and planning its 15,000 parameters as writing), bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        SpendLog.objects.bulk_create(logs)
+        return
+    fields = [field for field in SpendLog._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = f"COPY {quote(SpendLog._meta.db_table)} ({columns}) FROM STDIN"
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(sql) as copy:
+            for log in logs:
+                copy.write_row([field.get_db_prep_save(field.pre_save(log, True), connection) for field in fields])
+    if connection.queries_logged:  # the raw cursor bypasses Django's query log: keep the COPY visible in it
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(logs)} rows", "time": f"{time.monotonic() - started:.3f}"}
         )
 
 
