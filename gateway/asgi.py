@@ -31,7 +31,14 @@ _PROXY_PATHS = (
 
 
 class ProxyHandler(ASGIHandler):
-    """Django's ASGI handler with an empty middleware chain."""
+    """Django's ASGI handler with an empty middleware chain, and no thread of its own per request."""
+
+    async def __call__(self, scope, receive, send):
+        # Django runs each request in a ThreadSensitiveContext, so that its sync code gets a thread of its own: a
+        # thread started per request, the event loop waiting for it to start (profiled: 13 % of the loop's time).
+        # The proxy's views are async and reach the database only from the ledger's and the sync threads; the
+        # little sync work Django still does per request (signal receivers, response.close) shares one thread.
+        await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async=False):
         self._view_middleware = []
