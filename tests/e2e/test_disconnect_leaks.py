@@ -229,7 +229,9 @@ def test_a_thousand_clients_leaving_at_every_stage_leak_nothing_and_are_each_cha
         f"open files {baseline_files} after warm-up -> {after_files} after the clients left -> {rewarmed_files} "
         f"after warming up again; upstream requests open: {upstream.open_requests}"
     )
-    assert rewarmed_files <= baseline_files + 5
+    # The pools may grow to a connection per concurrent call (upstream and Redis: warm-ups that ran before never
+    # needed that many at once), never with the number of calls: 1,000 leaked calls would be ~1,000 more files.
+    assert rewarmed_files <= baseline_files + 2 * CONCURRENCY
     assert Counter(log["tag"] for log in logs) == Counter([*warmed, *stage_of, *rewarmed])  # one log a call
     for log in logs:
         assert log["cost"] == log["prompt_tokens"] * INPUT + log["completion_tokens"] * OUTPUT

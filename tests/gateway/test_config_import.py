@@ -167,7 +167,7 @@ ENTRY = "model_list:\n  - model_name: a\n    litellm_params:\n      model: opena
 @pytest.mark.parametrize(
     ("extra", "field", "words"),
     [
-        ("      rpm: 4294967296\n", "litellm_params.rpm", "at most 2147483647"),
+        ("      rpm: 4294967296\n", "litellm_params.rpm", "2147483647"),
         ('      model: "openai/x\\0"\n', "litellm_params.model", "Null characters"),
         ("      timeout: 1000000000000.0\n", "litellm_params.timeout", "at most"),
         ("      api_version: " + "v" * 51 + "\n", "litellm_params.api_version", "at most 50 characters"),
