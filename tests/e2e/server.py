@@ -22,6 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-e2e-master-7c1d9e4a2b8f6035a9e4c2d1"
 
 
+def within_one_minute(seconds_needed: float = 15) -> None:
+    """Wait for the next minute when fewer than `seconds_needed` seconds are left of this one: rpm limits count per
+    clock minute, so a burst that crossed a minute boundary would be admitted twice over."""
+    left = 60 - time.time() % 60
+    if left < seconds_needed:
+        time.sleep(left + 0.1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ import openai
 import pytest
 import redis
 
-from tests.e2e.server import GatewayServer
+from tests.e2e.server import GatewayServer, within_one_minute
 from tests.e2e.services import PrivatePostgres, PrivateRedis
 from tests.fakes.upstream import Behaviour, FakeUpstream
 
@@ -165,8 +165,7 @@ def redis_keys(url: str) -> int:
 
 def rpm_burst(server: GatewayServer, key: str, calls: int) -> Counter:
     """`calls` calls inside one rate-limit minute, each on a fresh connection so both processes answer some."""
-    if 60 - time.time() % 60 < 10:
-        time.sleep(60 - time.time() % 60 + 0.1)
+    within_one_minute()
     statuses = Counter()
     for _ in range(calls):
         with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30) as client:
