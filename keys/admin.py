@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from gateway.admin_readonly import ReadOnlyAdmin
 from keys import services
 from keys.auth import hash_key, sync_key_cache
 from keys.models import InternalUser, KeyChange, Team, VirtualKey, record_change
@@ -309,19 +310,10 @@ class InternalUserAdmin(_ChangeLogged):
 
 
 @admin.register(KeyChange)
-class KeyChangeAdmin(admin.ModelAdmin):
+class KeyChangeAdmin(ReadOnlyAdmin):
     """The audit trail of keys, users and teams: read-only."""
 
     list_display = ["changed_at", "kind", "entity_id", "action", "actor", "changes"]
     list_filter = ["kind", "action"]
     search_fields = ["=entity_id", "actor"]
     date_hierarchy = "changed_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

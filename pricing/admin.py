@@ -12,25 +12,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from gateway.admin_readonly import ReadOnlyAdmin
 from pricing.calculator import format_money
 from pricing.models import CostMapEntry, CostMapVersion, PriceRevision
 from pricing.tasks import refresh_cost_map
 
 # A diff can name thousands of models; the page shows this many of each kind and counts the rest.
 _DIFF_ROWS_SHOWN = 500
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History and fetched data: shown, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _price_column(field: str, description: str):
