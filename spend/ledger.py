@@ -209,6 +209,8 @@ class Ledger:
                     outcome = LedgerUnavailable(exc.__class__.__name__)
                 else:
                     outcome = None
+                    if not self._spool_may_hold_entries:
+                        self.failing_since = None  # a commit went through and nothing waits in the spool
                 for _entry, future in batch:
                     if future.done():
                         continue
@@ -237,21 +239,17 @@ class Ledger:
     def _commit(self, entries: list[SpendEntry]) -> None:
         self._write(entries)
         if self._spool_may_hold_entries:
-            try:
-                self.spool.replay(self._write, transient=(OperationalError, InterfaceError))
-            except Exception:
-                logger.exception("spend ledger: spooled charges could not be written yet")
-            else:
-                self._spool_may_hold_entries = False
+            self._replay_spool()
 
     def _recover(self) -> bool:
         """Whether the database answers again and the spool has been written to it (on the writer thread)."""
-        if not database_answers():
-            return False
+        return database_answers() and self._replay_spool()
+
+    def _replay_spool(self) -> bool:
         try:
             self.spool.replay(self._write, transient=(OperationalError, InterfaceError))
         except Exception:
-            logger.exception("spend ledger: the database answers, but spooled charges could not be written yet")
+            logger.exception("spend ledger: spooled charges could not be written yet")
             return False
         self._spool_may_hold_entries = False
         return True

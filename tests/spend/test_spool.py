@@ -90,6 +90,21 @@ async def test_a_call_completed_while_the_database_is_away_is_spooled_then_charg
     assert await sync_to_async(spends)(key, user, team) == [Decimal("0.000123456789")] * 3
 
 
+async def test_a_commit_that_goes_through_and_empties_the_spool_serves_calls_again(ledger, payers, monkeypatch):
+    key, _user, _team = payers
+    outage = Outage(ledger, monkeypatch)
+    outage.start()
+    await ledger.charge(charged_entry(key, cost=Decimal("0.25")))
+    outage.end()
+    ledger._last_probe = float("inf")  # no probe: only the next commit can tell the database is back
+
+    await ledger.charge(charged_entry(key, cost=Decimal("0.5")))
+    await ledger.ensure_available()
+
+    assert ledger.spool.pending() == []
+    assert (await sync_to_async(spends)(key)) == [Decimal("0.75")]
+
+
 async def test_a_batch_that_committed_before_its_connection_dropped_is_not_charged_twice(ledger, payers, monkeypatch):
     key, _user, _team = payers
     entry = charged_entry(key, cost=Decimal("0.5"))
