@@ -115,7 +115,9 @@ def _parse(argv):
     parser.add_argument(
         "--patch", type=Path, action="append", default=[], help="apply to Tollgate's code (experiments)"
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the first Tollgate's 16-connection json row")
+    parser.add_argument("--profile", action="store_true", help="py-spy the first Tollgate's json row (--profile-at)")
+    parser.add_argument("--profile-at", type=int, default=16, metavar="CONNECTIONS", help="the row --profile samples")
+    parser.add_argument("--profile-idle", action="store_true", help="sample idle threads too (where latency waits)")
     parser.add_argument("--tollgate-env", action="append", default=[], metavar="NAME=VALUE", help="for experiments")
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -211,7 +213,7 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
     rows, peak = [], 0.0
     for mode in args.modes:
         for connections in args.connections:
-            profiling = args.profile and target.database and mode == "json" and connections == 16
+            profiling = args.profile and target.database and mode == "json" and connections == args.profile_at
             profiled_once = target.info.get("profile")
             with contextlib.ExitStack() as stack:
                 sampler = stack.enter_context(services.PeakSampler(target.service.pid)) if target.service else None
@@ -310,9 +312,12 @@ def _start_profiler(target: Target, args, workdir: Path):
     if not pyspy.exists():
         print("  ! --profile needs py-spy in the venv (.venv/bin/pip install py-spy)")
         return None
-    out = args.out.parent / f"profile-{target.name}-json-c16.txt"
+    out = args.out.parent / f"profile-{target.name}-json-c{args.profile_at}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
     argv = [str(pyspy), "record", "--format", "raw", "-o", str(out), "-d", str(int(args.duration))]
     argv += ["--pid", str(target.service.pid), "--rate", "200"]
+    if args.profile_idle:
+        argv.append("--idle")
     if target.info.get("workers", 1) > 1:
         argv.append("--subprocesses")
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
