@@ -21,13 +21,13 @@ class SpendLog(models.Model):
         FAILURE = "failure"
         CLIENT_DISCONNECTED = "client_disconnected"
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)
     call_type = models.CharField(max_length=20)
-    key_hash = models.CharField(max_length=64, blank=True, db_index=True)
-    user_id = models.CharField(max_length=200, blank=True, db_index=True)
-    team_id = models.CharField(max_length=200, blank=True, db_index=True)
+    key_hash = models.CharField(max_length=64, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    team_id = models.CharField(max_length=200, blank=True)
     requested_model = models.CharField(max_length=300)
-    model_group = models.CharField(max_length=300, blank=True, db_index=True)
+    model_group = models.CharField(max_length=300, blank=True)
     deployment_id = models.CharField(max_length=100, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     provider_model = models.CharField(max_length=300, blank=True)
@@ -40,13 +40,13 @@ class SpendLog(models.Model):
     cost = MoneyField(default=0)
     cost_breakdown = models.JSONField(default=dict, help_text="Exact decimal strings per part.")
     prices = models.JSONField(default=dict, help_text="The price entry charged, as exact decimal strings.")
-    pricing_source = models.CharField(max_length=20, blank=True, db_index=True)
+    pricing_source = models.CharField(max_length=20, blank=True)
     price_version = models.CharField(max_length=200, blank=True)
     start_time = models.DateTimeField(db_index=True)
     end_time = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=24, choices=Status.choices, default=Status.SUCCESS, db_index=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.SUCCESS)
     error_class = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveSmallIntegerField(default=1)
     metadata = models.JSONField(default=dict, blank=True)
@@ -54,7 +54,13 @@ class SpendLog(models.Model):
 
     class Meta:
         ordering = ["-start_time"]
+        # Every call inserts a row into each of these: only what queries use. No single-column index where a
+        # composite one leads with the column, and no varchar_pattern_ops twin (db_index and unique make one on
+        # PostgreSQL, for LIKE 'prefix%' queries the gateway never runs).
+        constraints = [models.UniqueConstraint(fields=["request_id"], name="spend_log_request_id_unique")]
         indexes = [
+            models.Index(fields=["status"]),
+            models.Index(fields=["pricing_source"]),
             models.Index(fields=["team_id", "start_time"]),
             models.Index(fields=["key_hash", "start_time"]),
             models.Index(fields=["user_id", "start_time"]),
