@@ -40,8 +40,10 @@ class _Node(dict):
     key_lines: dict
 
 
-class _DecimalLoader(yaml.SafeLoader):
-    """YAML with floats read as Decimal (prices keep the digits written) and mappings that know their lines."""
+class _DecimalLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML with floats read as Decimal (prices keep the digits written) and mappings that know their lines.
+
+    libyaml's parser where PyYAML has it: the pure-Python one took 0.4 s of every start with 500 deployments."""
 
 
 def _construct_decimal(loader, node):
