@@ -99,11 +99,11 @@ class Deployment(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        transaction.on_commit(bump_routing_version)
+        bump_routing_version_on_commit()
 
     def delete(self, *args, **kwargs):
         result = super().delete(*args, **kwargs)
-        transaction.on_commit(bump_routing_version)
+        bump_routing_version_on_commit()
         return result
 
 
@@ -130,13 +130,21 @@ class RouterSettings(models.Model):
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
-        transaction.on_commit(bump_routing_version)
+        bump_routing_version_on_commit()
 
 
 class RoutingVersion(models.Model):
     """A counter every server process polls: when it moves, deployments and router settings are reloaded."""
 
     version = models.PositiveBigIntegerField(default=0)
+
+
+def bump_routing_version_on_commit() -> None:
+    """Bump the routing version once the current transaction commits: once, however many rows it saves (a config
+    import of 500 deployments made 500 bumps, each a commit of its own: 0.8 s of the server's start)."""
+    pending = transaction.get_connection().run_on_commit
+    if not any(function is bump_routing_version for _savepoints, function, _robust in pending):
+        transaction.on_commit(bump_routing_version)
 
 
 def bump_routing_version() -> None:

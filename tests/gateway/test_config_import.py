@@ -6,7 +6,7 @@ import pytest
 
 from gateway import secrets
 from gateway.config_import import ConfigError, apply_config, parse_config
-from gateway.models import Deployment, RouterSettings
+from gateway.models import Deployment, RouterSettings, RoutingVersion
 
 SPEC_MULTI_PROVIDER = """
 model_list:
@@ -82,6 +82,23 @@ def test_importing_twice_changes_nothing(provider_env):
 
     assert (summary.created, summary.updated, summary.deleted, summary.unchanged) == (0, 0, 0, 4)
     assert list(Deployment.objects.values_list("model_id", "updated_at").order_by("model_id")) == before
+
+
+@pytest.mark.django_db
+def test_an_import_moves_the_routing_version_once(provider_env, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        apply_config(parse_config(SPEC_MULTI_PROVIDER))
+    assert (len(callbacks), RoutingVersion.objects.get().version) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_that_deletes_moves_the_routing_version_once(provider_env):
+    apply_config(parse_config(SPEC_MULTI_PROVIDER))
+    before = RoutingVersion.objects.get().version
+
+    apply_config(parse_config("model_list: []"))
+
+    assert (Deployment.objects.count(), RoutingVersion.objects.get().version) == (0, before + 1)
 
 
 @pytest.mark.django_db
