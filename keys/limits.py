@@ -4,7 +4,7 @@
 start over budget is refused, and so is one whose worst-case cost, on top of what the calls in flight have
 reserved, would take the spend past it), then rpm_limit, tpm_limit and max_parallel_requests. It reserves the
 worst-case cost, a request, the estimated tokens and a parallel slot on each. `Admission.settle` releases the
-reservation and adds the real cost and tokens once the spend log has committed; `Admission.release` gives the slot
+reservation and adds the real cost and tokens as the spend log commits; `Admission.release` gives the slot
 back for a call that failed before it was charged.
 
 Live spend is the database's spend (the truth, as last loaded) plus the costs settled since: the view keeps the
@@ -53,7 +53,7 @@ class Admission:
         return usage_headers(self.caller, self.checks, self.verdict)
 
     async def settle(self, actual_cost: Decimal, tokens: int) -> None:
-        """The call was charged `actual_cost` (its spend log has committed) and used `tokens` tokens."""
+        """The call is charged `actual_cost` (its spend log is committing) and used `tokens` tokens."""
         if self.done:
             return
         self.done = True

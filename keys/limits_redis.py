@@ -26,8 +26,8 @@ _ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 
 # Shared by the scripts: the spend view of an entity for a caller that loaded `period` and `seed` from the database.
 # The view starts from the database's spend when it is created or a newer period begins; after that only settled
-# calls move it. (Never "the higher of the two": a call's log commits before it settles here, so a seed read in
-# between already holds that call, and settling would count it twice.)
+# calls move it. (Never "the higher of the two": a call's log can commit before it settles here, so a seed read in
+# between may already hold that call, and settling would count it twice.)
 _VIEW = """
 local function view(e, period, seed)
   local stored = redis.call('HMGET', e, 'period', 'spend')

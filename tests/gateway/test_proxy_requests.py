@@ -186,6 +186,34 @@ async def test_calls_are_refused_while_the_ledger_cannot_commit_and_resume_after
     assert await SpendLog.objects.acount() == 2
 
 
+async def test_a_call_the_ledger_cannot_take_still_settles_its_admission(mock_deployment, monkeypatch, settings):
+    """Paid for upstream, then refused by the ledger: its slot is given back and its cost stays on the budget."""
+    from asgiref.sync import sync_to_async
+
+    from keys.cache import key_cache
+    from keys.limits import live_spend
+    from spend import ledger as ledger_module
+    from tests.keys.factories import make_key
+
+    raw_key, key = await sync_to_async(make_key)(max_budget=10, max_parallel_requests=1)
+    headers = {"Authorization": f"Bearer {raw_key}"}
+    current = ledger_module.ledger()
+
+    def broken_writer(entries):
+        raise ValueError("not a transient database error: the batch is refused, not spooled")
+
+    monkeypatch.setattr(current, "_writer", broken_writer)
+    refused = await post("/v1/chat/completions", CHAT, headers=headers)
+    monkeypatch.setattr(current, "_writer", ledger_module.write_batch)
+    served = await post("/v1/chat/completions", CHAT, headers=headers)  # the one parallel slot is free again
+
+    assert (refused.status_code, served.status_code) == (503, 200)
+    caller = await key_cache().caller(key.token_hash)
+    cost = Decimal(served["x-litellm-response-cost"])
+    assert cost > 0 and live_spend(caller.key_limits) == 2 * cost  # the same call twice: the same cost twice
+    assert await SpendLog.objects.acount() == 1
+
+
 async def test_azure_style_path_names_the_model(mock_deployment):
     body = {"messages": CHAT["messages"]}
 
