@@ -18,7 +18,10 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix, set_urlconf
 from django.utils.log import log_response
 
+from gateway.memory import keep_heap_small
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+keep_heap_small()  # every server process imports this module
 
 django_application = get_asgi_application()
 

@@ -1,0 +1,26 @@
+"""The server's heap settings (the benchmark's memory scenario shows what they are for)."""
+
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from gateway.memory import ARENAS, MMAP_THRESHOLD_BYTES, keep_heap_small
+
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+
+
+@glibc_only
+def test_glibc_takes_the_fixed_mmap_threshold_and_the_arena_cap():
+    assert keep_heap_small()
+    assert (MMAP_THRESHOLD_BYTES, ARENAS) == (128 * 1024, 2)
+
+
+@glibc_only
+def test_every_server_process_sets_them_when_it_loads_the_asgi_application():
+    # uvicorn's worker processes import gateway.asgi and nothing of `manage.py serve`: the import must do it.
+    probe = "import unittest.mock as m, gateway.memory as g; p = m.patch.object(g, 'keep_heap_small'); s = p.start(); "
+    probe += "import gateway.asgi; print(s.call_count)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "1", done.stderr
