@@ -20,8 +20,10 @@ from datetime import datetime
 from decimal import Context, Decimal, localcontext
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import (
+    DEFAULT_DB_ALIAS,
     IntegrityError,
     InterfaceError,
     OperationalError,
@@ -121,17 +123,22 @@ def _charge_and_log(entries: list[SpendEntry]) -> None:
             _add_spend_exactly(payer.model.objects.filter(**payer.lookup(entity_id)), amount)
         SpendLog.objects.bulk_create([SpendLog(**_fields(entry)) for entry in entries])
         return
-    # One multi-statement query: in a single round trip, and in a single transaction of its own when none is open.
+    with connection.cursor() as cursor:
+        cursor.execute(*charge_and_log_query(entries, charges))
+
+
+def charge_and_log_query(entries: list[SpendEntry], charges=None) -> tuple[str, list]:
+    """PostgreSQL: the charges and the logs as one multi-statement query (sent with client-side binding, it goes in
+    a single round trip, and runs as a single transaction of its own when none is open)."""
     statements, params = [], []
-    for payer, entity_id, amount in charges:
+    for payer, entity_id, amount in _payer_totals(entries) if charges is None else charges:
         meta = payer.model._meta
         table, spend, key = _quoted(meta.db_table), _quoted("spend"), _quoted(meta.get_field(payer.id_field).column)
         statements.append(f"UPDATE {table} SET {spend} = {spend} + %s WHERE {key} = %s")
         params += [amount, entity_id]
     statements.append(_INSERT_FROM_JSON)
     params.append(orjson.dumps([_row(entry) for entry in entries], default=str).decode())
-    with connection.cursor() as cursor:
-        cursor.execute(";\n".join(statements), params)
+    return ";\n".join(statements), params
 
 
 def _payer_totals(entries: list[SpendEntry]) -> list[tuple[Payer, str, Decimal]]:
@@ -180,11 +187,49 @@ _INSERT_FROM_JSON = (
 )
 
 
+class _LoopConnection:
+    """PostgreSQL: the one-round-trip write sent from the event loop itself, on a connection of its own.
+
+    Through the writer thread a call's log took a thread to wake and the GIL handed over twice: at one call at a
+    time, ~1.7 ms of waiting for a query PostgreSQL answers in ~0.9. Anything that goes wrong here sends the batch
+    to the writer thread instead, which handles every failure (a replayed call, a lost database, the spool)."""
+
+    def __init__(self):
+        self._connection: psycopg.AsyncConnection | None = None
+
+    async def write(self, entries: list[SpendEntry]) -> bool:
+        """Whether the batch committed."""
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = await psycopg.AsyncConnection.connect(**_loop_connection_params(), autocommit=True)
+            async with self._connection.cursor() as cursor:
+                await cursor.execute(*charge_and_log_query(entries))
+            return True
+        except Exception as exc:
+            if not isinstance(exc, psycopg.IntegrityError):  # a replayed call: the connection itself is fine
+                self.close()
+            return False
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.pgconn.finish()  # what AsyncConnection.close() does, callable from any thread
+
+
+def _loop_connection_params() -> dict:
+    """Django's parameters for its own connections, less its synchronous cursor and adapters."""
+    params = connections[DEFAULT_DB_ALIAS].get_connection_params()
+    params.pop("context", None)
+    return {**params, "cursor_factory": psycopg.AsyncClientCursor}
+
+
 class Ledger:
-    """Per-process group-commit queue in front of one writer thread."""
+    """Per-process group-commit queue in front of one writer thread (and, on PostgreSQL, a connection of the
+    event loop's own for the common case)."""
 
     def __init__(self, writer=write_batch, spool_directory=None):
         self._writer = writer
+        self._loop_connection = _LoopConnection() if connection.vendor == "postgresql" else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-ledger")
         self._pending: list[tuple[SpendEntry, asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
@@ -234,7 +279,8 @@ class Ledger:
                 batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
                 entries = [entry for entry, _ in batch]
                 try:
-                    await loop.run_in_executor(self._executor, self._commit, entries)
+                    if not await self._write_from_the_loop(entries):
+                        await loop.run_in_executor(self._executor, self._commit, entries)
                 except (OperationalError, InterfaceError) as exc:
                     self.failing_since = self.failing_since or time.monotonic()
                     outcome = await self._spool_batch(loop, entries, exc)
@@ -252,6 +298,20 @@ class Ledger:
                         future.set_result(None)
                     else:
                         future.set_exception(outcome)
+
+    def close(self) -> None:
+        """Close the writer thread's database connection, the thread, and the event loop's connection."""
+        self._executor.submit(connections.close_all).result()  # resolved in that thread
+        self._executor.shutdown()
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+
+    async def _write_from_the_loop(self, entries: list[SpendEntry]) -> bool:
+        # Not while the spool may hold charges (the writer thread writes them first), nor for a ledger given a
+        # writer of its own.
+        if self._loop_connection is None or self._writer is not write_batch or self._spool_may_hold_entries:
+            return False
+        return await self._loop_connection.write(entries)
 
     async def _spool_batch(self, loop, entries: list[SpendEntry], cause: Exception) -> LedgerUnavailable | None:
         """Keep a batch the database could not take; None once it is on disk, the error to answer with if not."""
@@ -335,5 +395,4 @@ def close_ledgers() -> None:
     """Close every event loop's ledger: its writer thread's database connection, then the thread itself."""
     while _ledgers:
         _loop, closing = _ledgers.popitem()
-        closing._executor.submit(connections.close_all).result()  # resolved in that thread
-        closing._executor.shutdown()
+        closing.close()

@@ -42,7 +42,7 @@ class Outage:
 def ledger(tmp_path):
     current = Ledger(spool_directory=tmp_path / "spool")
     yield current
-    current._executor.shutdown()
+    current.close()
 
 
 def spends(*entities):
