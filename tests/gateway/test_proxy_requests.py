@@ -293,7 +293,13 @@ async def serve_then_leave(upstream: FakeUpstream, body: dict, leave: str) -> li
         if leave == "first_words" and b'"content":"Hello' in message.get("body", b""):
             gone.set()
 
-    scope = {
+    await asyncio.wait_for(proxy_application(chat_scope(), receive, send), 10)
+    return sent
+
+
+def chat_scope(authorization: str = AUTH["Authorization"]) -> dict:
+    """An ASGI scope for POST /v1/chat/completions, as uvicorn passes it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -303,12 +309,38 @@ async def serve_then_leave(upstream: FakeUpstream, body: dict, leave: str) -> li
         "raw_path": b"/v1/chat/completions",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"authorization", AUTH["Authorization"].encode()), (b"content-type", b"application/json")],
+        "headers": [(b"authorization", authorization.encode()), (b"content-type", b"application/json")],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
-    await asyncio.wait_for(proxy_application(scope, receive, send), 10)
-    return sent
+
+
+async def test_the_proxy_handler_serves_and_refuses_without_a_thread_hop(mock_deployment, monkeypatch):
+    """Django's own handler hops to a thread to send request_started, to close the response and to log an error
+    response (sync_to_async): under load each hop waits for the GIL. The proxy's handler does all three inline."""
+    from asgiref.sync import SyncToAsync
+
+    def hop(*args, **kwargs):
+        raise AssertionError("sync_to_async on the proxy's path")
+
+    monkeypatch.setattr(SyncToAsync, "__call__", hop)
+    statuses = []
+    for authorization in (AUTH["Authorization"], "Bearer sk-not-a-key"):
+        request = [{"type": "http.request", "body": orjson.dumps(CHAT), "more_body": False}]
+        sent = []
+
+        async def receive(request=request):
+            if request:
+                return request.pop()
+            await asyncio.Event().wait()  # the client stays
+
+        async def send(message, sent=sent):
+            sent.append(message)
+
+        await asyncio.wait_for(proxy_application(chat_scope(authorization), receive, send), 10)
+        statuses.append(sent[0]["status"])
+
+    assert statuses == [200, 401]
 
 
 async def the_only_log(timeout: float = 5.0) -> SpendLog:
