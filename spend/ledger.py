@@ -14,6 +14,7 @@ the spool is written before anything else is served.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -119,28 +120,32 @@ def _charge_and_log(entries: list[SpendEntry]) -> None:
     """Charge the entries' payers, then log them. Charges come first: they lock the payers' rows, which is what
     makes a budget reset's log watermark exact (see BudgetReset); and they lock them in one fixed order (kind,
     then id), so that concurrent writers cannot deadlock."""
-    charges = _payer_totals(entries)
-    if connection.vendor != "postgresql":
-        for payer, entity_id, amount in charges:
-            _add_spend_exactly(payer.model.objects.filter(**payer.lookup(entity_id)), amount)
-        SpendLog.objects.bulk_create([SpendLog(**_fields(entry)) for entry in entries])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(*charge_and_log_query(entries))
         return
-    with connection.cursor() as cursor:
-        cursor.execute(*charge_and_log_query(entries, charges))
+    for payer, entity_id, amount in _payer_totals(entries):
+        _add_spend_exactly(payer.model.objects.filter(**payer.lookup(entity_id)), amount)
+    SpendLog.objects.bulk_create([SpendLog(**_fields(entry)) for entry in entries])
 
 
-def charge_and_log_query(entries: list[SpendEntry], charges=None) -> tuple[str, list]:
+def charge_and_log_query(entries: list[SpendEntry]) -> tuple[str, list]:
     """PostgreSQL: the charges and the logs as one multi-statement query (sent with client-side binding, it goes in
     a single round trip, and runs as a single transaction of its own when none is open)."""
     statements, params = [], []
-    for payer, entity_id, amount in _payer_totals(entries) if charges is None else charges:
-        meta = payer.model._meta
-        table, spend, key = _quoted(meta.db_table), _quoted("spend"), _quoted(meta.get_field(payer.id_field).column)
-        statements.append(f"UPDATE {table} SET {spend} = {spend} + %s WHERE {key} = %s")
+    for payer, entity_id, amount in _payer_totals(entries):
+        statements.append(_charge_statement(payer))
         params += [amount, entity_id]
     statements.append(_INSERT_FROM_JSON)
     params.append(orjson.dumps([_row(entry) for entry in entries], default=str).decode())
     return ";\n".join(statements), params
+
+
+@functools.cache
+def _charge_statement(payer: Payer) -> str:
+    meta = payer.model._meta
+    table, spend, key = _quoted(meta.db_table), _quoted("spend"), _quoted(meta.get_field(payer.id_field).column)
+    return f"UPDATE {table} SET {spend} = {spend} + %s WHERE {key} = %s"
 
 
 def _payer_totals(entries: list[SpendEntry]) -> list[tuple[Payer, str, Decimal]]:
