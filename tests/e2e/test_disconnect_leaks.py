@@ -159,10 +159,29 @@ class Clients:
             return
         answer = await self.create(tag, stream=True)  # returns with the headers
         if stage == "first-words":
-            async for chunk in answer:
-                if any(choice.delta.content for choice in chunk.choices):
-                    break
+            await leave_after_first_words(answer)
         await answer.close()
+
+
+async def leave_after_first_words(answer: openai.AsyncStream) -> None:
+    """Reads a stream until its first words, then cancels the reading, as a client's own timeout would.
+
+    Not `break`: that leaves the SDK's and httpx's async generators suspended, and the garbage collector closes them
+    later on whichever thread it happens to run (the fake upstream's), where httpx's cleanup raises. The cancellation
+    unwinds every one of them here, on the client's loop."""
+    first_words = asyncio.get_running_loop().create_future()
+
+    async def read() -> None:
+        async for chunk in answer:
+            if not first_words.done() and any(choice.delta.content for choice in chunk.choices):
+                first_words.set_result(None)
+
+    reading = asyncio.create_task(read())
+    await asyncio.wait([reading, first_words], return_when=asyncio.FIRST_COMPLETED)
+    assert not reading.done(), reading.exception() or "the stream ended: it should hang after its first words"
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
 
 
 async def at_most(concurrency: int, calls) -> None:
