@@ -25,6 +25,7 @@ import pytest
 
 from tests.e2e.server import GatewayServer
 from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.streams import leave_once
 
 pytestmark = pytest.mark.live
 
@@ -159,29 +160,8 @@ class Clients:
             return
         answer = await self.create(tag, stream=True)  # returns with the headers
         if stage == "first-words":
-            await leave_after_first_words(answer)
+            await leave_once(answer, lambda chunk: any(choice.delta.content for choice in chunk.choices))
         await answer.close()
-
-
-async def leave_after_first_words(answer: openai.AsyncStream) -> None:
-    """Reads a stream until its first words, then cancels the reading, as a client's own timeout would.
-
-    Not `break`: that leaves the SDK's and httpx's async generators suspended, and the garbage collector closes them
-    later on whichever thread it happens to run (the fake upstream's), where httpx's cleanup raises. The cancellation
-    unwinds every one of them here, on the client's loop."""
-    first_words = asyncio.get_running_loop().create_future()
-
-    async def read() -> None:
-        async for chunk in answer:
-            if not first_words.done() and any(choice.delta.content for choice in chunk.choices):
-                first_words.set_result(None)
-
-    reading = asyncio.create_task(read())
-    await asyncio.wait([reading, first_words], return_when=asyncio.FIRST_COMPLETED)
-    assert not reading.done(), reading.exception() or "the stream ended: it should hang after its first words"
-    reading.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reading
 
 
 async def at_most(concurrency: int, calls) -> None:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.streams import leave_once
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -107,8 +108,7 @@ async def test_counts_streams_the_client_abandons(upstream):
     async with httpx.AsyncClient() as client:
         request = {**CHAT, "stream": True}
         async with client.stream("POST", f"{upstream.url}/v1/chat/completions", json=request) as response:
-            async for _ in response.aiter_bytes():
-                break
+            await leave_once(response.aiter_bytes(), lambda _part: True)
 
     await upstream.wait_for_cancelled_streams_async(1)
     assert upstream.cancelled == 1
@@ -142,13 +142,15 @@ async def test_counts_the_requests_being_answered_and_announces_each_one(upstrea
     announced = []
     upstream.on_request = announced.append
 
+    def held(_part: bytes) -> bool:
+        assert upstream.open_requests == 1  # the hanging stream holds its handler
+        return True
+
     async with httpx.AsyncClient() as client:
         request = {**CHAT, "stream": True}
         async with client.stream("POST", f"{upstream.url}/v1/chat/completions", json=request) as response:
-            async for _ in response.aiter_bytes():
-                break
-            assert upstream.open_requests == 1  # the hanging stream holds its handler
-        await upstream.wait_for_idle_async()  # closing the response freed it
+            await leave_once(response.aiter_bytes(), held)
+        await upstream.wait_for_idle_async()  # leaving freed it
 
     assert [seen.json for seen in announced] == [request]
     assert upstream.open_requests == 0
