@@ -131,10 +131,13 @@ def upstream_target(args, workdir):
 
 
 @contextlib.contextmanager
-def floor(args, workdir):
+def floor(args, workdir, stream_upstream: str | None = None):
+    """The floor (bench/floor), streaming from `stream_upstream` when given (else the shared upstream's :9101)."""
     port = services.free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    if stream_upstream:
+        env["FLOOR_STREAM_UPSTREAM"] = stream_upstream
     argv = [sys.executable, "-m", "uvicorn", "bench.floor.asgi:application", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools"]
     argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]

@@ -1,7 +1,8 @@
 """Scenarios beyond raw throughput (issue #7), each a row of the table with Tollgate and LiteLLM side by side:
 
     prompt    overhead against prompt size: 1k, 10k and 100k-token prompts (4, 40, 400 KB bodies)
-    streams   time to first chunk and gaps between chunks, alone and under 16 concurrent streams; chunks 1:1, in order
+    streams   time to first chunk and gaps between chunks, alone and under 16 concurrent streams; chunks 1:1, in order;
+              what the floor (bench/floor: a bare Django view) adds to the first chunk, for comparison
     hol       head-of-line: small streams while one 400 KB call is always in flight
     flood     wrong keys: rejections/s against valid calls/s, database transactions and upstream calls per attempt
     failover  the cost of a retry when the first deployment answers 500 or 429
@@ -32,7 +33,7 @@ import httpx
 from bench import services
 from bench.scenarios import configs, flood, latency, memory, scale, spend_logging
 from bench.scenarios.kit import Kit
-from bench.targets import ROOT, ledger_check, litellm, litellm_installed, tollgate_database, tollgate_server
+from bench.targets import ROOT, floor, ledger_check, litellm, litellm_installed, tollgate_database, tollgate_server
 from bench.targets import use_virtual_key as make_virtual_key
 
 NAMES = ("prompt", "streams", "hol", "flood", "failover", "memory", "scale", "ledger", "workers")
@@ -78,6 +79,8 @@ def run(args, workdir, main_rows: list[dict]) -> dict:
         for name, baseline in _BASELINES.items():
             if name in chosen:
                 _attempt(kit, name, "baseline", baseline, kit)
+        if "streams" in chosen and "floor" in args.targets:
+            _attempt(kit, "streams", "floor", _floor_streams, kit)
         if "tollgate" in args.targets:
             _attempt(kit, "tollgate", "tollgate", _tollgate, kit, chosen)
         if "litellm" in args.targets:
@@ -115,6 +118,12 @@ def _bench_upstream(workdir):
         yield base
     finally:
         service.stop()
+
+
+def _floor_streams(kit: Kit) -> None:
+    print("\n== scenarios: the floor", flush=True)
+    with floor(kit.args, kit.workdir, stream_upstream=latency.paced_url(kit)) as target:
+        latency.streams_floor(kit, target)
 
 
 def _against(kit: Kit, target, who: str, chosen: list[str]) -> None:
