@@ -257,10 +257,12 @@ def _threshold_rates(price: Mapping[str, Any], prompt_tokens: int) -> _Rates:
         "cache_creation_input_token_cost": _rate(price, "cache_creation_input_token_cost"),
     }
     inclusive = price.get("litellm_provider") in _INCLUSIVE_THRESHOLD_PROVIDERS
+    # One pass over the entry for the few keys that can be thresholds (most entries have none), not one per kind.
+    above = [key for key, value in price.items() if value is not None and "_above_" in key]
     for kind, pattern in _THRESHOLD_KEY.items():
         crossed = []
-        for key, value in price.items():
-            if value is not None and "_above_" in key and (match := pattern.match(key)):
+        for key in above:
+            if match := pattern.match(key):
                 threshold = Decimal(match[1]) * (1000 if match[2] else 1)
                 if prompt_tokens > threshold or (inclusive and prompt_tokens == threshold):
                     crossed.append((threshold, key))
