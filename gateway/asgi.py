@@ -6,7 +6,6 @@ time on a proxied call). The admin and the management API keep the full chain.
 """
 
 import asyncio
-import contextlib
 import os
 
 from django.conf import settings
@@ -73,30 +72,39 @@ class ProxyHandler(ASGIHandler):
             body_file.close()
 
     async def _respond(self, request, receive, send) -> None:
-        async def process_request():
-            response = await self.run_get_response(request)
-            with contextlib.suppress(asyncio.CancelledError):  # the client left while the response was sent
-                await self.send_response(response, send)
-            return response
+        # Django runs the view and a disconnect listener as two new tasks and waits for either to end. Here the
+        # view runs in this task and the listener cancels it if the client leaves first: a task and a pass of the
+        # event loop fewer before the view starts (0.12 to 0.17 ms, measured in the server). A cancellation from
+        # the server itself (stopping) goes on up once the view has cleaned up, where Django's would leave the
+        # view's task running.
+        serving = asyncio.current_task()
+        guarding, client_left = True, False
 
-        # The client may leave at any moment: whichever task ends first, the other is stopped.
-        disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
-        processing = asyncio.create_task(process_request())
-        await asyncio.wait((disconnect, processing), return_when=asyncio.FIRST_COMPLETED)
-        for task in (disconnect, processing):
-            if task.done():
-                with contextlib.suppress(RequestAborted):
-                    task.result()
-            else:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        def on_listener_done(listener: asyncio.Task) -> None:
+            nonlocal client_left
+            if guarding and not listener.cancelled():
+                client_left = True
+                serving.cancel()
+
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        listener.add_done_callback(on_listener_done)
+        response = None
         try:
-            response = processing.result()
+            response = await self.run_get_response(request)
+            await self.send_response(response, send)
         except asyncio.CancelledError:
-            signals.request_finished.send(sender=self.__class__)
-        else:
-            response.close()
+            if not client_left:
+                raise
+            serving.uncancel()
+        finally:
+            guarding = False
+            listener.cancel()
+            if response is None:
+                signals.request_finished.send(sender=self.__class__)
+            else:
+                response.close()
+        if client_left and not isinstance(listener.exception(), RequestAborted):
+            raise listener.exception()  # not a disconnect: an ASGI message Django says cannot come
 
     async def get_response_async(self, request):
         # BaseHandler.get_response_async, with an error response logged directly (a refused call is a hop less).

@@ -293,7 +293,9 @@ async def serve_then_leave(upstream: FakeUpstream, body: dict, leave: str) -> li
         if leave == "first_words" and b'"content":"Hello' in message.get("body", b""):
             gone.set()
 
-    await asyncio.wait_for(proxy_application(chat_scope(), receive, send), 10)
+    serving = asyncio.create_task(proxy_application(chat_scope(), receive, send))
+    await asyncio.wait_for(serving, 10)
+    assert serving.cancelling() == 0  # the cancellation that stopped the view was the handler's own, taken back
     return sent
 
 
@@ -384,6 +386,35 @@ async def test_a_client_that_leaves_closes_the_upstream_call_and_is_charged_for_
     assert log.cost == prompt * Decimal("0.000001") + completion * Decimal("0.000002")
     if leave == "headers":
         assert [message["type"] for message in sent] == ["http.response.start"]  # the body was never iterated
+
+
+async def test_a_cancellation_from_the_server_is_not_taken_for_a_client_leaving_and_the_call_is_charged(
+    upstream, upstream_deployment
+):
+    upstream.script(Behaviour(first_byte_delay=30))
+    loop = asyncio.get_running_loop()
+    arrived = asyncio.Event()
+    upstream.on_request = lambda recorded: loop.call_soon_threadsafe(arrived.set)
+    request = [{"type": "http.request", "body": orjson.dumps({**CHAT, "model": "gpt-4o"}), "more_body": False}]
+
+    async def receive():
+        if request:
+            return request.pop()
+        await asyncio.Event().wait()  # the client stays
+
+    async def send(message):
+        raise AssertionError(f"nothing is sent before the upstream answers: {message}")
+
+    serving = asyncio.create_task(proxy_application(chat_scope(), receive, send))
+    await asyncio.wait_for(arrived.wait(), 10)
+    serving.cancel()  # as a server stopping does
+
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    await upstream.wait_for_idle_async()
+    assert upstream.cancelled == 1
+    log = await the_only_log()
+    assert (log.status, log.attempts, log.cost) == ("client_disconnected", 1, 0)
 
 
 async def test_refused_calls_and_upstream_requests_write_no_log_line_at_the_default_level(mock_deployment, caplog):
