@@ -19,7 +19,7 @@ from gateway.proxy.errors import UpstreamFailed, UpstreamRejected
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.router import weighted_order
 from gateway.proxy.state import GatewayState
-from gateway.proxy.upstream import http_client, upstream_request
+from gateway.proxy.upstream import send_upstream
 
 _MAX_BACKOFF_SECONDS = 2.0
 
@@ -159,7 +159,7 @@ async def complete_once(deployment: RoutedDeployment, timeout: httpx.Timeout, ca
         answer = _translated(deployment, provider.local_response, target, call_type, body, False)
         return answer, time.perf_counter() - started
     request = _translated(deployment, provider.build_request, target, call_type, body, False)
-    response = await http_client().send(upstream_request(request, timeout))
+    response = await send_upstream(request, timeout)
     parsed = provider.parse_response(target, call_type, body, response.status_code, response.content, response.headers)
     return parsed, time.perf_counter() - started
 
@@ -190,7 +190,7 @@ async def open_stream(deployment: RoutedDeployment, timeout: httpx.Timeout, call
         return OpenedStream(None, LocalStream(chunks), chunks, started)
     parser = provider.stream_parser(target, call_type, body)
     request = _translated(deployment, provider.build_request, target, call_type, body, True)
-    response = await http_client().send(upstream_request(request, timeout), stream=True)
+    response = await send_upstream(request, timeout, stream=True)
     if response.status_code >= 300:
         try:
             error_body = await response.aread()

@@ -49,10 +49,13 @@ def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def upstream_request(request: UpstreamRequest, timeout: httpx.Timeout) -> httpx.Request:
-    return http_client().build_request(
+async def send_upstream(request: UpstreamRequest, timeout: httpx.Timeout, *, stream: bool = False) -> httpx.Response:
+    """A provider's request sent with the loop's shared client; with `stream`, the answer's body is left unread."""
+    client = http_client()
+    built = client.build_request(
         request.method, _parsed_url(request.url), headers=request.headers, content=request.content, timeout=timeout
     )
+    return await client.send(built, stream=stream)
 
 
 async def close_http_clients() -> None:
