@@ -1,4 +1,4 @@
-"""The one HTTP client every upstream call goes through: httpx's API over aiohttp's transport."""
+"""The one connection pool every upstream call goes through: httpx's requests and responses over aiohttp's transport."""
 
 import asyncio
 import functools
@@ -8,39 +8,22 @@ from httpx_aiohttp import AiohttpTransport
 
 from gateway.providers.base import UpstreamRequest
 
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_transports: dict[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport] = {}
 
 # Measured on this kind of machine: httpx over aiohttp forwards 2-3x the req/s of httpx's own transport.
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
-
-class _NoCookies(httpx.Cookies):
-    def extract_cookies(self, response: httpx.Response) -> None:
-        pass
+# What httpx's client would add to each request; the codings are the ones both aiohttp and httpx decode.
+_CLIENT_HEADERS = {"accept": "*/*", "accept-encoding": "gzip, deflate", "user-agent": "tollgate"}
 
 
-_NO_COOKIES = _NoCookies()
-
-
-class UpstreamClient(httpx.AsyncClient):
-    """An httpx client that keeps no cookies.
-
-    Every caller's calls share it: a cookie one upstream answer sets (a CDN's bot-management cookie, say) must not
-    ride along on another caller's request. Not parsing Set-Cookie also takes httpx's cookie jar off each call."""
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-
-def http_client() -> httpx.AsyncClient:
-    """The shared client of the running event loop (one per server process)."""
+def upstream_transport() -> httpx.AsyncBaseTransport:
+    """The shared transport (and so connection pool) of the running event loop: one per server process."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = UpstreamClient(transport=AiohttpTransport(limits=_LIMITS, trust_env=False), limits=_LIMITS)
-        _clients[loop] = client
-    return client
+    transport = _transports.get(loop)
+    if transport is None:
+        transport = _transports[loop] = AiohttpTransport(limits=_LIMITS, trust_env=False)
+    return transport
 
 
 @functools.lru_cache(maxsize=4096)
@@ -50,16 +33,31 @@ def _parsed_url(url: str) -> httpx.URL:
 
 
 async def send_upstream(request: UpstreamRequest, timeout: httpx.Timeout, *, stream: bool = False) -> httpx.Response:
-    """A provider's request sent with the loop's shared client; with `stream`, the answer's body is left unread."""
-    client = http_client()
-    built = client.build_request(
-        request.method, _parsed_url(request.url), headers=request.headers, content=request.content, timeout=timeout
+    """A provider's request sent on the shared pool; with `stream`, the answer's body is left unread.
+
+    The request goes straight to the transport. httpx's client layer around it (auth flows, redirects, a cookie
+    jar, event hooks) has nothing to do for a provider's call, and cost 0.2 ms of each (measured against a
+    loopback upstream: 0.80 ms to the answer's headers through `AsyncClient.send`, 0.60 ms without). Nothing is
+    kept between calls: one caller's upstream cookie can never ride along on another caller's request.
+    """
+    built = httpx.Request(
+        request.method,
+        _parsed_url(request.url),
+        headers={**_CLIENT_HEADERS, **request.headers},
+        content=request.content,
+        extensions={"timeout": timeout.as_dict()},
     )
-    return await client.send(built, stream=stream)
+    response = await upstream_transport().handle_async_request(built)
+    response.request = built  # as the client would: a transport need not set it
+    if not stream:
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+    return response
 
 
-async def close_http_clients() -> None:
-    loop = asyncio.get_running_loop()
-    client = _clients.pop(loop, None)
-    if client is not None:
-        await client.aclose()
+async def close_upstream_transport() -> None:
+    transport = _transports.pop(asyncio.get_running_loop(), None)
+    if transport is not None:
+        await transport.aclose()
