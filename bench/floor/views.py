@@ -1,7 +1,7 @@
 """The floor: forward the request body to the fake upstream and answer with its body, nothing else.
 
-Same HTTP client setup as gateway/proxy/upstream.py (httpx over httpx-aiohttp's transport, the same limits), so
-the distance between this and Tollgate is what Tollgate's own work costs.
+Same HTTP client setup as gateway/proxy/upstream.py (an httpx request handed straight to httpx-aiohttp's transport,
+the same limits), so the distance between this and Tollgate is what Tollgate's own work costs.
 """
 
 import os
@@ -14,31 +14,35 @@ _UPSTREAM = os.environ.get("FLOOR_UPSTREAM", "http://127.0.0.1:9100/v1/chat/comp
 _STREAM_UPSTREAM = os.environ.get("FLOOR_STREAM_UPSTREAM", "http://127.0.0.1:9101/v1/chat/completions")
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 _HEADERS = {"content-type": "application/json", "authorization": "Bearer fake-key"}
-_client: httpx.AsyncClient | None = None
+_URL, _STREAM_URL = httpx.URL(_UPSTREAM), httpx.URL(_STREAM_UPSTREAM)
+_transport: httpx.AsyncBaseTransport | None = None
 
 
 # FLOOR_TRANSPORT=httpx measures httpx's own transport, to compare with the aiohttp one the gateway uses.
 _TRANSPORT = os.environ.get("FLOOR_TRANSPORT", "aiohttp")
 
 
-def _http() -> httpx.AsyncClient:
-    global _client
-    if _client is None:
-        transport = AiohttpTransport(limits=_LIMITS, trust_env=False) if _TRANSPORT == "aiohttp" else None
-        _client = httpx.AsyncClient(transport=transport, limits=_LIMITS)
-    return _client
+async def _send(url: httpx.URL, body: bytes) -> httpx.Response:
+    global _transport
+    if _transport is None:
+        if _TRANSPORT == "aiohttp":
+            _transport = AiohttpTransport(limits=_LIMITS, trust_env=False)
+        else:
+            _transport = httpx.AsyncHTTPTransport(limits=_LIMITS)
+    return await _transport.handle_async_request(httpx.Request("POST", url, content=body, headers=_HEADERS))
 
 
 async def forward(request):
-    upstream = await _http().post(_UPSTREAM, content=request.body, headers=_HEADERS)
-    return HttpResponse(upstream.content, status=upstream.status_code, content_type="application/json")
+    upstream = await _send(_URL, request.body)
+    try:
+        body = await upstream.aread()
+    finally:
+        await upstream.aclose()
+    return HttpResponse(body, status=upstream.status_code, content_type="application/json")
 
 
 async def forward_stream(request):
-    client = _http()
-    upstream = await client.send(
-        client.build_request("POST", _STREAM_UPSTREAM, content=request.body, headers=_HEADERS), stream=True
-    )
+    upstream = await _send(_STREAM_URL, request.body)
 
     async def relay():
         try:
