@@ -5,9 +5,10 @@ REDIS_URL, in Redis so that every server process sees the same count. Neither to
 `TOLLGATE_AUTH_FAILURE_LIMIT` failures within `TOLLGATE_AUTH_FAILURE_WINDOW` seconds, the address gets 429 with a
 `retry-after` until the window ends, whether or not the key it sends is right.
 
-An address Redis has just reported clean is not asked about again for a quarter of a second unless it fails here
-meanwhile: a valid caller does not pay a Redis round trip per call, and failures counted by other processes are
-seen at most that late.
+An address Redis has reported clean is not asked about again for a quarter of a second unless it fails here
+meanwhile. After that, its next call goes through while Redis is asked again beside it: a caller Redis knows as
+clean never waits for Redis here, and failures counted by other processes are seen at most a quarter of a second
+and one call late. Only an address this process has no clean answer for waits for Redis's.
 """
 
 import asyncio
@@ -113,7 +114,9 @@ class AuthFailureCounter:
     def _shared_answer(self, address: str, now: float, failures, ttl_ms) -> int:
         self._redis_answered()
         wait = self._retry_after_from(failures, ttl_ms)
-        if not wait:
+        if wait:
+            self._clean_until.pop(address, None)  # the next call waits for Redis's answer
+        else:
             if len(self._clean_until) >= _MAX_TRACKED_ADDRESSES:
                 self._clean_until = {key: until for key, until in self._clean_until.items() if until > now}
             self._clean_until[address] = now + _SHARED_CLEAN_SECONDS
@@ -137,6 +140,13 @@ class AuthFailureCounter:
         local = self._local_retry_after(address, now)
         if local or not self._asks_redis(address, now):
             return local
+        if address in self._clean_until:  # clean when Redis last said, and not failed here since
+            self._clean_until[address] = now + _SHARED_CLEAN_SECONDS
+            self._in_background(self._ask_redis(address, now))
+            return 0
+        return await self._ask_redis(address, now)
+
+    async def _ask_redis(self, address: str, now: float) -> int:
         try:
             async with self._redis_async().pipeline(transaction=False) as pipe:
                 failures, ttl_ms = await pipe.get(_REDIS_PREFIX + address).pttl(_REDIS_PREFIX + address).execute()
@@ -144,6 +154,11 @@ class AuthFailureCounter:
             self._redis_unavailable(exc)
             return 0
         return self._shared_answer(address, now, failures, ttl_ms)
+
+    def _in_background(self, work) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def retry_after_sync(self, address: str) -> int:
         """`retry_after` for synchronous code (the management API's views)."""
@@ -167,13 +182,11 @@ class AuthFailureCounter:
         if not self._uses_redis(now):
             return
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             self._record_redis_sync(address)
             return
-        task = loop.create_task(self._record_redis(address))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._in_background(self._record_redis(address))
 
     def _window_ms(self) -> int:
         return max(1, int(self.window * 1000))

@@ -74,7 +74,7 @@ async def test_every_process_sees_the_failures_counted_in_redis(counters):
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
-async def test_a_clean_address_is_not_asked_about_again_for_a_moment_unless_it_fails_here(counters, monkeypatch):
+async def test_a_clean_address_is_asked_about_again_beside_its_calls_after_a_moment(counters, monkeypatch):
     address = fresh_address()
     checking, failing = counters("redis"), counters("redis")
     assert await checking.retry_after(address) == 0
@@ -88,10 +88,27 @@ async def test_a_clean_address_is_not_asked_about_again_for_a_moment_unless_it_f
     within_the_moment = await checking.retry_after(address)  # other processes' failures show a moment later
     reads_within_the_moment = len(reads)
     checking._clean_until[address] -= security._SHARED_CLEAN_SECONDS
-    after_it = await checking.retry_after(address)
+    after_it = await checking.retry_after(address)  # goes through, Redis asked beside it
+    asked_beside_it = len(checking._pending)
+    await checking.flush()
+    reads_by_then = len(reads)
+    the_call_after = await checking.retry_after(address)
 
     assert (within_the_moment, reads_within_the_moment) == (0, 0)
-    assert after_it > 0 and len(reads) == 1
+    assert (after_it, asked_beside_it, reads_by_then) == (0, 1, 1)
+    assert the_call_after > 0 and len(reads) == 2
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+async def test_an_address_with_no_clean_answer_here_waits_for_redis(counters):
+    address = fresh_address()
+    checking, failing = counters("redis"), counters("redis")
+    for _ in range(3):
+        failing.record_failure(address)
+    await failing.flush()
+
+    assert await checking.retry_after(address) > 0
+    assert await checking.retry_after(address) > 0  # refused each time: no clean answer stands for it
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
