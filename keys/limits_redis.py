@@ -17,11 +17,13 @@ from django.conf import settings
 
 from keys.caller import Limits
 from keys.counting import Verdict, reservation_seconds
+from keys.redis_link import RedisLink, Script
 
 logger = logging.getLogger(__name__)
 
 _PICO = Decimal(10) ** 12
 _RETRY_AFTER_FAILURE = 1.0  # seconds before a process that lost Redis tries it again
+_TIMEOUT = 0.5  # seconds for Redis to connect or answer before the process counts alone
 _ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 
 # Shared by the scripts: the spend view of an entity for a caller that loaded `period` and `seed` from the database.
@@ -50,7 +52,7 @@ return {spend, period}
 
 # KEYS: per entity (view, in flight, window). ARGV: now_ms, admission id, deadline_ms, estimated tokens, n, then per
 # entity: budget units ('' none), worst-case units, period, seed units, rpm, tpm, max parallel ('' none).
-_ADMIT = (
+_ADMIT = Script(
     _VIEW
     + """
 local now, id, deadline, est, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -106,7 +108,8 @@ return result
 
 # KEYS: per entity (view, in flight, window of the admission's minute). ARGV: admission id, n, then per entity:
 # period, cost units, token delta. Returns each entity's spend after the call ('' when its period has moved on).
-_SETTLE = """
+_SETTLE = Script(
+    """
 local id, n = ARGV[1], tonumber(ARGV[2])
 local out = {}
 for i = 1, n do
@@ -126,6 +129,7 @@ for i = 1, n do
 end
 return out
 """
+)
 
 
 class CountersUnavailable(Exception):
@@ -144,38 +148,44 @@ class RedisCounters:
     def __init__(self, url: str, prefix: str):
         self.url = url
         self.prefix = prefix
-        self._clients: dict[asyncio.AbstractEventLoop, tuple] = {}
+        self._links: dict[asyncio.AbstractEventLoop, RedisLink] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._sync = None
         self._down_until = 0.0
 
     # -- connections -----------------------------------------------------------------------------------------------
 
-    def _client(self):
-        """This event loop's client and scripts (asyncio clients belong to the loop that made them)."""
+    def _link(self) -> RedisLink:
+        """This event loop's link, for the scripts every call runs (asyncio connections belong to their loop)."""
         loop = asyncio.get_running_loop()
-        bundle = self._clients.get(loop)
-        if bundle is None:
-            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            bundle = (
-                client,
-                client.register_script(_ADMIT),
-                client.register_script(_SETTLE),
-                client.register_script(_LIVE_SPEND),
-            )
-            self._clients[loop] = bundle
-        return bundle
+        link = self._links.get(loop)
+        if link is None:
+            link = self._links[loop] = RedisLink(self.url, timeout=_TIMEOUT)
+        return link
+
+    def _client(self) -> redis.asyncio.Redis:
+        """This event loop's redis-py client, for the rare commands (alerts)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
+            self._clients[loop] = client
+        return client
 
     def _sync_client(self):
         if self._sync is None:
-            client = redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            client = redis.Redis.from_url(self.url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
             self._sync = (client, client.register_script(_LIVE_SPEND))
         return self._sync
 
     async def close(self) -> None:
         """Close this loop's connections (tests, shutdown)."""
-        bundle = self._clients.pop(asyncio.get_running_loop(), None)
-        if bundle is not None:
-            await bundle[0].aclose()
+        loop = asyncio.get_running_loop()
+        link, client = self._links.pop(loop, None), self._clients.pop(loop, None)
+        if link is not None:
+            await link.close()
+        if client is not None:
+            await client.aclose()
 
     async def available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -211,9 +221,8 @@ class RedisCounters:
                 "" if limits.tpm_limit is None else limits.tpm_limit,
                 "" if limits.max_parallel_requests is None else limits.max_parallel_requests,
             ]
-        _, admit_script, _, _ = self._client()
         try:
-            reply = await admit_script(keys=keys, args=args)
+            reply = await self._link().run(_ADMIT, keys, args)
         except _ERRORS as exc:
             raise self._failed(exc) from exc
         outcome = reply[0].decode()
@@ -240,9 +249,8 @@ class RedisCounters:
         for check in admission.checks:
             keys += self._keys(check.limits, admission.minute)
             args += [check.limits.period, to_units(actual_cost, ROUND_CEILING), token_delta]
-        _, _, settle_script, _ = self._client()
         try:
-            reply = await settle_script(keys=keys, args=args)
+            reply = await self._link().run(_SETTLE, keys, args)
         except _ERRORS as exc:
             # The reservation lapses at its deadline; the database has the charge, and the next reload brings it.
             self._failed(exc)
@@ -250,7 +258,7 @@ class RedisCounters:
         return [from_units(spend) if spend else None for spend in reply]
 
     async def claim_alert(self, limits: Limits) -> bool:
-        client = self._client()[0]
+        client = self._client()
         marker = f"{self.prefix}alerted:{limits.kind}:{limits.entity_id}:{limits.period}"
         try:
             return bool(await client.set(marker, 1, nx=True, ex=40 * 24 * 3600))
