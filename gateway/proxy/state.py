@@ -60,7 +60,11 @@ class GatewayState:
         return self
 
     async def _first_load(self) -> None:
-        self.table = await asyncio.get_running_loop().run_in_executor(self._executor, _load, None)
+        try:
+            self.table = await asyncio.get_running_loop().run_in_executor(self._executor, _load, None)
+        except BaseException:
+            self._ready = None  # the calls waiting get the error; the next one tries again
+            raise
         self._task = asyncio.get_running_loop().create_task(self._sync_forever())
 
     async def refresh(self) -> None:

@@ -24,3 +24,11 @@ def test_every_server_process_sets_them_when_it_loads_the_asgi_application():
     probe += "import gateway.asgi; print(s.call_count)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "1", done.stderr
+
+
+def test_freezing_leaves_what_is_loaded_out_of_later_collections_and_collects_the_young_less_often():
+    # In a process of its own: a freeze lasts for the process.
+    probe = "import gc, gateway.memory as g; before = gc.get_freeze_count(); g.freeze_long_lived_objects(); "
+    probe += "print(before, gc.get_freeze_count() > 1000, gc.get_threshold()[0] == g.YOUNG_COLLECTION_THRESHOLD)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["0", "True", "True"], done.stderr

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             workers=options["workers"],
             loop="uvloop",
             http="httptools",
-            lifespan="off",
+            lifespan="on",
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
