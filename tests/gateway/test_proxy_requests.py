@@ -5,8 +5,10 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient
 
+import gateway.asgi
 from gateway.asgi import proxy_application
 from gateway.models import Deployment
 from gateway.proxy.upstream import close_upstream_transport
@@ -299,16 +301,16 @@ async def serve_then_leave(upstream: FakeUpstream, body: dict, leave: str) -> li
     return sent
 
 
-def chat_scope(authorization: str = AUTH["Authorization"]) -> dict:
-    """An ASGI scope for POST /v1/chat/completions, as uvicorn passes it."""
+def chat_scope(authorization: str = AUTH["Authorization"], path: str = "/v1/chat/completions") -> dict:
+    """An ASGI scope for a POST (to /v1/chat/completions unless told), as uvicorn passes it."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"authorization", authorization.encode()), (b"content-type", b"application/json")],
@@ -326,23 +328,45 @@ async def test_the_proxy_handler_serves_and_refuses_without_a_thread_hop(mock_de
         raise AssertionError("sync_to_async on the proxy's path")
 
     monkeypatch.setattr(SyncToAsync, "__call__", hop)
-    statuses = []
-    for authorization in (AUTH["Authorization"], "Bearer sk-not-a-key"):
-        request = [{"type": "http.request", "body": orjson.dumps(CHAT), "more_body": False}]
-        sent = []
 
-        async def receive(request=request):
-            if request:
-                return request.pop()
-            await asyncio.Event().wait()  # the client stays
+    answers = [await serve_once(chat_scope(authorization)) for authorization in (AUTH["Authorization"], "Bearer x")]
 
-        async def send(message, sent=sent):
-            sent.append(message)
+    assert [sent[0]["status"] for sent in answers] == [200, 401]
 
-        await asyncio.wait_for(proxy_application(chat_scope(authorization), receive, send), 10)
-        statuses.append(sent[0]["status"])
 
-    assert statuses == [200, 401]
+async def serve_once(scope: dict, body: dict = CHAT) -> list[dict]:
+    """One request through the proxy's ASGI handler, from a client that stays; the messages it was sent."""
+    request = [{"type": "http.request", "body": orjson.dumps(body), "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        if request:
+            return request.pop()
+        await asyncio.Event().wait()  # the client stays
+
+    async def send(message):
+        sent.append(message)
+
+    await asyncio.wait_for(proxy_application(scope, receive, send), 10)
+    return sent
+
+
+async def test_the_proxy_handler_serves_the_proxys_paths_and_404s_the_rest_under_its_prefixes(mock_deployment):
+    azure = "/openai/deployments/{}/chat/completions"
+    paths = ["/v1/chat/completions", "/chat/completions", azure.format("demo-model"), azure.format("demo-model")]
+    paths += [azure.format("no-such-deployment"), "/v1/chat/completions/more", "/v1/completions-and-more"]
+
+    statuses = [
+        (await serve_once(chat_scope(path=path), {"messages": CHAT["messages"]}))[0]["status"] for path in paths
+    ]
+
+    # The Azure path names the model: a body without one is a chat with the deployment named in the path.
+    assert statuses == [400, 400, 200, 200, 400, 404, 404]
+
+
+def test_the_proxy_handler_serves_async_views_only(settings):
+    with pytest.raises(ImproperlyConfigured, match="async views only"):
+        gateway.asgi._resolve("/admin/login/", settings.ROOT_URLCONF)
 
 
 async def the_only_log(timeout: float = 5.0) -> SpendLog:
