@@ -1,9 +1,11 @@
 """ASGI entry point: `uvicorn gateway.asgi:application` (what `manage.py serve` runs).
 
-At start-up (ASGI lifespan) the process loads its routing table and cost map, then freezes what it has loaded out
-of the cyclic GC (gateway/memory.py). The OpenAI endpoints go to a handler without middleware: sessions, CSRF, messages and auth serve browsers, and
+The OpenAI endpoints go to a handler without middleware: sessions, CSRF, messages and auth serve browsers, and
 each of Django's sync-capable middlewares costs a thread hop per request (profiled: 59 % of the event loop's
 time on a proxied call). The admin and the management API keep the full chain.
+
+At start-up (ASGI lifespan) the process loads its routing table and cost map, then freezes what it has loaded out
+of the cyclic GC (gateway/memory.py).
 """
 
 import asyncio

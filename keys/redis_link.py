@@ -106,7 +106,7 @@ class RedisLink:
         protocol = self._protocol
         if protocol is not None and not protocol.lost:
             return protocol
-        if self._connecting is None:
+        if self._connecting is None or self._connecting.done():  # done: its connection is the one now lost
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
         connecting = self._connecting
         try:
@@ -144,7 +144,7 @@ class RedisLink:
 
 
 def _tls_context(options: dict) -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
     if options.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

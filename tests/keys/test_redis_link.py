@@ -147,3 +147,23 @@ async def test_nothing_listening_is_an_os_error_at_once():
     with pytest.raises(OSError):
         await link.run(ECHO, [], ["x"])
     await link.close()
+
+
+async def test_a_caller_that_gives_up_while_the_connection_opens_leaves_no_stale_connection_behind():
+    def answer(command):
+        return b"+OK\r\n" if command[0] == "SELECT" else b"$2\r\nok\r\n"
+
+    async with fake_redis(answer) as (address, connections, commands):
+        link = RedisLink(f"redis://{address}/1", timeout=0.3)
+        giving_up = asyncio.create_task(link.run(ECHO, [], ["x"]))
+        await asyncio.sleep(0)  # the connection is opening
+        giving_up.cancel()
+        while commands != [["SELECT", "1"]]:  # it opens all the same
+            await asyncio.sleep(0.01)
+        connections[0].close()  # then Redis goes away
+        await asyncio.sleep(0.05)
+
+        assert await link.run(ECHO, [], ["x"]) == b"ok"  # on a new connection, not the lost one
+        await link.close()
+
+    assert len(connections) == 2
