@@ -221,9 +221,9 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
                 logs_before = target.spend_logs() if target.database else None
                 load_average = os.getloadavg()[0]
                 cpu_before = services.cpu_seconds(target.service.pid) if target.service else 0.0
-                machine_before = services.machine_cpu()
+                machine_before = services.machine_busy_seconds()
                 result = _load(target, mode, connections, args, workdir)
-                machine_after = services.machine_cpu()
+                machine_after = services.machine_busy_seconds()
                 cpu_used = services.cpu_seconds(target.service.pid) - cpu_before if target.service else 0.0
                 if spy:
                     _finish_profiler(target, spy)
@@ -236,8 +236,10 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
                 round(1000 * cpu_used / result.ok, 3) if target.service and result.ok else None
             )
             row["server_cpu_pct"] = round(100 * cpu_used / result.window_s, 1) if target.service else None
-            busy = machine_after[0] - machine_before[0]
-            row["machine_busy_pct"] = round(100 * busy / max(machine_after[1] - machine_before[1], 1e-9), 1)
+            # Over the load's window, as the server's own share: wrk runs on through the drain, when little is left
+            # to do, and dividing by that whole time made the machine look half as busy as the server alone.
+            capacity = result.window_s * (os.cpu_count() or 1)
+            row["machine_busy_pct"] = round(100 * (machine_after - machine_before) / capacity, 1)
             row["load_average_1m"] = round(load_average, 2)
             if target.database:
                 target.expected_logs += result.ok

@@ -166,12 +166,11 @@ def cpu_seconds(root: int) -> float:
     return total / _TICKS
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, for how busy it was while a row ran."""
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (every CPU's user, system, interrupts and steal)."""
     with open("/proc/stat") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values) - idle) / _TICKS, sum(values) / _TICKS
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in handle.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
 def worker_pids(root: int) -> list[int]:
