@@ -106,14 +106,9 @@ class RedisLink:
         protocol = self._protocol
         if protocol is not None and not protocol.lost:
             return protocol
-        if self._connecting is None or self._connecting.done():  # done: its connection is the one now lost
+        if self._connecting is None or self._connecting.done():  # done: its connection failed or is the one lost
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
-        connecting = self._connecting
-        try:
-            return await asyncio.shield(connecting)
-        finally:
-            if connecting.done() and self._connecting is connecting:
-                self._connecting = None
+        return await asyncio.shield(self._connecting)
 
     async def _connect(self) -> _Protocol:
         options, loop = self._options, asyncio.get_running_loop()
