@@ -12,7 +12,6 @@ import time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import redis
-import redis.asyncio
 from django.conf import settings
 
 from keys.caller import Limits
@@ -132,6 +131,12 @@ return out
 )
 
 
+# KEYS: the alert's marker. ARGV: seconds it is kept. Truthy when this call set it (the first to claim the alert).
+_CLAIM = Script("return redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1])")
+
+_ALERT_MARKER_SECONDS = 40 * 24 * 3600
+
+
 class CountersUnavailable(Exception):
     """Redis did not answer: the caller falls back to this process's counters."""
 
@@ -149,28 +154,18 @@ class RedisCounters:
         self.url = url
         self.prefix = prefix
         self._links: dict[asyncio.AbstractEventLoop, RedisLink] = {}
-        self._clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._sync = None
         self._down_until = 0.0
 
     # -- connections -----------------------------------------------------------------------------------------------
 
     def _link(self) -> RedisLink:
-        """This event loop's link, for the scripts every call runs (asyncio connections belong to their loop)."""
+        """This event loop's link to Redis (asyncio connections belong to the loop that made them)."""
         loop = asyncio.get_running_loop()
         link = self._links.get(loop)
         if link is None:
             link = self._links[loop] = RedisLink(self.url, timeout=_TIMEOUT)
         return link
-
-    def _client(self) -> redis.asyncio.Redis:
-        """This event loop's redis-py client, for the rare commands (alerts)."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
-            self._clients[loop] = client
-        return client
 
     def _sync_client(self):
         if self._sync is None:
@@ -180,12 +175,9 @@ class RedisCounters:
 
     async def close(self) -> None:
         """Close this loop's connections (tests, shutdown)."""
-        loop = asyncio.get_running_loop()
-        link, client = self._links.pop(loop, None), self._clients.pop(loop, None)
+        link = self._links.pop(asyncio.get_running_loop(), None)
         if link is not None:
             await link.close()
-        if client is not None:
-            await client.aclose()
 
     async def available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -258,10 +250,9 @@ class RedisCounters:
         return [from_units(spend) if spend else None for spend in reply]
 
     async def claim_alert(self, limits: Limits) -> bool:
-        client = self._client()
         marker = f"{self.prefix}alerted:{limits.kind}:{limits.entity_id}:{limits.period}"
         try:
-            return bool(await client.set(marker, 1, nx=True, ex=40 * 24 * 3600))
+            return bool(await self._link().run(_CLAIM, [marker], [_ALERT_MARKER_SECONDS]))
         except _ERRORS as exc:
             self._failed(exc)
             return False

@@ -40,7 +40,7 @@ async def test_without_redis_limits_fall_back_to_this_process_and_resume(setting
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_soft_budget_alert_posts_the_webhook_and_flags_the_key(settings, monkeypatch):
+async def test_soft_budget_alert_posts_the_webhook_once_and_flags_the_key(settings, monkeypatch, backend):
     settings.TOLLGATE_ALERT_WEBHOOK_URL = "https://alerts.example.test/hook"
     posted = []
 
