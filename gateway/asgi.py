@@ -133,11 +133,9 @@ class ProxyHandler(ASGIHandler):
         return response
 
     def load_middleware(self, is_async=False):
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        get_response = self._get_response_async if is_async else self._get_response
-        self._middleware_chain = convert_exception_to_response(get_response)
+        # No middleware: the chain is the view's call alone (an ASGI handler always loads it async), and nothing
+        # reads the view, template-response and exception middleware lists BaseHandler would fill.
+        self._middleware_chain = convert_exception_to_response(self._get_response_async)
 
 
 @functools.lru_cache(maxsize=256)  # the proxy's paths are few; Azure's name a deployment each
