@@ -1,6 +1,6 @@
 """The floor: forward the request body to the fake upstream and answer with its body, nothing else.
 
-It sends with the gateway's own `send_upstream` (gateway/proxy/upstream.py: the same pool, the same transport),
+It sends with the gateway's own `send_upstream` (gateway/proxy/upstream.py: the same pool, the same HTTP client),
 so the distance between this and Tollgate is what Tollgate's own work costs.
 """
 

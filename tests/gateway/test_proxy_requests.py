@@ -11,7 +11,7 @@ from django.test import AsyncClient
 import gateway.asgi
 from gateway.asgi import proxy_application
 from gateway.models import Deployment
-from gateway.proxy.upstream import close_upstream_transport
+from gateway.proxy.upstream import close_upstream_pool
 from spend.models import SpendLog
 from tests.e2e.server import MASTER_KEY
 from tests.fakes.upstream import Behaviour, FakeUpstream
@@ -253,7 +253,7 @@ async def test_repeated_failed_auth_from_one_address_is_slowed_before_any_key_lo
 async def upstream():
     async with FakeUpstream() as up:
         yield up
-    await close_upstream_transport()  # the gateway's pool on this test's event loop
+    await close_upstream_pool()  # the gateway's pool on this test's event loop
 
 
 @pytest.fixture
