@@ -4,12 +4,14 @@ import asyncio
 import os
 import secrets
 
+import httpx
 import pytest
 import redis
 
 from gateway import security
 from gateway.security import AuthFailureCounter, AuthThrottled
 from keys.errors import RateLimited
+from tests.e2e.server import GatewayServer
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 BACKENDS = ["process", pytest.param("redis", marks=pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL"))]
@@ -245,3 +247,21 @@ def teardown_module():
         for key in client.scan_iter("tollgate:authfail:198.51.100.*"):
             client.delete(key)
         client.close()
+
+
+@pytest.mark.live
+def test_a_caller_cannot_pick_its_address_with_x_forwarded_for(tmp_path):
+    # Through the real server: uvicorn, left to its defaults, would trust the header from a caller on 127.0.0.1.
+    config = "model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+    env = {"TOLLGATE_AUTH_FAILURE_LIMIT": "3", "TOLLGATE_TRUST_X_FORWARDED_FOR": "0"}
+    with GatewayServer(tmp_path, config, env=env) as server:
+
+        def call(key: str, forwarded_for: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
+            return httpx.get(f"{server.url}/v1/models", headers=headers, timeout=10)
+
+        wrong = [call(f"sk-wrong-{n}", f"203.0.113.{n}").status_code for n in range(3)]
+        throttled = call(server.master_key, "203.0.113.99")
+
+    assert wrong == [401, 401, 401]
+    assert throttled.status_code == 429 and throttled.json()["error"]["code"] == "too_many_failed_auth"

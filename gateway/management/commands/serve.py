@@ -41,6 +41,10 @@ class Command(BaseCommand):
             http="httptools",
             lifespan="on",
             access_log=False,
+            # Who the caller is comes from TOLLGATE_TRUST_X_FORWARDED_FOR (gateway/security.py) and the scheme from
+            # TOLLGATE_BEHIND_TLS_PROXY alone. uvicorn's default would take both from the headers of any caller on
+            # 127.0.0.1, so a local caller could pick a fresh address for each guess at a key.
+            proxy_headers=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
         )
