@@ -61,7 +61,9 @@ def call(url: str) -> UpstreamRequest:
 
 async def test_a_providers_request_goes_out_with_its_url_headers_and_body():
     async with Upstream(answer(b'{"ok": true}')) as upstream:
-        request = UpstreamRequest("POST", upstream.url + "?api-version=1", {"authorization": "Bearer sk-up"}, b'{"m":1}')
+        request = UpstreamRequest(
+            "POST", upstream.url + "?api-version=1", {"authorization": "Bearer sk-up"}, b'{"m":1}'
+        )
         response = await send_upstream(request, httpx.Timeout(30.0))
 
     assert response.status_code == 200 and response.json() == {"ok": True} and response.is_closed
