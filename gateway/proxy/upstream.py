@@ -24,7 +24,6 @@ _KEEPALIVE_SECONDS = 30
 
 # What a client adds to each request; the codings are the ones httpx decodes.
 _CLIENT_HEADERS = {"accept": "*/*", "accept-encoding": "gzip, deflate", "user-agent": "tollgate"}
-_HTTP_11 = {"http_version": b"HTTP/1.1"}  # aiohttp speaks HTTP/1.1 only
 
 
 def upstream_pool() -> aiohttp.ClientSession:
@@ -74,12 +73,7 @@ async def send_upstream(request: UpstreamRequest, timeout: httpx.Timeout, *, str
             auto_decompress=False,
             timeout=_client_timeout(timeout),
         )
-    response = httpx.Response(
-        answer.status,
-        headers=answer.raw_headers,
-        stream=AiohttpResponseStream(answer),
-        extensions=_HTTP_11,
-    )
+    response = httpx.Response(answer.status, headers=answer.raw_headers, stream=AiohttpResponseStream(answer))
     if not stream:
         try:
             await response.aread()
