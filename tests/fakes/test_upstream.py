@@ -154,3 +154,12 @@ async def test_counts_the_requests_being_answered_and_announces_each_one(upstrea
 
     assert [seen.json for seen in announced] == [request]
     assert upstream.open_requests == 0
+
+
+def test_a_json_answer_with_more_headers_and_gzip_encoded(http, upstream):
+    upstream.script(Behaviour(headers=(("Set-Cookie", "a=b; Path=/"),), gzip=True))
+
+    response = http.post(f"{upstream.url}/v1/chat/completions", json=CHAT)
+
+    assert (response.headers["set-cookie"], response.headers["content-encoding"]) == ("a=b; Path=/", "gzip")
+    assert response.json()["object"] == "chat.completion"  # httpx decoded it

@@ -52,6 +52,8 @@ class Behaviour:
     stream_end: Literal["normal", "missing", "hang"] = "normal"  # "missing": EOF without the end marker;
     # "hang": neither end marker nor EOF, until the client goes away
     malformed: bool = False  # a body (or one stream frame) that is not JSON
+    headers: tuple[tuple[str, str], ...] = ()  # more headers on a JSON answer (Set-Cookie, say)
+    gzip: bool = False  # a JSON answer sent gzip-encoded
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,10 @@ class FakeUpstream:
             await response.write(payload[: len(payload) // 2])
             request.transport.close()
             return response
-        return web.Response(body=payload, content_type="application/json")
+        response = web.Response(body=payload, content_type="application/json", headers=dict(behaviour.headers))
+        if behaviour.gzip:
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
 
     async def _stream(self, request: web.Request, behaviour: Behaviour, answer: Answer) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": answer.content_type, "Cache-Control": "no-cache"})
