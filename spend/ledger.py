@@ -11,6 +11,12 @@ charges nothing the second time, because a request_id already in the ledger is s
 If the database goes away mid-call, the upstream has still been paid: the batch goes to the spool (local disk,
 fsynced) and the calls are answered; new calls are refused with 503 until the database answers again, and then
 the spool is written before anything else is served.
+
+One call's row never takes other callers' rows with it. A batch the database refuses for what it holds (a NUL
+character in metadata, a token count past its column) is written again row by row; a row refused alone is written
+once more cleaned (metadata and tags dropped, text stripped of what the database cannot hold, counts clamped to
+their columns), so its charge still commits; a row refused even then is set aside in the spool as `.rejected`,
+never dropped, and only its own call is answered 503.
 """
 
 import asyncio
@@ -89,6 +95,42 @@ class LedgerUnavailable(Exception):
     """The ledger could not commit; the call cannot be charged."""
 
     code = "ledger_unavailable"
+
+
+_TRANSIENT = (OperationalError, InterfaceError)
+# PositiveIntegerField's range on every database Django supports.
+_COUNT_CEILING = 2**31 - 1
+_COUNT_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "duration_ms",
+    "time_to_first_token_ms",
+)
+
+
+def _storable_text(value: str, limit: int | None = None) -> str:
+    """Text PostgreSQL can store: no NUL, no lone surrogates, within the column's length."""
+    text = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit else text
+
+
+def cleaned_entry(entry: SpendEntry) -> SpendEntry:
+    """The entry with everything dropped or clamped that a database could refuse, its money and payers kept."""
+    fields = {}
+    for name in SpendEntry.__slots__:
+        value = getattr(entry, name)
+        if isinstance(value, str):
+            value = _storable_text(value, SpendLog._meta.get_field(name).max_length)
+        elif name in _COUNT_FIELDS and isinstance(value, int):
+            value = min(max(value, 0), _COUNT_CEILING)
+        fields[name] = value
+    fields["attempts"] = min(max(entry.attempts, 0), 32767)
+    fields["metadata"] = {"ledger_note": "metadata and tags dropped: the database refused this row as sent"}
+    fields["request_tags"] = []
+    return SpendEntry(**fields)
 
 
 def write_batch(entries: list[SpendEntry]) -> None:
@@ -215,7 +257,8 @@ class _LoopConnection:
             return True
         except Exception as exc:
             logger.debug("spend ledger: the writer thread takes a batch of %d (%s)", len(entries), type(exc).__name__)
-            if not isinstance(exc, psycopg.IntegrityError):  # a replayed call: the connection itself is fine
+            # A replayed call or a refused row: the connection itself is fine.
+            if not isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
                 self.close()
             return False
 
@@ -287,10 +330,11 @@ class Ledger:
             while self._pending:
                 batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
                 entries = [entry for entry, _ in batch]
+                refused: dict[str, Exception] = {}
                 try:
                     if not await self._write_from_the_loop(entries):
-                        await loop.run_in_executor(self._executor, self._commit, entries)
-                except (OperationalError, InterfaceError) as exc:
+                        refused = await loop.run_in_executor(self._executor, self._commit, entries)
+                except _TRANSIENT as exc:
                     self.failing_since = self.failing_since or time.monotonic()
                     outcome = await self._spool_batch(loop, entries, exc)
                 except Exception as exc:
@@ -300,13 +344,14 @@ class Ledger:
                     outcome = None
                     if not self._spool_may_hold_entries:
                         self.failing_since = None  # a commit went through and nothing waits in the spool
-                for _entry, future in batch:
+                for entry, future in batch:
                     if future.done():
                         continue
-                    if outcome is None:
+                    failure = outcome or refused.get(entry.request_id)
+                    if failure is None:
                         future.set_result(None)
                     else:
-                        future.set_exception(outcome)
+                        future.set_exception(failure)
 
     def close(self) -> None:
         """Close the writer thread's database connection, the thread, and the event loop's connection."""
@@ -339,10 +384,41 @@ class Ledger:
         )
         return None
 
-    def _commit(self, entries: list[SpendEntry]) -> None:
-        self._write(entries)
+    def _commit(self, entries: list[SpendEntry]) -> dict[str, LedgerUnavailable]:
+        """Write a batch; the calls whose rows could not be written at all (set aside in the spool), by request id."""
+        try:
+            self._write(entries)
+            refused = {}
+        except _TRANSIENT:
+            raise
+        except Exception:
+            # Not a lost database: something in the rows. Each caller's row alone, so only a bad one fails.
+            refused = self._write_one_by_one(entries)
         if self._spool_may_hold_entries:
             self._replay_spool()
+        return refused
+
+    def _write_one_by_one(self, entries: list[SpendEntry]) -> dict[str, LedgerUnavailable]:
+        refused = {}
+        for entry in entries:
+            try:
+                self._write([entry])
+                continue
+            except _TRANSIENT:
+                raise  # the rows written so far are logged; the batch's spool replay skips them
+            except Exception as exc:
+                logger.warning(
+                    "spend ledger: the database refused call %s's row (%s); cleaning it", entry.request_id, exc
+                )
+            try:
+                self._write([cleaned_entry(entry)])
+            except _TRANSIENT:
+                raise
+            except Exception:
+                path = self.spool.write([entry], rejected=True)
+                logger.exception("spend ledger: call %s's row set aside in %s for an operator", entry.request_id, path)
+                refused[entry.request_id] = LedgerUnavailable("the call's spend log was set aside")
+        return refused
 
     def _recover(self) -> bool:
         """Whether the database answers again and the spool has been written to it (on the writer thread)."""
@@ -350,7 +426,7 @@ class Ledger:
 
     def _replay_spool(self) -> bool:
         try:
-            self.spool.replay(self._write, transient=(OperationalError, InterfaceError))
+            self.spool.replay(self._write, transient=_TRANSIENT)
         except Exception:
             logger.exception("spend ledger: spooled charges could not be written yet")
             return False
@@ -362,7 +438,7 @@ class Ledger:
         # the database dropped fails below and is reopened.
         try:
             self._writer(entries)
-        except (OperationalError, InterfaceError):
+        except _TRANSIENT:
             # A connection the database dropped (restart, failover): reconnect once before giving up. The batch may
             # have committed before the connection went; writing it again skips what did.
             connection.close()

@@ -22,6 +22,7 @@ import orjson
 logger = logging.getLogger(__name__)
 
 _SUFFIX = ".jsonl"
+_REJECTED = ".rejected"
 
 
 def _encode(value):
@@ -37,13 +38,14 @@ class Spool:
         self._decimal_fields = [name for name, kind in entry_type.__annotations__.items() if kind is Decimal]
         self._datetime_fields = [name for name, kind in entry_type.__annotations__.items() if kind is datetime]
 
-    def write(self, entries: list) -> Path:
-        """Keep `entries` durably (written, fsynced, then renamed into place) and return the file."""
+    def write(self, entries: list, rejected: bool = False) -> Path:
+        """Keep `entries` durably (written, fsynced, then renamed into place) and return the file: to be replayed,
+        or, `rejected`, set aside for an operator (rows the database refused even cleaned)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         lines = b"".join(orjson.dumps(self._to_dict(entry), default=_encode) + b"\n" for entry in entries)
         name = f"{datetime.now().strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         partial = self.directory / f"{name}.partial"
-        final = self.directory / f"{name}{_SUFFIX}"
+        final = self.directory / f"{name}{_REJECTED if rejected else _SUFFIX}"
         with open(partial, "wb") as file:
             file.write(lines)
             file.flush()
@@ -80,7 +82,7 @@ class Spool:
                     raise
                 except Exception:
                     logger.exception("spend ledger: spooled charges in %s cannot be written; set aside", path.name)
-                    path.rename(path.with_suffix(".rejected"))
+                    path.rename(path.with_suffix(_REJECTED))
                     continue
                 path.unlink()
                 _fsync_directory(self.directory)
