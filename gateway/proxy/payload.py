@@ -64,7 +64,42 @@ def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: st
         number = payload.get(name)
         if number is not None and (not isinstance(number, int | float) or isinstance(number, bool)):
             raise BadRequest(f"'{name}' must be a number.", param=name, code="invalid_type")
+    _check_logged_fields(payload)
     return payload
+
+
+# What the spend log keeps of a request. Checked before anything is sent upstream: a value the database cannot store
+# would otherwise be found only after the provider served (and billed) the call.
+_LOGGED_FIELDS = ("model", "metadata", "tags", "user")
+_MAX_LOGGED_DEPTH = 32
+
+
+def _check_logged_fields(payload: dict) -> None:
+    metadata = payload.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be an object.", param="metadata", code="invalid_type")
+    tags = payload.get("tags")
+    if tags is not None and not isinstance(tags, list):
+        raise BadRequest("'tags' must be a list.", param="tags", code="invalid_type")
+    for name in _LOGGED_FIELDS:
+        if name in payload:
+            _check_storable(payload[name], name, 0)
+
+
+def _check_storable(value, param: str, depth: int) -> None:
+    """Refuse what PostgreSQL's text and jsonb cannot hold (NUL characters) and documents nested past any use."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"'{param}' holds a NUL character.", param=param, code="invalid_value")
+    elif isinstance(value, dict | list):
+        if depth >= _MAX_LOGGED_DEPTH:
+            raise BadRequest(
+                f"'{param}' is nested more than {_MAX_LOGGED_DEPTH} levels deep.", param=param, code="invalid_value"
+            )
+        for key in value if isinstance(value, dict) else ():
+            _check_storable(key, param, depth + 1)
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_storable(item, param, depth + 1)
 
 
 def _check_messages(messages) -> None:

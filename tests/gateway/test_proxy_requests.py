@@ -107,6 +107,20 @@ async def _call_types():
         ({**CHAT, "max_tokens": 10**12}, 400, "max_tokens", "invalid_value"),
         ({**CHAT, "temperature": "hot"}, 400, "temperature", "invalid_type"),
         ({**CHAT, "model": "no-such-model"}, 400, "model", "model_not_found"),
+        # What the spend log keeps must be storable: refused before anything goes upstream.
+        ({**CHAT, "metadata": {"note": "a\u0000b"}}, 400, "metadata", "invalid_value"),
+        ({**CHAT, "metadata": {"a\u0000": 1}}, 400, "metadata", "invalid_value"),
+        ({**CHAT, "metadata": "tags"}, 400, "metadata", "invalid_type"),
+        ({**CHAT, "metadata": {"tags": ["x\u0000"]}}, 400, "metadata", "invalid_value"),
+        ({**CHAT, "tags": ["ok", "\u0000"]}, 400, "tags", "invalid_value"),
+        ({**CHAT, "user": "alice\u0000"}, 400, "user", "invalid_value"),
+        ({**CHAT, "model": "demo-model\u0000"}, 400, "model", "invalid_value"),
+        (
+            {**CHAT, "metadata": {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}},
+            400,
+            "metadata",
+            "invalid_value",
+        ),
     ],
 )
 async def test_bad_requests_get_openai_errors_and_charge_nothing(mock_deployment, body, status, param, code):
