@@ -1,12 +1,14 @@
 """Checking a client's OpenAI request body before anything else happens: bad input changes nothing."""
 
+from dataclasses import dataclass
+
 import orjson
 
 from gateway.proxy.errors import BadRequest, PayloadTooLarge
 
 _REQUIRED_INPUT = {"chat": "messages", "completion": "prompt", "embedding": "input"}
 _NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
-_COUNT_PARAMS = ("max_tokens", "max_completion_tokens", "n")
+_COUNT_PARAMS = ("max_tokens", "max_completion_tokens", "n", "best_of")
 # Far above any model's output limit; larger values are typos or attacks, not requests.
 _MAX_TOKENS_CEILING = 10_000_000
 # No embedding model has more; an unbounded value would let one request allocate any amount of memory.
@@ -167,3 +169,61 @@ def _content_characters(content) -> int:
             len(part["text"]) for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return 0
+
+
+# The most input tokens one image can be billed at. OpenAI scales an image into 2048 x 768 at most, 8 tiles of 512
+# px: 85 + 170 x 8 = 1,445 tokens on gpt-4o; gpt-4.1-mini and o4-mini bill up to 1,536 32-px patches times 1.62 and
+# 1.72 (2,642); Anthropic's largest image is about 1,600 tokens. gpt-4o-mini bills an image as 33 times as many
+# tokens: 2,833 + 5,667 x 8.
+IMAGE_TOKEN_BOUND = 2_642
+_IMAGE_TOKEN_BOUNDS = (("4o-mini", 48_169),)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptBound:
+    """What a request's input can be billed at most, for any byte-level tokenizer (a token is at least one byte)."""
+
+    text_bytes: int  # the request body's bytes less its images' data: JSON never encodes text shorter than UTF-8
+    images: int
+
+    def tokens(self, *model_names: str) -> int:
+        per_image = IMAGE_TOKEN_BOUND
+        for marker, bound in _IMAGE_TOKEN_BOUNDS:
+            if any(marker in name for name in model_names):
+                per_image = max(per_image, bound)
+        return self.text_bytes + self.images * per_image
+
+
+def prompt_bound(body_size: int, payload: dict, call_type: str) -> PromptBound:
+    """The bound for a checked payload whose raw body was `body_size` bytes.
+
+    The whole body counts, not only the messages' text: tool and function schemas, response_format, every content
+    part, the per-message framing a provider adds (each message's JSON is longer than its framing tokens). Images are
+    counted at their largest tile cost instead of by the bytes of their URL or data."""
+    if call_type != "chat":
+        return PromptBound(body_size, 0)
+    images = image_bytes = 0
+    for message in payload["messages"]:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            image = _image_data(part)
+            if image is not None:
+                images += 1
+                image_bytes += len(image)
+    return PromptBound(max(body_size - image_bytes, 1), images)
+
+
+def _image_data(part: dict) -> str | None:
+    """The URL or base64 data of an image part (OpenAI's image_url, Anthropic's image source), else None."""
+    kind = part.get("type")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        return url if isinstance(url, str) else ""
+    if kind == "image":
+        source = part.get("source")
+        data = source.get("data") or source.get("url") if isinstance(source, dict) else None
+        return data if isinstance(data, str) else ""
+    return None

@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from gateway.proxy.charges import charge, charge_in_background, price_call
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
 from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, error_response, is_domain_error
-from gateway.proxy.payload import estimate_prompt_tokens, parse_payload
+from gateway.proxy.payload import PromptBound, estimate_prompt_tokens, parse_payload, prompt_bound
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from gateway.proxy.streaming import Relay, RelayResponse
@@ -43,6 +43,7 @@ class Call:
         self.request_id = f"chatcmpl-{uuid.uuid4().hex}" if call_type == "chat" else uuid.uuid4().hex
         self.caller: Caller | None = None
         self.payload: dict = {}
+        self.body_size = 0
         self.group = ""
         self.upstream_seconds = 0.0
         self.attempts = 0  # upstream attempts started, the one in flight included
@@ -52,8 +53,13 @@ class Call:
 
     @cached_property
     def estimated_prompt_tokens(self) -> int:
-        """The prompt's size before the upstream reports it: for reservations, and for a stream cut short."""
+        """The prompt's likely size before the upstream reports it: for tpm limits, and for a stream cut short."""
         return estimate_prompt_tokens(self.payload, self.call_type)
+
+    @cached_property
+    def prompt_bound(self) -> PromptBound:
+        """The most the prompt can be billed at: what budgets reserve."""
+        return prompt_bound(self.body_size, self.payload, self.call_type)
 
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
@@ -140,7 +146,9 @@ async def handle(request, call_type: str, default_model: str = "") -> HttpRespon
     call = Call(call_type, time.perf_counter())
     try:
         call.caller = await authenticate_request(request)
-        call.payload = parse_payload(request.body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model)
+        body = request.body
+        call.payload = parse_payload(body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model)
+        call.body_size = len(body)
         await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]
@@ -183,10 +191,14 @@ _DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 
 def _max_output_tokens(payload: dict, deployment: RoutedDeployment) -> int:
+    """The most output one call may be billed: per choice (max_tokens, else the model's limit), times the choices
+    generated (`n`, and a completion's `best_of`, which bills every candidate)."""
+    per_choice = deployment.max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
     for name in ("max_tokens", "max_completion_tokens"):
         if isinstance(payload.get(name), int):
-            return payload[name]
-    return deployment.max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
+            per_choice = payload[name]
+            break
+    return per_choice * max(payload.get("n") or 1, payload.get("best_of") or 1)  # counts checked by parse_payload
 
 
 def _estimated_tokens(call: Call) -> int:
@@ -196,12 +208,13 @@ def _estimated_tokens(call: Call) -> int:
 
 def worst_case_cost(state, call: Call) -> Decimal:
     """What the call may cost at most, on any deployment it may reach: reserved against budgets before sending."""
-    prompt_tokens = call.estimated_prompt_tokens
+    bound = call.prompt_bound
     worst = _ZERO
     for group in (call.group, *state.table.config.fallbacks.get(call.group, ())):
         for deployment in state.table.group(group):
             if not deployment.price.priced:
                 continue
+            prompt_tokens = bound.tokens(deployment.price.matched, deployment.target.model, deployment.litellm_model)
             completion = 0 if call.call_type == "embedding" else _max_output_tokens(call.payload, deployment)
             seconds = Decimal(str(deployment.timeout or state.table.config.timeout))
             usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion)

@@ -109,6 +109,8 @@ class FakeUpstream:
         self.cancelled = 0  # calls whose client went away before the whole answer (streams included)
         self.open_requests = 0  # handlers running now: each one holds its client's connection
         self.on_request: Callable[[Recorded], None] | None = None
+        # If set, OpenAI chat answers report the usage it gives for the request: (prompt, completion) tokens.
+        self.billing: Callable[[dict], tuple[int, int]] | None = None
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -130,6 +132,7 @@ class FakeUpstream:
             self.behaviour = Behaviour()
             self.streams_cancelled = self.cancelled = 0
             self.on_request = None
+            self.billing = None
 
     def fail(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         self.script(*[Behaviour(status=status, retry_after=retry_after)] * times)
@@ -314,11 +317,14 @@ class FakeUpstream:
 
     # --- OpenAI and Azure OpenAI ----------------------------------------------------------------------------
 
-    def _openai_usage(self) -> dict:
+    def _openai_usage(self, request: dict | None = None) -> dict:
+        prompt, completion = self.prompt_tokens, self.completion_tokens
+        if self.billing is not None and request is not None:
+            prompt, completion = self.billing(request)
         return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": self.reasoning_tokens,
@@ -343,7 +349,8 @@ class FakeUpstream:
                     }
                 ]
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-            return Answer({**envelope, "object": "chat.completion", "choices": [choice], "usage": self._openai_usage()})
+            usage = self._openai_usage(request)
+            return Answer({**envelope, "object": "chat.completion", "choices": [choice], "usage": usage})
 
         def chunk(delta: dict, finish_reason: str | None = None) -> dict:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -365,7 +372,8 @@ class FakeUpstream:
             chunks += [chunk({"content": word}) for word in self._words()]
         chunks.append(chunk({}, finish))
         if (request.get("stream_options") or {}).get("include_usage"):
-            chunks.append({**envelope, "object": "chat.completion.chunk", "choices": [], "usage": self._openai_usage()})
+            usage = self._openai_usage(request)
+            chunks.append({**envelope, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         return _sse_answer(chunks)
 
     def _openai_completion(self, request: dict, path: str) -> Answer:
