@@ -28,6 +28,9 @@ class Team(models.Model):
     budget_duration = models.CharField(max_length=20, blank=True, help_text='"30d", "1mo"…; empty: never resets.')
     budget_reset_at = models.DateTimeField(null=True, blank=True)
     spend = MoneyField(default=Decimal(0))
+    spend_epoch = models.PositiveBigIntegerField(
+        default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."
+    )
     tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
@@ -53,6 +56,9 @@ class InternalUser(models.Model):
     budget_duration = models.CharField(max_length=20, blank=True)
     budget_reset_at = models.DateTimeField(null=True, blank=True)
     spend = MoneyField(default=Decimal(0))
+    spend_epoch = models.PositiveBigIntegerField(
+        default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."
+    )
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,6 +90,9 @@ class VirtualKey(models.Model):
     budget_duration = models.CharField(max_length=20, blank=True)
     budget_reset_at = models.DateTimeField(null=True, blank=True)
     spend = MoneyField(default=Decimal(0))
+    spend_epoch = models.PositiveBigIntegerField(
+        default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."
+    )
     tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
