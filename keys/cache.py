@@ -46,6 +46,7 @@ def limits_of(kind: str, entity_id: str, label: str, row, soft_budget: Decimal |
         soft_budget=soft_budget,
         spend=row.spend,
         period=_period(row.budget_reset_at),
+        epoch=row.spend_epoch,
         rpm_limit=getattr(row, "rpm_limit", None),
         tpm_limit=getattr(row, "tpm_limit", None),
         max_parallel_requests=getattr(row, "max_parallel_requests", None),

@@ -19,6 +19,7 @@ class Limits:
     soft_budget: Decimal | None = None
     spend: Decimal = Decimal(0)
     period: int = 0  # the budget period: budget_reset_at in epoch milliseconds (0: a budget that never resets)
+    epoch: int = 0  # moves when spend is set by hand: counters holding an older epoch re-read `spend`
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_parallel_requests: int | None = None
