@@ -5,7 +5,9 @@ Inputs are query parameters, except /spend/calculate's JSON body. Outputs descri
 """
 
 from collections.abc import Mapping
+from datetime import date, timedelta
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -14,6 +16,13 @@ from pricing.calculator import Usage
 from spend import selectors
 
 LOG_LIMIT = 1000
+# A day's bounds (spend.periods.day_bounds) are datetimes from its local midnight to the next one, which exist, in
+# UTC too, for every day but the first and last a date can name (9999-12-31 has no next midnight).
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
+
+
+def _day(**kwargs) -> serializers.DateField:
+    return serializers.DateField(validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)], **kwargs)
 
 
 class LogsIn(serializers.Serializer):
@@ -21,8 +30,8 @@ class LogsIn(serializers.Serializer):
     user_id = serializers.CharField(required=False, allow_blank=True, default="")
     team_id = serializers.CharField(required=False, allow_blank=True, default="")
     request_id = serializers.CharField(required=False, allow_blank=True, default="")
-    start_date = serializers.DateField(required=False, default=None)
-    end_date = serializers.DateField(required=False, default=None)
+    start_date = _day(required=False, default=None)
+    end_date = _day(required=False, default=None)
     summarize = serializers.BooleanField(
         required=False, default=True, help_text="With start_date and end_date: totals per day instead of the logs."
     )
@@ -30,8 +39,8 @@ class LogsIn(serializers.Serializer):
 
 
 class ReportIn(serializers.Serializer):
-    start_date = serializers.DateField()
-    end_date = serializers.DateField(help_text="Not before start_date.")
+    start_date = _day()
+    end_date = _day(help_text="Not before start_date.")
     group_by = serializers.ChoiceField(choices=list(selectors.REPORT_GROUPS), default="team")
 
     def validate(self, attrs):

@@ -212,3 +212,23 @@ def test_spend_calculate_refuses_bad_input(api, body, param):
 
     assert response.status_code == 400
     assert orjson.loads(response.content)["error"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("url", "param"),
+    [
+        ("/spend/logs?end_date=9999-12-31", "end_date"),
+        ("/spend/logs?start_date=9999-12-31", "start_date"),
+        ("/spend/logs?start_date=0001-01-01&summarize=false", "start_date"),
+        ("/spend/logs?start_date=2026-03-01&end_date=9999-12-31&format=csv", "end_date"),
+        ("/global/spend/report?start_date=2026-03-01&end_date=9999-12-31", "end_date"),
+        ("/global/spend/report?start_date=0001-01-01&end_date=2026-03-01&format=csv", "start_date"),
+    ],
+)
+def test_dates_whose_day_has_no_end_in_every_time_zone_are_refused(api, url, param, settings):
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # UTC+14: the first day's start is before datetime.min in UTC
+    response = api.get(url)  # was a 500: OverflowError computing the day's bounds
+
+    assert response.status_code == 400
+    assert orjson.loads(response.content)["error"]["param"] == param
+    assert orjson.loads(response.content)["error"]["type"] == "invalid_request_error"
