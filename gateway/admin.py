@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from gateway import secrets
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from gateway.providers import PROVIDERS
+from gateway.proxy.registry import shown_api_base
 from pricing import store
 from pricing.calculator import format_money
 from pricing.resolve import ResolvedPrice, resolve_deployment_price
@@ -34,6 +35,17 @@ class DeploymentForm(forms.ModelForm):
     class Meta:
         model = Deployment
         exclude = ("api_key",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The stored address may carry credentials: shown as /model/info shows it, and kept when sent back as shown.
+        self.initial["api_base"] = shown_api_base(self.instance.api_base)
+
+    def clean_api_base(self):
+        value = self.cleaned_data["api_base"]
+        if self.instance.pk and value == self.initial["api_base"]:
+            return self.instance.api_base
+        return value
 
     def clean_litellm_model(self):
         value = self.cleaned_data["litellm_model"].strip()
@@ -86,7 +98,8 @@ class DeploymentAdmin(admin.ModelAdmin):
         "enabled",
     )
     list_filter = ("enabled", "source", "model_name")
-    search_fields = ("model_name", "litellm_model", "model_id", "base_model", "api_base")
+    # Not api_base: a search for part of it would tell, a guess at a time, the credentials it may hold.
+    search_fields = ("model_name", "litellm_model", "model_id", "base_model")
     readonly_fields = (
         "api_key_hint",
         "price_source",

@@ -13,6 +13,7 @@ from gateway.api import serializers as s
 from gateway.api.schema import BodyOnDeleteSchema
 from gateway.config_import import ConfigError, parse_deployment
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment
+from gateway.proxy.registry import shown_api_base
 from pricing import store
 from pricing.resolve import resolve_deployment_price
 
@@ -31,7 +32,7 @@ def _parsed(entry: dict):
 
 
 def deployment_out(deployment: Deployment) -> dict:
-    """A deployment as LiteLLM's /model/info shows it: secrets only as hints."""
+    """A deployment as LiteLLM's /model/info shows it: secrets only as hints, api_base without its credentials."""
     cost_map = store.load_active_cost_map()
     price = resolve_deployment_price(deployment, cost_map.entries, cost_map.version)
     entry = deployment_entry(deployment)
@@ -39,6 +40,8 @@ def deployment_out(deployment: Deployment) -> dict:
         key: secrets.hint(value) if key == "api_key" or secrets.is_sealed(value) else value
         for key, value in entry["litellm_params"].items()
     }
+    if "api_base" in params:
+        params["api_base"] = shown_api_base(deployment.api_base)
     info = entry["model_info"]
     info.update(price_source=price.source, pricing_entry=price.matched or None, db_model=True, source=deployment.source)
     for name in ("input_cost_per_token", "output_cost_per_token"):

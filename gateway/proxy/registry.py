@@ -6,6 +6,7 @@ active cost map changes, so a request sees one consistent table.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from gateway import secrets
 from gateway.models import Deployment, RouterSettings
@@ -26,16 +27,14 @@ class RoutedDeployment:
     litellm_model: str
     provider: Provider
     target: Target
+    # What may be shown of target.api_base (response headers, spend logs, /health): credentials in it stay here.
+    public_api_base: str
     timeout: float | None
     rpm: int | None
     tpm: int | None
     weight: int | None
     price: ResolvedPrice
     max_output_tokens: int | None
-
-    @property
-    def api_base(self) -> str:
-        return self.target.api_base or ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,7 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
         litellm_model=deployment.litellm_model,
         provider=get_provider(provider_name),
         target=target,
+        public_api_base=public_url(target.api_base or ""),
         timeout=deployment.timeout,
         rpm=deployment.rpm,
         tpm=deployment.tpm,
@@ -83,6 +83,46 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
         price=price,
         max_output_tokens=_whole_number(max_output),
     )
+
+
+def shown_api_base(stored: str) -> str:
+    """A stored api_base as /model/info and the admin show it: an os.environ/ reference as written (it names the
+    variable, not the value), anything else as its public_url."""
+    if stored.startswith(secrets.ENV_PREFIX):
+        return stored
+    return public_url(secrets.unseal(stored))
+
+
+# Query parameters that never hold a secret; any other value may (Azure Functions' `code`, `key`, `sig`, `token`...).
+_SHOWN_QUERY_PARAMETERS = frozenset({"api-version", "api_version"})
+
+
+def public_url(url: str) -> str:
+    """What may be shown of an upstream address: scheme, host, port and path. An api_base may carry credentials
+    (`user:password@`, a key or signature in the query) that must reach the upstream and nobody else: the user part
+    is shown as `***@`, every query value but the API version as `***`, the fragment not at all; an address that
+    cannot be read that way is shown as `***`."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises for a port that is not a number ("http://user:password/v1")
+    except ValueError:
+        return "***"
+    if not parts.scheme or not parts.netloc:
+        return "***"
+    _user, at, host = parts.netloc.rpartition("@")
+    shown = f"{parts.scheme}://{'***@' if at else ''}{host}{parts.path}"
+    if parts.query:
+        shown += "?" + "&".join(_public_parameter(item) for item in parts.query.split("&"))
+    return shown
+
+
+def _public_parameter(item: str) -> str:
+    name, equals, _value = item.partition("=")
+    if not equals:
+        return "***"  # a bare token: its name may be the secret
+    return item if name.lower() in _SHOWN_QUERY_PARAMETERS else f"{name}=***"
 
 
 def _whole_number(value) -> int | None:

@@ -119,13 +119,13 @@ async def health(request):
         )
     state = await gateway_state()
     endpoints = [
-        {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.api_base}
+        {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.public_api_base}
         for group in state.table.groups.values()
         for d in group
         if not state.cooldowns.cooling(d.model_id)
     ]
     cooling = [
-        {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.api_base}
+        {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.public_api_base}
         for group in state.table.groups.values()
         for d in group
         if state.cooldowns.cooling(d.model_id)
