@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from gateway import secrets
+from gateway.config_import import validate_header_text
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from gateway.providers import PROVIDERS
 from gateway.proxy.registry import shown_api_base
@@ -38,6 +39,8 @@ class DeploymentForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in ("model_name", "model_id"):
+            self.fields[name].validators.append(validate_header_text)
         # The stored address may carry credentials: shown as /model/info shows it, and kept when sent back as shown.
         self.initial["api_base"] = shown_api_base(self.instance.api_base)
 

@@ -6,6 +6,7 @@ changes nothing and importing the same file twice changes nothing either.
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -22,6 +23,14 @@ _DEPLOYMENT_FIELDS = ("api_base", "api_version", "api_key", "timeout", "rpm", "t
 _ROUTER_FIELDS = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks")
 _ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "latency-based-routing")
 _SECRET_WORDS = ("key", "secret", "token", "password")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def validate_header_text(value: str) -> None:
+    """A deployment's model_name and id go back in every answer's headers (x-litellm-model-group, -model-id),
+    where a line break or other control character cannot be sent: refused where deployments are made."""
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValidationError("must not hold a control character (a line break, a tab...): it is sent in headers")
 
 
 class ConfigError(Exception):
@@ -153,6 +162,7 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
         )
 
     _storable_text(model_name, entry, "model_name", f"{where}.model_name")
+    _header_text(model_name, entry, "model_name", f"{where}.model_name")
     values: dict = {"model_name": model_name.strip(), "litellm_model": litellm_model.strip()}
     # Where each stored value came from, to name it when the database could not hold it.
     origins = {
@@ -191,7 +201,7 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
         origins["model_id" if key == "id" else key] = (info, key, path)
         value = _storable_text(_resolve_references(value, info, key, path), info, key, path)
         if key == "id":
-            model_id = str(value)
+            model_id = _header_text(str(value), info, key, path)
         elif key == "base_model":
             values["base_model"] = str(value or "")
         elif _is_price_field(key):
@@ -219,6 +229,14 @@ def _storable_text(value, mapping, key, path):
     """`value`, unless a string in it (an object key included) holds a NUL character or a lone surrogate."""
     try:
         check_storable_text(value)
+    except ValidationError as exc:
+        raise ConfigError(exc.messages[0], line=_line(mapping, key), field=path) from None
+    return value
+
+
+def _header_text(value: str, mapping, key, path) -> str:
+    try:
+        validate_header_text(value)
     except ValidationError as exc:
         raise ConfigError(exc.messages[0], line=_line(mapping, key), field=path) from None
     return value

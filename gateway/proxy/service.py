@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -105,15 +106,25 @@ def _tags(payload: dict) -> list:
     return [str(tag) for tag in tags] if isinstance(tags, list) else []
 
 
+# What a header value cannot hold: uvicorn refuses to send it (Django, a line break). Names and ids are refused with
+# one where deployments are made; one stored before, or by hand, is sent percent-encoded rather than failing a call
+# the upstream has already answered and billed.
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _header_value(stored: str) -> str:
+    return _UNSENDABLE.sub(lambda match: f"%{ord(match.group()):02X}", stored)
+
+
 def _common_headers(call: Call, attempted: Attempted) -> dict[str, str]:
     now = time.perf_counter()
     total_ms = (now - call.received) * 1000
     deployment = attempted.deployment
     return {
         "x-litellm-call-id": call.request_id,
-        "x-litellm-model-id": deployment.model_id,
-        "x-litellm-model-group": call.group,
-        "x-litellm-model-api-base": deployment.public_api_base,
+        "x-litellm-model-id": _header_value(deployment.model_id),
+        "x-litellm-model-group": _header_value(call.group),
+        "x-litellm-model-api-base": _header_value(deployment.public_api_base),
         "x-litellm-attempted-retries": str(attempted.retries),
         "x-litellm-attempted-fallbacks": str(attempted.fallbacks),
         "x-litellm-response-duration-ms": f"{total_ms:.3f}",
