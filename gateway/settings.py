@@ -218,6 +218,12 @@ BLOCK_UNPRICED_MODELS = env.bool("BLOCK_UNPRICED_MODELS", default=False)
 TOLLGATE_SPOOL_DIR = Path(env.str("TOLLGATE_SPOOL_DIR", default=str(VAR_DIR / "spool")))
 # How often each server process looks for changed deployments, keys and prices.
 TOLLGATE_SYNC_INTERVAL = env.float("TOLLGATE_SYNC_INTERVAL", default=0.5)
+# Redis keys of the shared budget and rate counters start with this.
+TOLLGATE_LIMITS_PREFIX = env.str("TOLLGATE_LIMITS_PREFIX", default="tollgate:limits:")
+# A reserved budget and parallel slot lapse after this long even if their process still holds them (a backstop).
+TOLLGATE_RESERVATION_SECONDS = env.float("TOLLGATE_RESERVATION_SECONDS", default=900.0)
+# A process renews the lease on its calls in flight every sync tick; killed, its leases lapse after this long.
+TOLLGATE_LEASE_SECONDS = env.float("TOLLGATE_LEASE_SECONDS", default=5.0)
 
 COST_MAP_URL = env.str(
     "COST_MAP_URL",

@@ -145,6 +145,10 @@ class KeyCache:
                 self._catch_up = self.submit(self.sync)
             return self._catch_up
 
+    async def read(self, function, *args):
+        """Run a database read for the event loop on this cache's reader threads."""
+        return await self._wait_for(self.submit(function, *args))
+
     @staticmethod
     async def _wait_for(future: Future):
         return await asyncio.shield(asyncio.wrap_future(future))

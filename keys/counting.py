@@ -7,9 +7,6 @@ from django.conf import settings
 
 from keys.caller import Limits
 
-# How long a reservation or parallel slot outlives a process that died holding it.
-DEFAULT_RESERVATION_SECONDS = 900
-
 
 @dataclass(slots=True)
 class Check:
@@ -32,7 +29,7 @@ class Verdict:
 
 
 def reservation_seconds() -> float:
-    return getattr(settings, "TOLLGATE_RESERVATION_SECONDS", DEFAULT_RESERVATION_SECONDS)
+    return settings.TOLLGATE_RESERVATION_SECONDS
 
 
 def rate_refusal(limits: Limits, requests: int, tokens: int, in_flight: int) -> str:

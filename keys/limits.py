@@ -188,6 +188,12 @@ def local_counters() -> LocalCounters:
     return _local
 
 
+async def renew_leases() -> None:
+    """Keep this process's calls in flight holding their reservations: the server calls it every sync tick."""
+    if settings.REDIS_URL:
+        await redis_counters().renew_leases()
+
+
 async def current_backend():
     """Redis when configured and reachable, else this process's counters."""
     if not settings.REDIS_URL:

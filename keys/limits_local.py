@@ -14,10 +14,11 @@ _ZERO = Decimal(0)
 
 
 class _Counters:
-    __slots__ = ("period", "spend", "reservations", "minute", "requests", "tokens")
+    __slots__ = ("period", "epoch", "spend", "reservations", "minute", "requests", "tokens")
 
-    def __init__(self, period: int, spend: Decimal):
+    def __init__(self, period: int, epoch: int, spend: Decimal):
         self.period = period
+        self.epoch = epoch
         self.spend = spend
         self.reservations: dict[str, tuple[Decimal, float]] = {}  # admission id -> (reserved cost, deadline)
         self.minute = 0
@@ -35,14 +36,16 @@ class LocalCounters:
         return True
 
     def _view(self, limits: Limits) -> _Counters:
-        """The entity's counters, starting from the database's spend when first seen or when the period is newer.
+        """The entity's counters, starting from the database's spend when first seen, or when the period or the
+        epoch (spend set by hand) is newer.
 
-        Within a period only settled calls move the view: a seed read between a call's commit and its settle already
-        holds that call, so taking it would count the call twice."""
+        Within a period and epoch only settled calls move the view: a seed read between a call's commit and its
+        settle already holds that call, so taking it would count the call twice."""
         counters = self._counters.get((limits.kind, limits.entity_id))
-        if counters is None or limits.period > counters.period:
+        if counters is None or (limits.period, limits.epoch) > (counters.period, counters.epoch):
             kept = counters.reservations if counters else {}
-            counters = self._counters[(limits.kind, limits.entity_id)] = _Counters(limits.period, limits.spend)
+            counters = _Counters(limits.period, limits.epoch, limits.spend)
+            self._counters[(limits.kind, limits.entity_id)] = counters
             counters.reservations = kept
         return counters
 

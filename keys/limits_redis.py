@@ -1,14 +1,24 @@
 """Budget and rate counters in Redis, shared by every server process: each admission is one atomic Lua script.
 
-Per key, user or team there are three Redis hashes: the spend view (`period`, `spend`), the calls in flight
-(admission id -> "reserved:deadline", so a process that dies holding one lets it lapse) and this minute's window
-(`r` requests, `t` tokens). Money is counted in whole picodollars (1e-12 USD) so Redis adds it exactly as integers;
-reservations round up and budgets round down, so the rounding never lets a call through.
+Per key, user or team there are three Redis hashes: the spend view (`period`, `epoch`, `spend`), the calls in
+flight (admission id -> "reserved:deadline:owner") and this minute's window (`r` requests, `t` tokens). Money is
+counted in whole picodollars (1e-12 USD) so Redis adds it exactly as integers; reservations round up and budgets
+round down, so the rounding never lets a call through.
+
+The spend view is a cache of the ledger. It is created only from the database's spend read for that purpose
+(`keys.seeds`): when a script finds no view (Redis restarted empty, flushed, evicted it) or an older period or
+epoch than the caller's, it answers "seed" and the caller reads the database and asks again.
+
+A reservation is a lease held by its process: each process keeps `alive:<owner>` for TOLLGATE_LEASE_SECONDS and
+renews it while it runs, and a reservation whose owner's key has lapsed counts for nothing. A process killed with
+calls in flight gives their parallel slots and reserved budget back within seconds (those calls are charged by
+the spend journal's sweep, not forgotten).
 """
 
 import asyncio
 import logging
 import time
+import uuid
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import redis
@@ -17,6 +27,7 @@ from django.conf import settings
 from keys.caller import Limits
 from keys.counting import Verdict, reservation_seconds
 from keys.redis_link import RedisLink, Script
+from keys.seeds import seeds
 
 logger = logging.getLogger(__name__)
 
@@ -25,50 +36,74 @@ _RETRY_AFTER_FAILURE = 1.0  # seconds before a process that lost Redis tries it 
 _TIMEOUT = 0.5  # seconds for Redis to connect or answer before the process counts alone
 _ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 
-# Shared by the scripts: the spend view of an entity for a caller that loaded `period` and `seed` from the database.
-# The view starts from the database's spend when it is created or a newer period begins; after that only settled
-# calls move it. (Never "the higher of the two": a call's log can commit before it settles here, so a seed read in
-# between may already hold that call, and settling would count it twice.)
+# Shared by the scripts: the spend view of an entity for a caller whose limits hold `period` and `epoch`. Returns
+# nil when the view must be (re)made from the database's spend and the caller gave none (`seed` ''); a caller with a
+# seed read from the database gets its view made from it. A caller holding an older period or epoch than the view
+# uses the view. Within a period and epoch only settled calls move the view (a seed read between a call's commit and
+# its settle already holds that call: settling counts it twice, never zero times, until the next seed).
 _VIEW = """
-local function view(e, period, seed)
-  local stored = redis.call('HMGET', e, 'period', 'spend')
-  local held = tonumber(stored[1])
-  if held == nil or tonumber(period) > held then
-    redis.call('HSET', e, 'period', period, 'spend', seed)
+local function view(e, period, epoch, seed)
+  local stored = redis.call('HMGET', e, 'period', 'epoch', 'spend')
+  local held, held_epoch = tonumber(stored[1]), tonumber(stored[2]) or 0
+  local p, ep = tonumber(period), tonumber(epoch)
+  if held == nil or p > held or (p == held and ep > held_epoch) then
+    if seed == '' then return nil end
+    redis.call('HSET', e, 'period', period, 'epoch', epoch, 'spend', seed)
     return seed, period
   end
-  return stored[2], stored[1]
+  return stored[3], stored[1]
 end
 """
 
 _LIVE_SPEND = (
     _VIEW
     + """
-local spend, period = view(KEYS[1], ARGV[1], ARGV[2])
+local spend, period = view(KEYS[1], ARGV[1], ARGV[2], '')
+if spend == nil then return nil end
 return {spend, period}
 """
 )
 
-# KEYS: per entity (view, in flight, window). ARGV: now_ms, admission id, deadline_ms, estimated tokens, n, then per
-# entity: budget units ('' none), worst-case units, period, seed units, rpm, tpm, max parallel ('' none).
+# A reservation still counts: not past its deadline, and its owner process alive. ARGV[6] is the keys' prefix.
+_HELD = """
+local alive = {}
+local function held(value, now)
+  local cost, expiry, owner = string.match(value, '^(%d+):(%d+):?(.*)$')
+  if tonumber(expiry) < now then return nil end
+  if owner ~= '' then
+    if alive[owner] == nil then alive[owner] = redis.call('EXISTS', ARGV[6] .. 'alive:' .. owner) == 1 end
+    if not alive[owner] then return nil end
+  end
+  return tonumber(cost)
+end
+"""
+
+# KEYS: per entity (view, in flight, window), then this process's alive key. ARGV: now_ms, admission id,
+# deadline_ms, estimated tokens, n, prefix, owner, lease_ms, then per entity: budget units ('' none), worst-case
+# units, period, epoch, seed units ('' none), rpm, tpm, max parallel ('' none).
+# Answers {'ok', spend, requests, tokens per entity}, {refusal, entity, spend, reserved} or {'seed', entity}.
 _ADMIT = Script(
     _VIEW
+    + _HELD
     + """
 local now, id, deadline, est, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local owner, lease = ARGV[7], ARGV[8]
+redis.call('SET', KEYS[3*n+1], 1, 'PX', lease)
 local spends, reqs, toks = {}, {}, {}
 for i = 1, n do
   local e, a, w = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
-  local b = 5 + (i-1)*7
+  local b = 8 + (i-1)*8
   local limit, worst = ARGV[b+1], ARGV[b+2]
-  local spend = view(e, ARGV[b+3], ARGV[b+4])
+  local spend = view(e, ARGV[b+3], ARGV[b+4], ARGV[b+5])
+  if spend == nil then return {'seed', i} end
   local reserved, in_flight = 0, 0
-  local held = redis.call('HGETALL', a)
-  for j = 1, #held, 2 do
-    local cost, expiry = string.match(held[j+1], '^(%d+):(%d+)$')
-    if tonumber(expiry) < now then
-      redis.call('HDEL', a, held[j])
+  local entries = redis.call('HGETALL', a)
+  for j = 1, #entries, 2 do
+    local cost = held(entries[j+1], now)
+    if cost == nil then
+      redis.call('HDEL', a, entries[j])
     else
-      reserved = reserved + tonumber(cost)
+      reserved = reserved + cost
       in_flight = in_flight + 1
     end
   end
@@ -80,7 +115,7 @@ for i = 1, n do
   end
   local used = redis.call('HMGET', w, 'r', 't')
   local r, t = tonumber(used[1]) or 0, tonumber(used[2]) or 0
-  local rpm, tpm, par = ARGV[b+5], ARGV[b+6], ARGV[b+7]
+  local rpm, tpm, par = ARGV[b+6], ARGV[b+7], ARGV[b+8]
   if rpm ~= '' and r >= tonumber(rpm) then return {'rpm', i, spend, '0'} end
   if tpm ~= '' and t >= tonumber(tpm) then return {'tpm', i, spend, '0'} end
   if par ~= '' and in_flight >= tonumber(par) then return {'parallel', i, spend, '0'} end
@@ -89,10 +124,10 @@ end
 local result = {'ok'}
 for i = 1, n do
   local a, w = KEYS[3*i-1], KEYS[3*i]
-  local b = 5 + (i-1)*7
+  local b = 8 + (i-1)*8
   local reserve = '0'
   if ARGV[b+1] ~= '' then reserve = ARGV[b+2] end
-  redis.call('HSET', a, id, reserve .. ':' .. deadline)
+  redis.call('HSET', a, id, reserve .. ':' .. deadline .. ':' .. owner)
   redis.call('PEXPIREAT', a, deadline)
   redis.call('HINCRBY', w, 'r', 1)
   if est > 0 then redis.call('HINCRBY', w, 't', est) end
@@ -134,7 +169,14 @@ return out
 # KEYS: the alert's marker. ARGV: seconds it is kept. Truthy when this call set it (the first to claim the alert).
 _CLAIM = Script("return redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1])")
 
+# KEYS: this process's alive key. ARGV: the lease in milliseconds.
+_RENEW = Script("return redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])")
+
 _ALERT_MARKER_SECONDS = 40 * 24 * 3600
+
+
+def _lease_ms() -> int:
+    return int(settings.TOLLGATE_LEASE_SECONDS * 1000)
 
 
 class CountersUnavailable(Exception):
@@ -153,6 +195,7 @@ class RedisCounters:
     def __init__(self, url: str, prefix: str):
         self.url = url
         self.prefix = prefix
+        self.owner = uuid.uuid4().hex  # this process, as the holder of its reservations' leases
         self._links: dict[asyncio.AbstractEventLoop, RedisLink] = {}
         self._sync = None
         self._down_until = 0.0
@@ -196,27 +239,15 @@ class RedisCounters:
 
     # -- the counters ----------------------------------------------------------------------------------------------
 
+    def _alive_key(self) -> str:
+        return f"{self.prefix}alive:{self.owner}"
+
     async def admit(self, admission, now: float) -> Verdict:
-        keys: list[str] = []
-        args: list = [int(now * 1000), admission.admission_id, int((now + reservation_seconds()) * 1000)]
-        args += [admission.estimated_tokens, len(admission.checks)]
-        for check in admission.checks:
-            limits = check.limits
-            keys += self._keys(limits, admission.minute)
-            budget = limits.max_budget
-            args += [
-                "" if budget is None else to_units(budget, ROUND_FLOOR),
-                to_units(check.worst_case_cost, ROUND_CEILING),
-                limits.period,
-                to_units(limits.spend, ROUND_FLOOR),
-                "" if limits.rpm_limit is None else limits.rpm_limit,
-                "" if limits.tpm_limit is None else limits.tpm_limit,
-                "" if limits.max_parallel_requests is None else limits.max_parallel_requests,
-            ]
-        try:
-            reply = await self._link().run(_ADMIT, keys, args)
-        except _ERRORS as exc:
-            raise self._failed(exc) from exc
+        reply = await self._run_admit(admission, now, seeded=None)
+        if reply[0] == b"seed":
+            # A view to make from the database: read every entity's state now, then ask again with it.
+            seeded = await seeds([check.limits for check in admission.checks])
+            reply = await self._run_admit(admission, now, seeded)
         outcome = reply[0].decode()
         if outcome != "ok":
             return Verdict(outcome, int(reply[1]) - 1, [from_units(reply[2])], from_units(reply[3]))
@@ -227,6 +258,40 @@ class RedisCounters:
             verdict.requests.append(int(requests))
             verdict.tokens.append(int(tokens))
         return verdict
+
+    async def _run_admit(self, admission, now: float, seeded: list[Limits] | None) -> list:
+        keys: list[str] = []
+        args: list = [int(now * 1000), admission.admission_id, int((now + reservation_seconds()) * 1000)]
+        args += [admission.estimated_tokens, len(admission.checks), self.prefix, self.owner, _lease_ms()]
+        for index, check in enumerate(admission.checks):
+            limits = check.limits
+            keys += self._keys(limits, admission.minute)
+            budget = limits.max_budget
+            seed = seeded[index] if seeded else None
+            args += [
+                "" if budget is None else to_units(budget, ROUND_FLOOR),
+                to_units(check.worst_case_cost, ROUND_CEILING),
+                seed.period if seed else limits.period,
+                seed.epoch if seed else limits.epoch,
+                to_units(seed.spend, ROUND_FLOOR) if seed else "",
+                "" if limits.rpm_limit is None else limits.rpm_limit,
+                "" if limits.tpm_limit is None else limits.tpm_limit,
+                "" if limits.max_parallel_requests is None else limits.max_parallel_requests,
+            ]
+        keys.append(self._alive_key())
+        try:
+            return await self._link().run(_ADMIT, keys, args)
+        except _ERRORS as exc:
+            raise self._failed(exc) from exc
+
+    async def renew_leases(self) -> None:
+        """Keep this process's reservations held (the server's sync loop calls it every tick)."""
+        if not await self.available():
+            return
+        try:
+            await self._link().run(_RENEW, [self._alive_key()], [_lease_ms()])
+        except _ERRORS as exc:
+            self._failed(exc)
 
     @staticmethod
     def _exact(limits: Limits, units) -> Decimal:
@@ -263,12 +328,13 @@ class RedisCounters:
             return None
         _, script = self._sync_client()
         try:
-            spend, period = script(
-                keys=self._keys(limits, 0)[:1], args=[limits.period, to_units(limits.spend, ROUND_FLOOR)]
-            )
+            view = script(keys=self._keys(limits, 0)[:1], args=[limits.period, limits.epoch])
         except _ERRORS as exc:
             self._failed(exc)
             return None
+        if view is None:  # no view as new as these limits: nothing is counted beyond the database's spend
+            return limits.spend
+        spend, period = view
         if int(period) != limits.period:
             return from_units(spend)
         return self._exact(limits, spend)
@@ -279,7 +345,7 @@ _counters: dict[tuple[str, str], RedisCounters] = {}
 
 def redis_counters() -> RedisCounters:
     """The counters for settings.REDIS_URL and TOLLGATE_LIMITS_PREFIX (one instance per pair)."""
-    prefix = getattr(settings, "TOLLGATE_LIMITS_PREFIX", "tollgate:limits:")
+    prefix = settings.TOLLGATE_LIMITS_PREFIX
     counters = _counters.get((settings.REDIS_URL, prefix))
     if counters is None:
         counters = _counters[(settings.REDIS_URL, prefix)] = RedisCounters(settings.REDIS_URL, prefix)

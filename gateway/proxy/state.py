@@ -1,7 +1,9 @@
 """Per-process gateway state: the routing table and cooldowns, kept fresh by one background sync loop.
 
 Every TOLLGATE_SYNC_INTERVAL seconds the loop reads the routing version and the active cost-map version (two
-tiny queries, off the event loop); when either moved it rebuilds the table and swaps it in whole.
+tiny queries, off the event loop); when either moved it rebuilds the table and swaps it in whole. A second loop
+renews, at the same interval, the leases this process holds on its calls' reservations: apart from the first, so
+that a slow database never lets them lapse under calls still in flight.
 """
 
 import asyncio
@@ -15,6 +17,7 @@ from gateway.models import RoutingVersion
 from gateway.proxy.registry import RoutingTable, build_routing_table
 from gateway.proxy.router import Cooldowns
 from keys.auth import sync_key_cache
+from keys.limits import renew_leases
 from pricing import store
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ class GatewayState:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-sync")
         self._ready: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
+        self._leases: asyncio.Task | None = None
 
     async def ready(self) -> "GatewayState":
         if self.table is not None:
@@ -66,6 +70,7 @@ class GatewayState:
             self._ready = None  # the calls waiting get the error; the next one tries again
             raise
         self._task = asyncio.get_running_loop().create_task(self._sync_forever())
+        self._leases = asyncio.get_running_loop().create_task(self._renew_leases_forever())
 
     async def refresh(self) -> None:
         table = await asyncio.get_running_loop().run_in_executor(self._executor, _load, self.table)
@@ -81,6 +86,12 @@ class GatewayState:
             except Exception:
                 # Keep serving from the table we have; the next tick tries again.
                 logger.exception("routing table refresh failed")
+
+    @staticmethod
+    async def _renew_leases_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.TOLLGATE_SYNC_INTERVAL)
+            await renew_leases()  # a Redis that does not answer is noted by the counters, and tried again
 
 
 _states: dict[asyncio.AbstractEventLoop, GatewayState] = {}
@@ -98,7 +109,8 @@ def close_states() -> None:
     """Stop every event loop's state: its sync thread's database connection, then the thread itself."""
     while _states:
         _loop, closing = _states.popitem()
-        if closing._task is not None:
-            closing._task.cancel()
+        for task in (closing._task, closing._leases):
+            if task is not None:
+                task.cancel()
         closing._executor.submit(connections.close_all).result()  # resolved in that thread
         closing._executor.shutdown()

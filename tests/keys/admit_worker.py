@@ -10,10 +10,14 @@ from decimal import Decimal
 
 
 async def _admit_all(calls: int) -> int:
+    from keys import limits_redis
     from keys.errors import BudgetExceeded
     from keys.limits import admit
     from keys.limits_redis import redis_counters
+    from tests.keys.conftest import _seeds_as_held
     from tests.keys.factories import caller, limits
+
+    limits_redis.seeds = _seeds_as_held  # the factory's limits have no rows behind them: seeded from what they hold
 
     key = caller(limits("key", entity_id="shared-key", max_budget=Decimal("1")))
 
