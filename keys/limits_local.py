@@ -50,8 +50,11 @@ class LocalCounters:
         return counters
 
     def live_spend(self, limits: Limits) -> Decimal:
+        """The view's spend if it is as new as `limits`, else the database's (a read makes no view)."""
         with self._lock:
-            counters = self._view(limits)
+            counters = self._counters.get((limits.kind, limits.entity_id))
+            if counters is None or (limits.period, limits.epoch) > (counters.period, counters.epoch):
+                return limits.spend
             return counters.spend if counters.period == limits.period else limits.spend
 
     async def admit(self, admission, now: float):

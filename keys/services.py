@@ -12,6 +12,7 @@ from django.utils import timezone
 from keys.auth import hash_key, sync_key_cache
 from keys.budgets import next_reset_at, parse_duration
 from keys.models import InternalUser, KeyChange, Team, VirtualKey, record_change
+from keys.signals import spend_set
 from pricing.calculator import format_money
 
 NEVER = "never"
@@ -101,8 +102,16 @@ def _apply_budget_fields(entity, data: dict, fields, empty: dict, now: datetime)
     if "budget_duration" in data:
         entity.budget_duration = data["budget_duration"] or ""
         entity.budget_reset_at = budget_reset_for(entity.budget_duration, now)
-    if "spend" in data:
-        entity.spend = data["spend"]
+    if "spend" in data and data["spend"] != entity.spend:
+        _set_spend(entity, data["spend"])
+
+
+def _set_spend(entity, spend: Decimal) -> None:
+    """Spend set by hand: an adjustment in the ledger for the difference, and a new epoch, so that every process's
+    budget counters start again from the database's spend at their next call."""
+    old, entity.spend = entity.spend, spend
+    entity.spend_epoch += 1
+    spend_set.send(sender=type(entity), entity=entity, old=old, new=spend)
 
 
 # -- keys --------------------------------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 from pricing import store
 from pricing.calculator import Usage, compute_cost, format_money
 from pricing.resolve import ResolvedPrice, resolve_deployment_price
+from spend.adjustments import ADJUSTMENT
 from spend.ledger import SpendEntry, write_batch
 from spend.models import SpendLog
 
-ADJUSTMENT = "adjustment"
 REASON = "reprice"
 _ZERO = Decimal(0)
 _BATCH = 500
