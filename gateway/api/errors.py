@@ -38,6 +38,7 @@ def exception_handler(exc, context):
         status.HTTP_401_UNAUTHORIZED: "auth_error",
         status.HTTP_403_FORBIDDEN: "auth_error",
         status.HTTP_404_NOT_FOUND: "not_found_error",
+        status.HTTP_429_TOO_MANY_REQUESTS: "rate_limit_error",
     }.get(exc.status_code, "invalid_request_error")
     headers = {}
     if getattr(exc, "auth_header", None):
