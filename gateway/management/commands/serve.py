@@ -1,5 +1,6 @@
 """`manage.py serve`: import the config, then run the production ASGI server (uvicorn, uvloop, httptools)."""
 
+import functools
 import os
 
 import uvicorn
@@ -7,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.config_import import ConfigError, import_config_file
+from gateway.header_timeout import HeaderTimeoutProtocol
 
 
 class Command(BaseCommand):
@@ -18,6 +20,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=4000)
         parser.add_argument("--workers", type=int, default=1, help="server processes")
         parser.add_argument("--migrate", action="store_true", help="apply database migrations first")
+        parser.add_argument(
+            "--header-timeout",
+            type=float,
+            default=float(os.environ.get("TOLLGATE_HEADER_TIMEOUT", 10)),
+            help="seconds a client has to send its request headers before its connection is closed",
+        )
 
     def handle(self, *args, **options):
         if options["migrate"]:
@@ -38,7 +46,7 @@ class Command(BaseCommand):
             port=options["port"],
             workers=options["workers"],
             loop="uvloop",
-            http="httptools",
+            http=functools.partial(HeaderTimeoutProtocol, header_timeout=options["header_timeout"]),
             lifespan="on",
             access_log=False,
             # Who the caller is comes from TOLLGATE_TRUST_X_FORWARDED_FOR (gateway/security.py) and the scheme from
