@@ -145,8 +145,8 @@ class KeyCache:
                 self._catch_up = self.submit(self.sync)
             return self._catch_up
 
-    async def read(self, function, *args):
-        """Run a database read for the event loop on this cache's reader threads."""
+    async def run(self, function, *args):
+        """Run a database call for the event loop on this cache's threads."""
         return await self._wait_for(self.submit(function, *args))
 
     @staticmethod

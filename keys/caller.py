@@ -82,6 +82,10 @@ class Caller:
         """Every budget and rate limit that applies to a call: the key's, its user's and its team's."""
         return tuple(limits for limits in (self.key_limits, self.user_limits, self.team_limits) if limits is not None)
 
+    def ended_periods(self, now_ms: int) -> list[tuple[str, str]]:
+        """The (kind, entity id) of each budget whose period had ended by `now_ms` as these limits know it."""
+        return [(limits.kind, limits.entity_id) for limits in self.limits if 0 < limits.period <= now_ms]
+
     def check_usable(self, now: datetime) -> None:
         """Refuse an expired or blocked key (in that order)."""
         if self.expires is not None and now >= self.expires:

@@ -38,4 +38,4 @@ def read_seeds(limits: Sequence[Limits]) -> list[Limits]:
 
 async def seeds(limits: Sequence[Limits]) -> list[Limits]:
     """`read_seeds` off the event loop, on the key cache's reader threads."""
-    return await key_cache().read(read_seeds, limits)
+    return await key_cache().run(read_seeds, limits)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from keys.budgets import next_reset_at
 from keys.models import record_change
-from spend.entities import PAYERS, Payer
+from spend.entities import PAYER_BY_KIND, PAYERS, Payer
 from spend.models import BudgetReset, SpendLog
 from spend.periods import local_zone
 
@@ -27,6 +27,20 @@ def reset_due_budgets(now: datetime | None = None) -> int:
     done = 0
     for payer in PAYERS:
         due = payer.model.objects.filter(budget_reset_at__lte=now).order_by("pk").values_list("pk", flat=True)
+        done += sum(reset_budget(payer, pk, now) for pk in due)
+    return done
+
+
+def reset_ended_periods(entities, now: datetime | None = None) -> int:
+    """Reset the budgets of these (kind, entity id) pairs that are due: what a call does when its caller's period
+    has ended, so that periods end on time with or without a scheduler. The number reset."""
+    now = now or timezone.now()
+    done = 0
+    for kind, entity_id in entities:
+        payer = PAYER_BY_KIND[kind]
+        due = payer.model.objects.filter(**payer.lookup(entity_id), budget_reset_at__lte=now).values_list(
+            "pk", flat=True
+        )
         done += sum(reset_budget(payer, pk, now) for pk in due)
     return done
 

@@ -21,13 +21,15 @@ from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from gateway.proxy.streaming import Relay, RelayResponse
 from gateway.security import check_auth_throttle, client_ip, record_auth_failure
-from keys.auth import Caller, authenticate
+from keys.auth import Caller, authenticate, sync_key_cache
+from keys.cache import key_cache
 from keys.errors import AuthenticationFailed
 from keys.limits import admit
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
 from pricing.errors import UnpricedModelBlocked
 from spend.ledger import SpendEntry, ledger
 from spend.models import SpendLog
+from spend.resets import reset_ended_periods
 
 logger = logging.getLogger(__name__)
 
@@ -143,14 +145,26 @@ def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
 
 
 async def authenticate_request(request) -> Caller:
-    """The caller of a request; an address that keeps failing is slowed (429) before any key lookup."""
+    """The caller of a request; an address that keeps failing is slowed (429) before any key lookup. A caller whose
+    budget period has ended has it reset first (by this call, if no scheduler got there before), and is read again."""
     address = client_ip(request)
     await check_auth_throttle(address)
+    authorization = request.headers.get("Authorization")
     try:
-        return await authenticate(request.headers.get("Authorization"))
+        caller = await authenticate(authorization)
     except AuthenticationFailed:
         record_auth_failure(address)
         raise
+    ended = caller.ended_periods(int(time.time() * 1000))
+    if ended:
+        await key_cache().run(_reset_periods, ended)
+        caller = await authenticate(authorization)
+    return caller
+
+
+def _reset_periods(entities: list[tuple[str, str]]) -> None:
+    reset_ended_periods(entities)
+    sync_key_cache()  # this reset's key changes, or another process's: the caller is read in its new period
 
 
 async def handle(request, call_type: str, default_model: str = "") -> HttpResponse:
