@@ -87,6 +87,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gateway.body_limit.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -209,7 +210,7 @@ TOLLGATE_AUTH_FAILURE_WINDOW = env.float("TOLLGATE_AUTH_FAILURE_WINDOW", default
 TOLLGATE_TRUST_X_FORWARDED_FOR = env.bool("TOLLGATE_TRUST_X_FORWARDED_FOR", default=False)
 # --- end security -------------------------------------------------------------------------------------------
 
-# The proxy refuses bodies above this many bytes (413); a 100k-token prompt is ~400 KB.
+# Every endpoint refuses bodies above this many bytes (413, gateway/body_limit.py); a 100k-token prompt is ~400 KB.
 TOLLGATE_MAX_REQUEST_BYTES = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 # Refuse calls to deployments no price can be found for, instead of logging them at cost 0.
