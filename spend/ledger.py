@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal, localcontext
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -43,6 +44,7 @@ from django.db import (
 )
 
 from spend.entities import PAYERS, Payer
+from spend.journal import Journal
 from spend.models import SpendLog
 from spend.spool import Spool
 
@@ -311,6 +313,7 @@ class Ledger:
         """Queue an entry; the future resolves once it is committed (or fails with LedgerUnavailable)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        future.add_done_callback(functools.partial(_close_in_journal, entry.request_id))
         self._pending.append((entry, future))
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
@@ -352,6 +355,14 @@ class Ledger:
                         future.set_result(None)
                     else:
                         future.set_exception(failure)
+
+    async def sweep_journals(self) -> int:
+        """Charge the calls of processes that died with calls open (see spend.journal); the number charged."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, journal().sweep, self._write)
+        except Exception:
+            logger.exception("spend journal: a dead process's calls could not be charged yet")
+            return 0
 
     def close(self) -> None:
         """Close the writer thread's database connection, the thread, and the event loop's connection."""
@@ -447,6 +458,23 @@ class Ledger:
             # Another process logged one of these request ids between our check and our insert: once more, and
             # this time the check sees it.
             self._writer(entries)
+
+
+def _close_in_journal(request_id: str, future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is None:  # committed, or kept in the spool
+        journal().done(request_id)
+
+
+_journals: dict[Path, Journal] = {}
+
+
+def journal() -> Journal:
+    """This process's spend journal, in TOLLGATE_SPOOL_DIR."""
+    directory = Path(settings.TOLLGATE_SPOOL_DIR) / "journal"
+    current = _journals.get(directory)
+    if current is None:
+        current = _journals[directory] = Journal(directory, Spool(directory, SpendEntry))
+    return current
 
 
 def database_answers(close_after: bool = False) -> bool:

@@ -20,6 +20,7 @@ class SpendLog(models.Model):
         SUCCESS = "success"
         FAILURE = "failure"
         CLIENT_DISCONNECTED = "client_disconnected"
+        INTERRUPTED = "interrupted"  # its server process died mid-call: charged from the spend journal
 
     request_id = models.CharField(max_length=64)
     call_type = models.CharField(max_length=20)

@@ -42,7 +42,7 @@ class Spool:
         """Keep `entries` durably (written, fsynced, then renamed into place) and return the file: to be replayed,
         or, `rejected`, set aside for an operator (rows the database refused even cleaned)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        lines = b"".join(orjson.dumps(self._to_dict(entry), default=_encode) + b"\n" for entry in entries)
+        lines = b"".join(self.encode(entry) + b"\n" for entry in entries)
         name = f"{datetime.now().strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         partial = self.directory / f"{name}.partial"
         final = self.directory / f"{name}{_REJECTED if rejected else _SUFFIX}"
@@ -91,12 +91,14 @@ class Spool:
             return replayed
 
     def read(self, path: Path) -> list:
-        return [self._from_dict(orjson.loads(line)) for line in path.read_bytes().splitlines() if line]
+        return [self.decode(orjson.loads(line)) for line in path.read_bytes().splitlines() if line]
 
-    def _to_dict(self, entry) -> dict:
-        return {name: getattr(entry, name) for name in self._entry_type.__slots__}
+    def encode(self, entry) -> bytes:
+        """One entry as a line of JSON (without its newline): exact decimal strings, ISO times."""
+        return orjson.dumps({name: getattr(entry, name) for name in self._entry_type.__slots__}, default=_encode)
 
-    def _from_dict(self, data: dict):
+    def decode(self, data: dict):
+        """An entry back from its JSON object."""
         for name in self._decimal_fields:
             data[name] = Decimal(data[name])
         for name in self._datetime_fields:

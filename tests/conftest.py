@@ -48,6 +48,17 @@ def _fresh_process_state(request):
     reset()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_spool_directory(tmp_path_factory, request):
+    """The spool and the spend journal of this test run, not the repository's var/: a journal another run left
+    there (killed) would be charged into this run's database."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    from django.conf import settings
+
+    settings.TOLLGATE_SPOOL_DIR = tmp_path_factory.mktemp("spool")
+
+
 @pytest.fixture
 def master_headers() -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {MASTER_KEY}"}

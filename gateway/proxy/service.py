@@ -27,7 +27,7 @@ from keys.errors import AuthenticationFailed
 from keys.limits import admit
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
 from pricing.errors import UnpricedModelBlocked
-from spend.ledger import SpendEntry, ledger
+from spend.ledger import SpendEntry, journal, ledger
 from spend.models import SpendLog
 from spend.resets import reset_ended_periods
 
@@ -63,6 +63,19 @@ class Call:
     def prompt_bound(self) -> PromptBound:
         """The most the prompt can be billed at: what budgets reserve."""
         return prompt_bound(self.body_size, self.payload, self.call_type)
+
+    def interrupted_entry(self, deployment: RoutedDeployment) -> SpendEntry:
+        """What the call is charged if its process dies before its own log is written: its prompt."""
+        usage = Usage(prompt_tokens=self.estimated_prompt_tokens)
+        cost = price_call(deployment, usage, 0.0, warn=False)
+        return self.entry(
+            deployment,
+            usage,
+            cost,
+            status=SpendLog.Status.INTERRUPTED,
+            error_class="ProcessDied",
+            attempts=self.attempts,
+        )
 
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
@@ -255,6 +268,7 @@ async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Att
     async def counted_attempt(deployment: RoutedDeployment, timeout):
         call.attempts += 1
         call.deployment = deployment
+        journal().record(call.interrupted_entry(deployment))  # on record before the request leaves
         call.attempt_started = time.perf_counter()
         try:
             return await attempt(deployment, timeout)

@@ -19,6 +19,7 @@ from gateway.proxy.router import Cooldowns
 from keys.auth import sync_key_cache
 from keys.limits import renew_leases
 from pricing import store
+from spend.ledger import ledger
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class GatewayState:
         while True:
             await asyncio.sleep(settings.TOLLGATE_SYNC_INTERVAL)
             await renew_leases()  # a Redis that does not answer is noted by the counters, and tried again
+            await ledger().sweep_journals()  # the calls of a process that died, charged within a tick or two
 
 
 _states: dict[asyncio.AbstractEventLoop, GatewayState] = {}

@@ -27,11 +27,14 @@ from gateway.proxy.charges import charge, charge_in_background, keep_running, pr
 from gateway.proxy.dispatch import Attempted, is_timeout
 from gateway.proxy.payload import client_wants_usage
 from pricing.calculator import Usage, format_money
+from spend.ledger import journal
 from spend.models import SpendLog
 
 logger = logging.getLogger(__name__)
 
 _DONE = b"data: [DONE]\n\n"
+# A stream's words relayed go on record this often: what it is charged if its process dies mid-stream.
+_JOURNAL_INTERVAL_SECONDS = 1.0
 
 
 class IncompleteStream(Exception):
@@ -89,6 +92,7 @@ class Relay:
         self.started = False
         self.charged = False
         self.finished = False  # the upstream response is closed and the charge under way
+        self.journaled_at = time.perf_counter()  # when the journal last had the words relayed so far
         self.events = self._events()
 
     # --- what was used --------------------------------------------------------------------------------------
@@ -105,8 +109,11 @@ class Relay:
     def _entry(self, status: str, error_class: str):
         """The call's spend entry as of now, its cost and its tokens; the relay counts as charged from here."""
         self.charged = True
+        return self._priced(status, error_class)
+
+    def _priced(self, status: str, error_class: str, warn: bool = True):
         usage = self._usage()
-        cost = price_call(self.deployment, usage, time.perf_counter() - self.opened.started)
+        cost = price_call(self.deployment, usage, time.perf_counter() - self.opened.started, warn)
         ttft = int((self.first_chunk_at - self.opened.started) * 1000) if self.first_chunk_at else None
         entry = self.call.entry(
             self.deployment,
@@ -137,6 +144,10 @@ class Relay:
             if choice.get("finish_reason"):
                 self.choices_finished.add(index)
         self.streamed_characters += _characters(chunk)
+        now = time.perf_counter()
+        if now - self.journaled_at >= _JOURNAL_INTERVAL_SECONDS:
+            self.journaled_at = now
+            journal().record(self._priced(SpendLog.Status.INTERRUPTED, "ProcessDied", warn=False)[0])
 
     async def _events(self):
         self.started = True

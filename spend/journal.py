@@ -1,0 +1,153 @@
+"""The spend journal: every upstream request is on record before it leaves, so a process killed at any instant
+leaves no call uncharged.
+
+Each server process appends to a file of its own (`<TOLLGATE_SPOOL_DIR>/journal/<pid>-<id>.journal`) and holds an
+exclusive lock on it while it lives. Two kinds of line:
+
+- an entry (`{"e": ...}`): the call's spend entry as far as it is known, status `interrupted`: written before each
+  upstream attempt (its prompt priced), and again as a stream relays words (priced for them, at most once a second);
+  a call's last entry line is what it is charged if its process dies;
+- done (`{"d": request_id}`): the call's own log is in the ledger (or, with the database away, in the spool).
+
+A process that can lock another's file knows its writer died: it charges each call the file opened and did not
+close, from its last entry, through the ledger's idempotent batch writer (a call whose log committed just before the
+kill is skipped by its request_id), tells every process's budget counters to re-read those payers' spend, and
+deletes the file. Each live process sweeps every TOLLGATE_SYNC_INTERVAL-ish second, so a killed worker's calls are
+charged by its siblings within seconds, or by the next process to start.
+
+A line is one `os.write`, not fsynced: it is in the kernel's page cache when the write returns, so it survives the
+process being killed (SIGKILL, the OOM killer), not a power loss of the machine. The file is rewritten with only the
+open calls once it passes 4 MB.
+"""
+
+import fcntl
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from django.db import transaction
+from django.db.models import F
+
+from keys.models import record_change
+from spend.entities import PAYERS
+from spend.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+_SUFFIX = ".journal"
+_ROTATE_BYTES = 4 * 1024 * 1024
+
+
+class Journal:
+    """This process's journal file, and the sweep of the files of processes that died."""
+
+    def __init__(self, directory: Path, codec: Spool):
+        self.directory = Path(directory)
+        self.codec = codec
+        self._lock = threading.Lock()  # the event loop writes; a rotation may race a sweep's listing only
+        self._open: dict[str, bytes] = {}  # request id -> its last entry line
+        self._descriptor: int | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self._pid = 0
+
+    # -- this process's calls ---------------------------------------------------------------------------------------
+
+    def record(self, entry) -> None:
+        """The call, as it would be charged if this process died now."""
+        line = b'{"e":' + self.codec.encode(entry) + b"}\n"
+        with self._lock:
+            self._open[entry.request_id] = line
+            self._append(line)
+
+    def done(self, request_id: str) -> None:
+        """The call's own log is durable: nothing to charge for it any more."""
+        with self._lock:
+            if self._open.pop(request_id, None) is not None:
+                self._append(orjson.dumps({"d": request_id}) + b"\n")
+
+    def _append(self, line: bytes) -> None:
+        if self._descriptor is None or self._pid != os.getpid():
+            self._start_file()
+        elif self._size + len(line) > _ROTATE_BYTES:
+            self._rotate()
+        os.write(self._descriptor, line)
+        self._size += len(line)
+
+    def _start_file(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        self._descriptor, self._path, self._size, self._pid = descriptor, path, 0, os.getpid()
+        for line in self._open.values():  # the calls still open, when this replaces a full file
+            os.write(descriptor, line)
+            self._size += len(line)
+
+    def _rotate(self) -> None:
+        old_descriptor, old_path = self._descriptor, self._path
+        self._start_file()
+        old_path.unlink()  # unlinked while still locked: no sweep can take it for a dead process's
+        os.close(old_descriptor)
+
+    # -- processes that died ----------------------------------------------------------------------------------------
+
+    def sweep(self, write_batch: Callable[[list], None]) -> int:
+        """Charge the open calls of every journal whose process died (on a thread that may use the database); the
+        number of calls charged."""
+        if not self.directory.is_dir():
+            return 0
+        charged = 0
+        for path in sorted(self.directory.glob(f"*{_SUFFIX}")):
+            if path == self._path:
+                continue
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # rotated or swept a moment ago
+            try:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive
+                if not path.exists():
+                    continue  # swept by another process while this one waited to open it
+                entries = self._open_calls(path)
+                if entries:
+                    write_batch(entries)
+                    _tell_counters(entries)
+                    logger.warning(
+                        "spend journal: charged %d calls of a process that died (%s)", len(entries), path.name
+                    )
+                path.unlink()
+                charged += len(entries)
+            finally:
+                os.close(descriptor)
+        return charged
+
+    def _open_calls(self, path: Path) -> list:
+        last: dict[str, dict] = {}
+        for line in path.read_bytes().splitlines():
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # a line cut by the kill: the call's earlier line stands
+            if "d" in record:
+                last.pop(record["d"], None)
+            else:
+                last[record["e"]["request_id"]] = record["e"]
+        return [self.codec.decode(data) for data in last.values()]
+
+
+def _tell_counters(entries) -> None:
+    """The swept calls' payers were charged without their counters knowing: every process re-reads their spend."""
+    with transaction.atomic():
+        for payer in PAYERS:
+            entity_ids = {getattr(entry, payer.log_field) for entry in entries if entry.cost} - {""}
+            for entity_id in sorted(entity_ids):
+                payer.model.objects.filter(**payer.lookup(entity_id)).update(spend_epoch=F("spend_epoch") + 1)
+                record_change(payer.kind, entity_id, action="interrupted_calls_charged", actor="spend journal")
