@@ -13,6 +13,7 @@ import orjson
 from django.conf import settings
 from django.http import HttpResponse
 
+from gateway.body_limit import read_body
 from gateway.proxy.charges import charge, charge_in_background, price_call
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
 from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, error_response, is_domain_error
@@ -184,7 +185,7 @@ async def handle(request, call_type: str, default_model: str = "") -> HttpRespon
     call = Call(call_type, time.perf_counter())
     try:
         call.caller = await authenticate_request(request)
-        body = request.body
+        body = read_body(request)
         call.payload = parse_payload(body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model)
         call.body_size = len(body)
         await ledger().ensure_available()

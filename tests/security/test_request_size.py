@@ -36,11 +36,6 @@ PROXY = [
     "/v1/embeddings",
     "/openai/deployments/demo/chat/completions",
 ]
-# The proxy reads its body through gateway.body_limit.read_body once gateway/proxy/service.py calls it (until then
-# Django's RequestDataTooBig reaches the proxy's error handler as an unknown error: a 500).
-PROXY_READS_REQUEST_BODY = pytest.mark.xfail(
-    strict=True, reason="gateway/proxy/service.py handle() reads request.body instead of read_body(request)"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -104,12 +99,10 @@ async def test_nothing_is_stored_from_a_refused_body():
     assert await VirtualKey.objects.acount() == 0
 
 
-@PROXY_READS_REQUEST_BODY
 @pytest.mark.parametrize("path", PROXY)
 async def test_proxy_refuses_a_body_one_byte_over_the_limit(path):
     assert_too_large(await send("POST", path, body_of(LIMIT + 1)))  # was a 500 internal_error
 
 
-@PROXY_READS_REQUEST_BODY
 async def test_proxy_refuses_a_chunked_body_over_the_limit():
     assert_too_large(await send("POST", "/v1/chat/completions", chunked(body_of(LIMIT + 1))))
