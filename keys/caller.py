@@ -62,20 +62,22 @@ class Caller:
         """The model group a requested name maps to (the key's aliases, then its team's)."""
         return self.aliases.get(requested, requested)
 
-    def _refusing_lists(self, group: str, requested: str):
+    def _refusing_lists(self, group: str):
+        """The model lists that do not name `group`: the deployment group a call reaches, never the name it asked
+        for (an alias the key or its team defines must not carry a call past a list that leaves its target out)."""
         for owner, allowed in (("key", self.models), ("team", self.team_models), ("user", self.user_models)):
-            if allowed and group not in allowed and requested not in allowed:
+            if allowed and group not in allowed:
                 yield owner, allowed
 
     def check_model_access(self, group: str, requested: str) -> None:
-        for owner, allowed in self._refusing_lists(group, requested):
+        for owner, allowed in self._refusing_lists(group):
+            reached = f"model {requested!r}" if requested == group else f"model {requested!r} (model group {group!r})"
             raise AccessDenied(
-                f"This {owner} may not call model {requested!r}. Allowed models: {', '.join(sorted(allowed))}",
-                param="model",
+                f"This {owner} may not call {reached}. Allowed models: {', '.join(sorted(allowed))}", param="model"
             )
 
     def may_use(self, group: str) -> bool:
-        return next(self._refusing_lists(group, group), None) is None
+        return next(self._refusing_lists(group), None) is None
 
     @property
     def limits(self) -> tuple[Limits, ...]:

@@ -29,7 +29,9 @@ class Team(models.Model):
     budget_reset_at = models.DateTimeField(null=True, blank=True)
     spend = MoneyField(default=Decimal(0))
     spend_epoch = models.PositiveBigIntegerField(
-        default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."
+        default=0,
+        editable=False,
+        help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
     )
     tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
@@ -57,7 +59,9 @@ class InternalUser(models.Model):
     budget_reset_at = models.DateTimeField(null=True, blank=True)
     spend = MoneyField(default=Decimal(0))
     spend_epoch = models.PositiveBigIntegerField(
-        default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."
+        default=0,
+        editable=False,
+        help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
     )
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -91,7 +95,9 @@ class VirtualKey(models.Model):
     budget_reset_at = models.DateTimeField(null=True, blank=True)
     spend = MoneyField(default=Decimal(0))
     spend_epoch = models.PositiveBigIntegerField(
-        default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."
+        default=0,
+        editable=False,
+        help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
     )
     tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
     rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)

@@ -13,16 +13,16 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='internaluser',
             name='spend_epoch',
-            field=models.PositiveBigIntegerField(default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."),
+            field=models.PositiveBigIntegerField(default=0, editable=False, help_text="Moves when spend is set by hand: every process's budget counters re-read it."),
         ),
         migrations.AddField(
             model_name='team',
             name='spend_epoch',
-            field=models.PositiveBigIntegerField(default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."),
+            field=models.PositiveBigIntegerField(default=0, editable=False, help_text="Moves when spend is set by hand: every process's budget counters re-read it."),
         ),
         migrations.AddField(
             model_name='virtualkey',
             name='spend_epoch',
-            field=models.PositiveBigIntegerField(default=0, help_text="Moves when spend is set by hand: every process's budget counters re-read it."),
+            field=models.PositiveBigIntegerField(default=0, editable=False, help_text="Moves when spend is set by hand: every process's budget counters re-read it."),
         ),
     ]
