@@ -182,6 +182,27 @@ async def test_key_team_and_user_models_are_all_enforced(key_models, team_models
         assert caught.value.code == "key_model_access_denied"
 
 
+@pytest.mark.parametrize("owner", ["key", "team", "user"])
+@pytest.mark.parametrize("alias_of", ["key", "team"])
+async def test_an_alias_reaches_only_a_model_group_every_list_allows(owner, alias_of):
+    """An alias named in a model list does not carry a call to a group the list leaves out."""
+    lists = {name: [] for name in ("key", "team", "user")}
+    lists[owner] = ["cheap"]
+    alias = {"cheap": "expensive"}
+    team = make_team(models=lists["team"], model_aliases=alias if alias_of == "team" else {})
+    user = make_user(models=lists["user"])
+    raw_key, _ = make_key(
+        team_id=team.team_id, user_id=user.user_id, models=lists["key"], aliases=alias if alias_of == "key" else {}
+    )
+    caller = await authenticate(bearer(raw_key))
+    group = caller.resolve_model("cheap")
+
+    assert group == "expensive"
+    with pytest.raises(AccessDenied, match="model group 'expensive'"):
+        caller.check_model_access(group, "cheap")
+    assert not caller.may_use(group)
+
+
 async def test_the_caller_carries_every_limit_of_key_user_and_team():
     team = make_team(max_budget=Decimal("100"), rpm_limit=60, tpm_limit=1000, max_parallel_requests=4)
     user = make_user(max_budget=Decimal("50"))
