@@ -163,9 +163,11 @@ class VirtualKeyAdmin(_ChangeLogged):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        # A new key: the secret is made here and shown once, by response_add; only its hash is stored.
+        # A new key: the secret is made here and shown once, by response_add; only its hash is stored. The first
+        # secret's hash is the key's identity (token_hash) for good.
         raw_key = services.new_raw_key()
-        obj.token_hash, obj.key_hint = hash_key(raw_key), services.key_hint(raw_key)
+        obj.token_hash = obj.secret_hash = hash_key(raw_key)
+        obj.key_hint = services.key_hint(raw_key)
         obj.created_by = _actor(request)
         obj.raw_key = raw_key
         return super().save_model(request, obj, form, change)

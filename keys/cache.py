@@ -1,9 +1,11 @@
 """The per-process key cache behind `authenticate`: no database query for a known key, none for an unknown one.
 
-The set of every valid key hash is loaded once; a key's state (its `Caller`) is loaded off the event loop the first
-time it is used and kept. `sync()` runs on the gateway's sync thread every TOLLGATE_SYNC_INTERVAL seconds: one
-query for the `KeyChange` rows it has not seen, and one more to reload the cached keys they touch. Services also
-run it when their transaction commits, so a change made through this process applies at once.
+The set of every valid secret hash is loaded once, with the few keys whose secret is no longer their first (a
+regenerated key's identity, `token_hash`, stays the hash of its first secret); a key's state (its `Caller`) is
+loaded off the event loop the first time it is used and kept, under its secret hash. `sync()` runs on the gateway's
+sync thread every TOLLGATE_SYNC_INTERVAL seconds: one query for the `KeyChange` rows it has not seen (they name
+keys by identity), and one more to reload the keys they touch, which tells it each one's current secret. Services
+also run it when their transaction commits, so a change made through this process applies at once.
 """
 
 import asyncio
@@ -89,9 +91,16 @@ def caller_for(key: VirtualKey) -> Caller:
     )
 
 
-def load_callers(token_hashes) -> dict[str, Caller]:
+def load_caller(secret_hash: str) -> Caller | None:
+    """The key whose current secret hashes to `secret_hash`, or None."""
+    key = VirtualKey.objects.select_related("user", "team").filter(secret_hash=secret_hash).first()
+    return caller_for(key) if key is not None else None
+
+
+def load_callers(token_hashes) -> dict[str, tuple[str, Caller]]:
+    """Keys by identity: each one's current secret hash and its state."""
     keys = VirtualKey.objects.select_related("user", "team").filter(token_hash__in=list(token_hashes))
-    return {key.token_hash: caller_for(key) for key in keys}
+    return {key.token_hash: (key.secret_hash, caller_for(key)) for key in keys}
 
 
 def _with_fresh_connection(function, *args):
@@ -108,8 +117,9 @@ class KeyCache:
         self._sync_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tollgate-keys")
         self.loaded = False
-        self.valid: set[str] = set()
-        self.callers: dict[str, Caller] = {}
+        self.valid: set[str] = set()  # secret hashes
+        self.renamed: dict[str, str] = {}  # identity -> secret hash, for keys whose secret is not their first
+        self.callers: dict[str, Caller] = {}  # by secret hash
         self.missing: OrderedDict[str, None] = OrderedDict()
         self.last_change_id = 0
         self.generation = 0  # moves whenever a change is applied: a load that raced it is not kept
@@ -120,22 +130,22 @@ class KeyCache:
 
     # -- the event loop side ------------------------------------------------------------------------------------
 
-    async def caller(self, token_hash: str) -> Caller | None:
-        caller = self.callers.get(token_hash)
+    async def caller(self, secret_hash: str) -> Caller | None:
+        caller = self.callers.get(secret_hash)
         if caller is not None:
             return caller
         if not self.loaded:
             await self._wait_for(self._start_first_load())
-        if token_hash in self.missing:
+        if secret_hash in self.missing:
             return None
-        if token_hash not in self.valid:
+        if secret_hash not in self.valid:
             # Perhaps a key another process made a moment ago: one look at the change log, shared by every
             # unknown key that arrives meanwhile and at most one per _CATCH_UP_SECONDS, so a flood of wrong keys
             # costs a handful of queries a second, never one each.
             await self._wait_for(self._start_catch_up())
-            if token_hash not in self.valid or token_hash in self.missing:
+            if secret_hash not in self.valid or secret_hash in self.missing:
                 return None
-        return await self._wait_for(self._start_key_load(token_hash))
+        return await self._wait_for(self._start_key_load(secret_hash))
 
     def _start_catch_up(self) -> Future:
         with self._lock:
@@ -159,11 +169,11 @@ class KeyCache:
                 self._first_load = self.submit(self.load_all)
             return self._first_load
 
-    def _start_key_load(self, token_hash: str) -> Future:
+    def _start_key_load(self, secret_hash: str) -> Future:
         with self._lock:
-            future = self._loading.get(token_hash)
+            future = self._loading.get(secret_hash)
             if future is None:
-                future = self._loading[token_hash] = self.submit(self._load_key, token_hash)
+                future = self._loading[secret_hash] = self.submit(self._load_key, secret_hash)
             return future
 
     def submit(self, function, *args) -> Future:
@@ -173,35 +183,39 @@ class KeyCache:
     # -- loads (worker or sync thread) ----------------------------------------------------------------------------
 
     def load_all(self) -> None:
-        """Read the valid key hashes; changes logged from the moment before are applied by the next sync."""
+        """Read the valid secret hashes; changes logged from the moment before are applied by the next sync."""
         last_change = KeyChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        hashes = set(VirtualKey.objects.values_list("token_hash", flat=True))
+        valid, renamed = set(), {}
+        for token_hash, secret_hash in VirtualKey.objects.values_list("token_hash", "secret_hash"):
+            valid.add(secret_hash)
+            if secret_hash != token_hash:
+                renamed[token_hash] = secret_hash
         with self._lock:
             if self.loaded:
                 return
-            self.valid = hashes
+            self.valid, self.renamed = valid, renamed
             self.callers.clear()
             self.missing.clear()
             self.last_change_id = last_change
             self.generation += 1
             self.loaded = True
 
-    def _load_key(self, token_hash: str) -> Caller | None:
+    def _load_key(self, secret_hash: str) -> Caller | None:
         generation = self.generation
         try:
-            caller = load_callers([token_hash]).get(token_hash)
+            caller = load_caller(secret_hash)
             with self._lock:
                 if caller is None:
-                    self._remember_missing(token_hash)
+                    self._remember_missing(secret_hash)
                 elif generation == self.generation:
-                    self.callers[token_hash] = caller
+                    self.callers[secret_hash] = caller
             return caller
         finally:
             with self._lock:
-                self._loading.pop(token_hash, None)
+                self._loading.pop(secret_hash, None)
 
-    def _remember_missing(self, token_hash: str) -> None:
-        self.missing[token_hash] = None
+    def _remember_missing(self, secret_hash: str) -> None:
+        self.missing[secret_hash] = None
         while len(self.missing) > _MISSING_LIMIT:
             self.missing.popitem(last=False)
 
@@ -222,37 +236,59 @@ class KeyCache:
                 return
             with self._lock:
                 self.generation += 1
-                stale = self._apply(changes)
-                cached = {token_hash for token_hash in stale if token_hash in self.callers}
-            fresh = load_callers(cached) if cached else {}
+                changed, owned = self._apply(changes)
+                cached = {token_hash for token_hash in changed if self.secret_of(token_hash) in self.callers}
+            # A key's change may have given it a new secret (regenerated): its row says which.
+            reload = changed | owned
+            fresh = load_callers(reload) if reload else {}
             with self._lock:
-                for token_hash in cached:
-                    self.callers.pop(token_hash, None)
-                self.callers.update(fresh)
+                for token_hash in reload:
+                    self._forget(token_hash)
+                for token_hash, (secret_hash, caller) in fresh.items():
+                    self._learn(token_hash, secret_hash)
+                    if token_hash in cached or token_hash in owned:
+                        self.callers[secret_hash] = caller
                 self.last_change_id = changes[-1][0]
 
-    def _apply(self, changes) -> set[str]:
-        """Update the valid set; return the hashes of the keys whose state changed."""
-        stale: set[str] = set()
+    def secret_of(self, token_hash: str) -> str:
+        """The hash of a key's current secret, as far as this process knows, from its identity."""
+        return self.renamed.get(token_hash, token_hash)
+
+    def _forget(self, token_hash: str) -> None:
+        secret_hash = self.renamed.pop(token_hash, token_hash)
+        self.valid.discard(secret_hash)
+        self.callers.pop(secret_hash, None)
+
+    def _learn(self, token_hash: str, secret_hash: str) -> None:
+        self.valid.add(secret_hash)
+        self.missing.pop(secret_hash, None)
+        if secret_hash != token_hash:
+            self.renamed[token_hash] = secret_hash
+
+    def _apply(self, changes) -> tuple[set[str], set[str]]:
+        """Drop deleted keys; return the identities of the keys that changed, and of the cached keys whose user or
+        team changed."""
+        changed: set[str] = set()
+        owned: set[str] = set()
         for _, kind, entity_id, deleted in changes:
             if kind == KeyChange.Kind.KEY:
-                self.missing.pop(entity_id, None)
                 if deleted:
-                    self.valid.discard(entity_id)
-                    self.callers.pop(entity_id, None)
+                    self._forget(entity_id)
+                    changed.discard(entity_id)
+                    owned.discard(entity_id)
                 else:
-                    self.valid.add(entity_id)
-                    stale.add(entity_id)
+                    changed.add(entity_id)
             else:
                 owner = "user_id" if kind == KeyChange.Kind.USER else "team_id"
-                stale.update(key for key, caller in self.callers.items() if getattr(caller, owner) == entity_id)
-        return stale
+                owned.update(caller.key_hash for caller in self.callers.values() if getattr(caller, owner) == entity_id)
+        return changed, owned
 
     def clear(self) -> None:
         """Forget everything (tests, and a process that switched databases)."""
         with self._sync_lock, self._lock:
             self.loaded = False
             self.valid = set()
+            self.renamed = {}
             self.callers.clear()
             self.missing.clear()
             self.last_change_id = 0

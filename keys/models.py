@@ -77,9 +77,18 @@ class InternalUser(models.Model):
 
 
 class VirtualKey(models.Model):
-    """A `sk-...` key the proxy accepts, stored only as the SHA-256 of its secret."""
+    """A `sk-...` key the proxy accepts, stored only as the SHA-256 of its secret.
 
-    token_hash = models.CharField(max_length=64, unique=True, help_text="sha256 hex of the raw key.")
+    `token_hash` is the key's identity for good (LiteLLM's `token`: the hash of its first secret): spend logs, budget
+    counters, rollups and the change log name the key by it. `secret_hash` is the hash of the secret that works now,
+    which authentication looks up; /key/regenerate changes only that, so a new secret keeps the key's spend."""
+
+    token_hash = models.CharField(
+        max_length=64, unique=True, help_text="The key's identity: sha256 hex of its first secret."
+    )
+    secret_hash = models.CharField(
+        max_length=64, unique=True, help_text="sha256 hex of the current secret (changes when regenerated)."
+    )
     key_hint = models.CharField(max_length=20, help_text="sk-...abcd")
     key_alias = models.CharField(max_length=200, blank=True)
     aliases = models.JSONField(default=dict, blank=True, help_text="Requested model → model group.")
@@ -133,7 +142,7 @@ class KeyChange(models.Model):
         TEAM = "team"
 
     kind = models.CharField(max_length=4, choices=Kind.choices)
-    entity_id = models.CharField(max_length=200, help_text="token_hash, user_id or team_id")
+    entity_id = models.CharField(max_length=200, help_text="token_hash (a key's identity), user_id or team_id")
     action = models.CharField(max_length=20, default="updated", help_text="created, updated, deleted, blocked…")
     deleted = models.BooleanField(default=False, help_text="The entity no longer exists.")
     actor = models.CharField(max_length=200, blank=True, help_text="Who: the master key, an admin user, a task.")

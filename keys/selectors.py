@@ -1,8 +1,14 @@
 """Reads for the management API and the admin: keys, users and teams with the live spend enforcement sees."""
 
+from keys.auth import hash_key
 from keys.cache import key_limits, team_limits, user_limits
 from keys.limits import live_spend
 from keys.models import InternalUser, Team, VirtualKey
+
+
+def key_identity(raw_key: str) -> str | None:
+    """The identity (token_hash) of the key whose current secret is `raw_key`, or None: one indexed query."""
+    return VirtualKey.objects.filter(secret_hash=hash_key(raw_key)).values_list("token_hash", flat=True).first()
 
 
 def key_with_spend(key: VirtualKey) -> VirtualKey:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from keys.auth import hash_key, sync_key_cache
@@ -69,11 +70,12 @@ def _after_commit() -> None:
 
 
 def find_key(key: str) -> VirtualKey:
-    """A key by its raw value (`sk-...`) or by its token hash."""
-    hashes = [hash_key(key)]
+    """A key by its current secret (`sk-...`) or by its token hash (its identity). A secret it had before it was
+    regenerated finds nothing."""
+    by_name = Q(secret_hash=hash_key(key))
     if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
-        hashes.append(key)
-    found = VirtualKey.objects.select_related("user", "team").filter(token_hash__in=hashes).first()
+        by_name |= Q(token_hash=key)
+    found = VirtualKey.objects.select_related("user", "team").filter(by_name).first()
     if found is None:
         raise NotFound(f"Key not found: {key_hint(key) if key.startswith('sk-') else key}", param="key")
     return found
@@ -149,7 +151,10 @@ def generate_key(data: dict, *, actor: str) -> tuple[str, VirtualKey]:
     """A new key with `data`'s settings: returns the raw key (shown this once) and the stored key."""
     now = timezone.now()
     raw_key = new_raw_key()
-    key = VirtualKey(token_hash=hash_key(raw_key), key_hint=key_hint(raw_key), created_by=actor)
+    # The first secret's hash is the key's identity for good; only secret_hash follows later secrets.
+    key = VirtualKey(
+        token_hash=hash_key(raw_key), secret_hash=hash_key(raw_key), key_hint=key_hint(raw_key), created_by=actor
+    )
     _apply_key_fields(key, {"duration": None, **data}, now)
     key.save()
     record_change(KeyChange.Kind.KEY, key.token_hash, action="created", actor=actor, changes=_audit(data))
@@ -169,14 +174,13 @@ def update_key(key: VirtualKey, data: dict, *, actor: str, action: str = "update
 
 @transaction.atomic
 def regenerate_key(key: VirtualKey, data: dict, *, actor: str) -> tuple[str, VirtualKey]:
-    """A new secret for the key, with its settings, spend and history; the old secret stops working."""
+    """A new secret for the key; the old secret stops working. The key keeps its identity (token_hash), so its
+    settings, spend, logs and budget counters stay its own."""
     key = VirtualKey.objects.select_for_update().get(pk=key.pk)
-    old_hash = key.token_hash
     raw_key = new_raw_key()
-    key.token_hash, key.key_hint = hash_key(raw_key), key_hint(raw_key)
+    key.secret_hash, key.key_hint = hash_key(raw_key), key_hint(raw_key)
     _apply_key_fields(key, data, timezone.now())
     key.save()
-    record_change(KeyChange.Kind.KEY, old_hash, action="regenerated", deleted=True, actor=actor)
     record_change(KeyChange.Kind.KEY, key.token_hash, action="regenerated", actor=actor, changes=_audit(data))
     _after_commit()
     return raw_key, key

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import TruncDate
 
 from keys.auth import hash_key
+from keys.selectors import key_identity
 from spend.models import DailySpend, SpendLog
 from spend.money import grouped_totals
 from spend.periods import day_bounds, local_zone
@@ -33,8 +34,12 @@ class LogFilter:
 
 
 def key_hash_of(api_key: str) -> str:
-    """A key as the ledger names it: a raw "sk-..." key is hashed, a stored hash is taken as it is."""
-    return api_key if _KEY_HASH.match(api_key) else hash_key(api_key)
+    """A key as the ledger names it: its identity (token_hash), which a stored hash is taken to be. A raw "sk-..." key
+    is looked up as a key's current secret (a regenerated key is named by its first secret's hash, not this one's);
+    one no key holds now is hashed, as a deleted key's first secret names its logs."""
+    if _KEY_HASH.match(api_key):
+        return api_key
+    return key_identity(api_key) or hash_key(api_key)
 
 
 def spend_logs(query: LogFilter) -> QuerySet:

@@ -21,8 +21,9 @@ VIRTUAL_KEY_SHAPE = re.compile(r"(?<![\w-])sk-[\w-]{32}(?![\w-])", re.ASCII)
 KNOWN_EXPOSURES = [
     (re.compile(r"^Master key: "), "`make run` prints the demo master key, as the README says"),
     (
-        re.compile(r"httpx:? HTTP Request: GET http://127\.0\.0\.1:\d+/key/info\?key="),
-        "the tests' HTTP client logs each URL it calls, and LiteLLM's GET /key/info takes the key in its query",
+        re.compile(r"httpx:? HTTP Request: GET http://127\.0\.0\.1:\d+/(key/info\?key|spend/logs\?api_key)="),
+        "the tests' HTTP client logs each URL it calls, and LiteLLM's GET /key/info and /spend/logs take the key in "
+        "their query",
     ),
 ]
 PLACES_PER_SECRET = 3

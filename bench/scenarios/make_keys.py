@@ -33,9 +33,11 @@ def main() -> None:
         keys = []
         for index in range(made, made + size):
             raw = f"sk-scale-{prefix}-{index:07d}-{secrets.token_hex(8)}"
+            token_hash = hashlib.sha256(raw.encode()).hexdigest()
             keys.append(
                 VirtualKey(
-                    token_hash=hashlib.sha256(raw.encode()).hexdigest(),
+                    token_hash=token_hash,
+                    secret_hash=token_hash,
                     key_hint=f"sk-...{raw[-4:]}",
                     key_alias=f"scale-{prefix}-{index}",
                     created_by="bench/scenarios/make_keys.py",

@@ -214,3 +214,59 @@ def test_management_api_refuses_virtual_keys(server):
     response = httpx.post(f"{server.url}/key/generate", headers={"Authorization": f"Bearer {key}"}, json={})
 
     assert response.status_code == 401
+
+
+def _metered_call(server, key: str):
+    return sdk(server, key).chat.completions.with_raw_response.create(model="metered", messages=MESSAGES, max_tokens=10)
+
+
+def _refused_as(server, key: str, error) -> str:
+    with pytest.raises(error) as raised:
+        _metered_call(server, key)
+    return raised.value.code
+
+
+def _every_process_synced() -> None:
+    """A change applies at once in the server process that made it, in the other within its sync interval (0.2 s)."""
+    if MULTI_PROCESS:
+        time.sleep(1.0)
+
+
+def test_a_regenerated_key_keeps_its_spend_logs_and_budget(server):
+    old = generate(server, max_budget=0.5)["key"]  # five calls of 0.1
+    for _ in range(3):
+        _metered_call(server, old)
+
+    regenerated = server.api("POST", "/key/regenerate", json={"key": old})
+    assert regenerated.status_code == 200, regenerated.text
+    new = regenerated.json()["key"]
+    _every_process_synced()
+    assert _refused_as(server, old, openai.AuthenticationError) == "invalid_api_key"
+    spends = [_metered_call(server, new).headers["x-litellm-key-spend"] for _ in range(2)]
+
+    for _ in range(4):  # whichever process answers
+        assert _refused_as(server, old, openai.AuthenticationError) == "invalid_api_key"
+        assert _refused_as(server, new, openai.BadRequestError) == "budget_exceeded"
+    assert spends == ["0.3", "0.4"]  # the budget counters carried on from the old secret's calls
+    info = server.api("GET", f"/key/info?key={new}").json()["info"]
+    assert Decimal(str(info["spend"])) == Decimal("0.5")
+    logs = server.api("GET", "/spend/logs", params={"api_key": new}).json()
+    assert [Decimal(str(log["spend"])) for log in logs] == [Decimal("0.1")] * 5
+    assert {log["api_key"] for log in logs} == {info["token"]}
+    for args in [(), ("--fix",)]:  # the stored spend is the sum of the key's logs: --fix has nothing to correct
+        reconcile = server.manage("reconcile_spend", *args)
+        assert "Spend reconciles" in reconcile.stdout, reconcile.stdout
+    ((stored,),) = server.query("SELECT spend FROM keys_virtualkey WHERE token_hash = %s", info["token"])
+    assert Decimal(str(stored)) == Decimal("0.5")  # PostgreSQL gives a Decimal, SQLite the stored text
+
+
+def test_a_key_regenerated_past_its_budget_is_still_past_it(server):
+    old = generate(server, max_budget=0.1)["key"]
+    _metered_call(server, old)
+    assert _refused_as(server, old, openai.BadRequestError) == "budget_exceeded"
+
+    new = server.api("POST", "/key/regenerate", json={"key": old}).json()["key"]
+    _every_process_synced()
+
+    assert _refused_as(server, new, openai.BadRequestError) == "budget_exceeded"
+    assert _refused_as(server, old, openai.AuthenticationError) == "invalid_api_key"

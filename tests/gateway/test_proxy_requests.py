@@ -224,7 +224,7 @@ async def test_a_call_the_ledger_cannot_take_still_settles_its_admission(mock_de
     served = await post("/v1/chat/completions", CHAT, headers=headers)  # the one parallel slot is free again
 
     assert (refused.status_code, served.status_code) == (503, 200)
-    caller = await key_cache().caller(key.token_hash)
+    caller = await key_cache().caller(key.secret_hash)
     cost = Decimal(served["x-litellm-response-cost"])
     assert cost > 0 and live_spend(caller.key_limits) == 2 * cost  # the same call twice: the same cost twice
     assert await SpendLog.objects.acount() == 1

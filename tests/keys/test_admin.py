@@ -7,6 +7,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
+from keys import services
 from keys.auth import hash_key
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
 from tests.keys.factories import make_key, make_team, make_user
@@ -131,8 +132,12 @@ def test_regenerate_action_shows_the_new_secret(admin_client, populated):
     )
     secret = re.search(r'class="tollgate-secret">(sk-[\w-]+)<', response.content.decode()).group(1)
     key.refresh_from_db()
-    assert key.token_hash == hash_key(secret) != old_hash
-    assert KeyChange.objects.filter(entity_id=old_hash, deleted=True).exists()
+    assert key.secret_hash == hash_key(secret) != old_hash == key.token_hash  # a new secret, the same key
+    assert KeyChange.objects.filter(entity_id=old_hash, action="regenerated", deleted=False).exists()
+    change_page = admin_client.get(reverse("admin:keys_virtualkey_change", args=[key.pk])).content.decode()
+    assert old_hash in change_page and key.secret_hash not in change_page
+    found = admin_client.get(reverse("admin:keys_virtualkey_changelist"), {"q": key.secret_hash}).content.decode()
+    assert services.key_hint(secret) not in found
 
 
 def test_deleting_a_team_in_the_admin_deletes_its_keys_through_the_change_log(admin_client, populated):

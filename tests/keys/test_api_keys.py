@@ -11,6 +11,7 @@ from keys.auth import hash_key
 from keys.cache import key_limits
 from keys.limits import admit
 from keys.models import KeyChange, VirtualKey
+from spend.selectors import key_hash_of
 from tests.keys.factories import caller, make_deployment, make_key, make_team
 
 pytestmark = pytest.mark.django_db
@@ -247,6 +248,22 @@ def test_regenerate_returns_a_new_secret_once_and_keeps_the_settings(api):
     assert api.get(f"/key/info?key={raw_key}")[0] == 404
     status, info = api.get(f"/key/info?key={body['key']}")
     assert status == 200 and "key" not in info["info"]
+
+
+def test_a_regenerated_key_keeps_its_identity_and_only_the_new_secret_finds_it(api):
+    raw_key, key = make_key()
+    _, first = api.post("/key/regenerate", {"key": raw_key})
+    _, second = api.post("/key/regenerate", {"key": first["key"]})
+
+    assert first["token"] == second["token"] == key.token_hash == hash_key(raw_key)
+    for old in (raw_key, first["key"]):
+        assert api.get(f"/key/info?key={old}")[0] == 404
+        assert api.post("/key/update", {"key": old, "key_alias": "stolen"})[0] == 404
+    for current in (second["key"], key.token_hash):
+        status, info = api.get(f"/key/info?key={current}")
+        assert (status, info["info"]["token"]) == (200, key.token_hash)
+    assert key_hash_of(second["key"]) == key_hash_of(key.token_hash) == key.token_hash
+    assert set(KeyChange.objects.values_list("entity_id", flat=True)) == {key.token_hash}
 
 
 @pytest.mark.parametrize(("path", "blocked"), [("/key/block", True), ("/key/unblock", False)])

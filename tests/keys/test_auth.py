@@ -96,12 +96,34 @@ async def test_changes_apply_at_the_next_sync(change, expected_code, monkeypatch
 
 
 async def test_a_regenerated_key_works_at_once_in_the_process_that_made_it():
-    _, key = make_key()
+    raw_key, key = make_key()
+    await authenticate(bearer(raw_key))
     new_raw_key, _ = services.regenerate_key(key, {}, actor="t")
-    assert (await authenticate(bearer(new_raw_key))).key_hash == hash_key(new_raw_key)
+    assert (await authenticate(bearer(new_raw_key))).key_hash == key.token_hash == hash_key(raw_key)
+    assert (await refused(bearer(raw_key))).code == "invalid_api_key"
 
 
-async def test_a_key_made_elsewhere_is_accepted_after_the_sync(elsewhere):
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "not-cached"])
+async def test_a_key_regenerated_elsewhere_keeps_its_identity_and_loses_its_old_secret(
+    cached, elsewhere, django_assert_num_queries
+):
+    raw_key, key = make_key(max_budget=Decimal("5"))
+    await refused(bearer("sk-load-the-valid-set"))
+    if cached:
+        await authenticate(bearer(raw_key))
+    new_raw_key, _ = services.regenerate_key(key, {}, actor="t")
+    with django_assert_num_queries(2):  # the change log, then the regenerated key's row
+        sync_key_cache()
+    with django_assert_num_queries(0):
+        assert (await refused(bearer(raw_key))).code == "invalid_api_key"
+    with django_assert_num_queries(0 if cached else 1):
+        caller = await authenticate(bearer(new_raw_key))
+    assert (caller.key_hash, caller.key_limits.entity_id) == (key.token_hash, key.token_hash)
+    assert caller.key_hint == services.key_hint(new_raw_key)
+
+
+async def test_a_key_made_elsewhere_is_accepted_after_the_sync(elsewhere, monkeypatch):
+    monkeypatch.setattr(keys.cache, "_CATCH_UP_SECONDS", 3600)  # no look at the change log but the test's own
     make_key()
     await refused(bearer("sk-prime-the-cache"))
     raw_key, _ = make_key()
@@ -219,4 +241,4 @@ async def test_the_caller_carries_every_limit_of_key_user_and_team():
     assert caller.key_limits.soft_budget == Decimal(4)
     assert (caller.team_limits.rpm_limit, caller.team_limits.tpm_limit) == (60, 1000)
     assert InternalUser.objects.count() == 1
-    assert key_cache().callers[key.token_hash] is caller
+    assert key_cache().callers[key.secret_hash] is caller

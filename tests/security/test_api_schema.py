@@ -95,7 +95,7 @@ def seeded():
     user = InternalUser.objects.create(user_id=SEEDED)
     user.teams.add(team)
     _, key = make_key(user_id=SEEDED, team_id=SEEDED, max_budget=Decimal(5), metadata={"purpose": "seeded"})
-    VirtualKey.objects.filter(pk=key.pk).update(token_hash=hash_key(SEEDED))
+    VirtualKey.objects.filter(pk=key.pk).update(token_hash=hash_key(SEEDED), secret_hash=hash_key(SEEDED))
     Deployment.objects.create(
         model_id=SEEDED,
         model_name=SEEDED,

@@ -71,7 +71,8 @@ def make_key(**overrides):
     from keys.models import VirtualKey
 
     number = next(_sequence)
-    return VirtualKey.objects.create(**{"token_hash": f"{number:064x}", "key_hint": f"sk-...{number:04d}", **overrides})
+    fields = {"token_hash": f"{number:064x}", "key_hint": f"sk-...{number:04d}", **overrides}
+    return VirtualKey.objects.create(secret_hash=fields["token_hash"], **fields)
 
 
 @pytest.fixture

@@ -165,8 +165,8 @@ class Command(BaseCommand):
             key_mixes.append(rng.choices(calls, [weights[index] for index in calls], k=MIX_SLOTS))
         VirtualKey.objects.bulk_create(
             [
-                VirtualKey(token_hash=token_hash, key_hint=f"sk-...{token_hash[-4:]}", key_alias=f"bench key {n}",
-                           user_id=user_id, team_id=team_id)
+                VirtualKey(token_hash=token_hash, secret_hash=token_hash, key_hint=f"sk-...{token_hash[-4:]}",
+                           key_alias=f"bench key {n}", user_id=user_id, team_id=team_id)
                 for n, (token_hash, user_id, team_id) in enumerate(zip(key_hashes, key_users, key_teams, strict=True))
             ],
             ignore_conflicts=True,
