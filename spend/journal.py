@@ -150,4 +150,4 @@ def _tell_counters(entries) -> None:
             entity_ids = {getattr(entry, payer.log_field) for entry in entries if entry.cost} - {""}
             for entity_id in sorted(entity_ids):
                 payer.model.objects.filter(**payer.lookup(entity_id)).update(spend_epoch=F("spend_epoch") + 1)
-                record_change(payer.kind, entity_id, action="interrupted_calls_charged", actor="spend journal")
+                record_change(payer.kind, entity_id, action="journal_charged", actor="spend journal")

@@ -54,7 +54,7 @@ def test_the_open_calls_of_a_process_that_died_are_charged_once_from_their_last_
     assert new_journal(tmp_path).sweep(write_batch) == 0  # gone: charged nothing twice
     # Every process's counters re-read the payers' spend, which moved without them.
     assert VirtualKey.objects.get(pk=key.pk).spend_epoch == 1
-    assert KeyChange.objects.filter(entity_id=key.token_hash, action="interrupted_calls_charged").count() == 1
+    assert KeyChange.objects.filter(entity_id=key.token_hash, action="journal_charged").count() == 1
 
 
 def test_a_call_whose_log_committed_just_before_the_kill_is_not_charged_again(tmp_path, payers):
