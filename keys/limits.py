@@ -11,8 +11,8 @@ Live spend is the database's spend (the truth, as last loaded) plus the costs se
 higher of the two within a budget period, and restarts from the database when the period moves on.
 
 With settings.REDIS_URL the counters live in Redis, shared by every server process (atomic Lua scripts);
-without it, in this process. If Redis fails, the process falls back to its own counters, with a warning, and
-tries Redis again a second later.
+without it, in this process. If Redis fails, budgets are admitted by the database (keys.limits_database) and rate
+limits by this process's counters, with a warning, and Redis is tried again a second later.
 """
 
 import time
@@ -22,9 +22,11 @@ from decimal import Decimal
 from django.conf import settings
 
 from keys import alerts
+from keys.cache import key_cache
 from keys.caller import Caller, Limits
 from keys.counting import Check, Verdict
 from keys.errors import BudgetExceeded, RateLimited
+from keys.limits_database import DatabaseBudgets
 from keys.limits_local import LocalCounters
 from keys.limits_redis import CountersUnavailable, redis_counters
 from pricing.calculator import format_money
@@ -52,6 +54,11 @@ class Admission:
     def headers(self) -> dict[str, str]:
         return usage_headers(self.caller, self.checks, self.verdict)
 
+    @property
+    def settles_after_commit(self) -> bool:
+        """Whether the call's spend log must commit before it settles (the database's budgets count the log)."""
+        return getattr(self.backend, "settles_after_commit", False)
+
     async def settle(self, actual_cost: Decimal, tokens: int) -> None:
         """The call is charged `actual_cost` (its spend log is committing) and used `tokens` tokens."""
         if self.done:
@@ -73,6 +80,8 @@ class Admission:
 
 class _MasterAdmission:
     """The master key has no limits."""
+
+    settles_after_commit = False
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -158,8 +167,8 @@ async def admit(caller: Caller, *, model_group: str, worst_case_cost: Decimal, e
     try:
         verdict = await backend.admit(admission, now)
     except CountersUnavailable:
-        admission.backend = _local
-        verdict = await _local.admit(admission, now)
+        admission.backend = database_budgets()
+        verdict = await admission.backend.admit(admission, now)
     if verdict.refused:
         raise _refusal(checks, verdict, now)
     admission.verdict = verdict
@@ -190,13 +199,36 @@ def local_counters() -> LocalCounters:
 
 async def renew_leases() -> None:
     """Keep this process's calls in flight holding their reservations: the server calls it every sync tick."""
-    if settings.REDIS_URL:
-        await redis_counters().renew_leases()
+    if not settings.REDIS_URL:
+        return
+    await redis_counters().renew_leases()
+    if _database is not None:
+        await key_cache().run(_database.renew)
+
+
+_database: DatabaseBudgets | None = None
+
+
+def database_budgets() -> DatabaseBudgets:
+    """The budgets this process admits by the database while Redis is unreachable."""
+    global _database
+    if _database is None:
+        _database = DatabaseBudgets(redis_counters().owner, _local)
+    return _database
 
 
 async def current_backend():
-    """Redis when configured and reachable, else this process's counters."""
+    """Redis when configured and reachable, else the database's budgets (with this process's rate counters); this
+    process's counters alone without Redis."""
     if not settings.REDIS_URL:
         return _local
     counters = redis_counters()
-    return counters if await counters.available() else _local
+    if not await counters.available():
+        return database_budgets()
+    if _database is not None and _database.charged:
+        # Back from an outage: Redis's views of what this process charged meanwhile are made again from the database.
+        charged = _database.take_charged()
+        if not await counters.forget_views(charged):
+            _database.charged |= charged
+            return _database
+    return counters

@@ -57,7 +57,8 @@ class LocalCounters:
                 return limits.spend
             return counters.spend if counters.period == limits.period else limits.spend
 
-    async def admit(self, admission, now: float):
+    async def admit(self, admission, now: float, budgets: bool = True):
+        """Admit against these counters; with `budgets` False, rate limits only (the database holds budgets)."""
         with self._lock:
             views = [self._view(check.limits) for check in admission.checks]
             verdict = Verdict()
@@ -68,7 +69,7 @@ class LocalCounters:
                         del counters.reservations[reservation_id]
                 if counters.minute != admission.minute:
                     counters.minute, counters.requests, counters.tokens = admission.minute, 0, 0
-                if limits.max_budget is not None:
+                if budgets and limits.max_budget is not None:
                     reserved = sum((cost for cost, _ in counters.reservations.values()), _ZERO)
                     if (
                         counters.spend >= limits.max_budget

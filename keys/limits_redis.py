@@ -172,6 +172,9 @@ _CLAIM = Script("return redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1])")
 # KEYS: this process's alive key. ARGV: the lease in milliseconds.
 _RENEW = Script("return redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])")
 
+# KEYS: spend views to drop (made again from the database at their next admission).
+_FORGET = Script("return redis.call('DEL', unpack(KEYS))")
+
 _ALERT_MARKER_SECONDS = 40 * 24 * 3600
 
 
@@ -227,7 +230,9 @@ class RedisCounters:
 
     def _failed(self, exc: Exception) -> CountersUnavailable:
         if time.monotonic() >= self._down_until:
-            logger.warning("Redis limits unavailable (%s): using per-process limits until it is back", exc)
+            logger.warning(
+                "Redis limits unavailable (%s): budgets by the database, rate limits per process until it is back", exc
+            )
         self._down_until = time.monotonic() + _RETRY_AFTER_FAILURE
         return CountersUnavailable(str(exc))
 
@@ -283,6 +288,16 @@ class RedisCounters:
             return await self._link().run(_ADMIT, keys, args)
         except _ERRORS as exc:
             raise self._failed(exc) from exc
+
+    async def forget_views(self, entities: set[tuple[str, str]]) -> bool:
+        """Drop the spend views of these (kind, entity id): whether Redis did."""
+        keys = [f"{self.prefix}spend:{kind}:{entity_id}" for kind, entity_id in sorted(entities)]
+        try:
+            await self._link().run(_FORGET, keys, [])
+        except _ERRORS as exc:
+            self._failed(exc)
+            return False
+        return True
 
     async def renew_leases(self) -> None:
         """Keep this process's reservations held (the server's sync loop calls it every tick)."""

@@ -166,3 +166,25 @@ def record_change(
     KeyChange.objects.create(
         kind=kind, entity_id=entity_id, action=action, deleted=deleted, actor=actor[:200], changes=changes or {}
     )
+
+
+class Reservation(models.Model):
+    """A call in flight's hold on a key's, user's or team's budget, kept by the database while Redis (which keeps
+    them normally) is unreachable. A lease: its process renews `expires_at` while it lives (keys.limits_database)."""
+
+    kind = models.CharField(max_length=4)
+    entity_id = models.CharField(max_length=200)
+    admission_id = models.CharField(max_length=64)
+    amount = MoneyField()
+    owner = models.CharField(max_length=64, help_text="The server process holding it.")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["kind", "entity_id", "expires_at"]),
+            models.Index(fields=["admission_id"]),
+            models.Index(fields=["owner"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.entity_id}: {self.amount} until {self.expires_at:%H:%M:%S}"

@@ -28,7 +28,14 @@ def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float, warn:
 async def _charge_and_settle(entry: SpendEntry, admission, cost: Decimal, tokens: int) -> None:
     # The log's commit and the admission's settlement go at once: the response waits for both, and a call waits
     # half a millisecond less than it did with one after the other. The call has been paid for upstream either way,
-    # so its cost stays counted against its budgets even if the ledger then fails to take it.
+    # so its cost stays counted against its budgets even if the ledger then fails to take it. Budgets the database
+    # admits count the committed log itself: their settlement waits for it.
+    if admission.settles_after_commit:
+        try:
+            await ledger().charge(entry)
+        finally:
+            await admission.settle(cost, tokens)
+        return
     settled = keep_running(admission.settle(cost, tokens))
     try:
         await ledger().charge(entry)

@@ -14,8 +14,10 @@ import pytest
 import redis
 
 from tests.e2e.server import GatewayServer
+from tests.e2e.services import PrivateRedis
 from tests.e2e.test_crash_recovery import _kill_server
 from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.gateway.test_reservation_bound import most_billed
 
 pytestmark = pytest.mark.live
 
@@ -170,3 +172,30 @@ def test_an_exhausted_key_stays_exhausted_when_redis_loses_its_counters(server):
             sdk.chat.completions.create(model="gpt-4o", messages=prompt, max_tokens=5)
     assert sum(cost for _, _, cost, *_ in logs_of(server, key)) == spent
     assert_reconciles(server)
+
+
+def test_with_redis_down_two_processes_still_hold_one_budget(tmp_path):
+    with PrivateRedis() as redis_server, FakeUpstream() as up:
+        up.billing = most_billed  # each call costs what it reserved: an overshoot would show in the spend
+        config = CONFIG.format(up=up.url, input=INPUT, output=OUTPUT)
+        with GatewayServer(tmp_path, config, workers=2, env={"REDIS_URL": redis_server.url}) as server:
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "a" * 200}], "max_tokens": 50}
+            prompt, completion = most_billed(body)
+            one_call = prompt * INPUT + completion * OUTPUT
+            key = new_key(server, max_budget=float(one_call * 20))
+            redis_server.stop()
+
+            async def load():
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                    headers = {"Authorization": f"Bearer {key['key']}"}
+                    calls = [client.post("/v1/chat/completions", json=body, headers=headers) for _ in range(40)]
+                    return [response.status_code for response in await asyncio.gather(*calls)]
+
+            statuses = asyncio.run(load())
+            spent = sum(cost for _, _, cost, *_ in logs_of(server, key))
+            log = server.log()
+            assert_reconciles(server)
+
+    assert "budgets by the database" in log
+    assert set(statuses) == {200, 400} and statuses.count(200) <= 20
+    assert spent <= one_call * 20

@@ -150,7 +150,7 @@ def test_redis_stopping_under_load_falls_back_to_process_limits_and_shared_limit
             shared = rpm_burst(server, limited, calls=30)
 
     assert statuses == {200: len(load.outcomes)}, load.errors[:3]
-    assert "using per-process limits until it is back" in log
+    assert "budgets by the database, rate limits per process until it is back" in log
     # Two processes on per-process counters would admit up to 20: the limit is held in Redis again.
     assert shared == {200: 10, 429: 20}
 

@@ -1,6 +1,8 @@
 """A separate server process for the cross-process budget test: admits N concurrent calls, prints how many passed.
 
-python -m tests.keys.admit_worker <redis url> <prefix> <calls>
+python -m tests.keys.admit_worker <redis url> <prefix> <calls> <database name>
+
+With Redis unreachable, budgets are admitted by the database: the test's own, named on the command line.
 """
 
 import asyncio
@@ -34,12 +36,15 @@ async def _admit_all(calls: int) -> int:
 
 
 def main() -> None:
-    url, prefix, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url, prefix, calls, database = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
     import django
     from django.conf import settings
 
     django.setup()
+    from django.db import connection
+
+    connection.settings_dict["NAME"] = database
     settings.REDIS_URL = url
     settings.TOLLGATE_LIMITS_PREFIX = prefix
     print(asyncio.run(_admit_all(calls)))

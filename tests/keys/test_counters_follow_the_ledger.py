@@ -3,6 +3,7 @@ copy of a key; they start again when they lose their state or the spend is set b
 process that died lapse within seconds."""
 
 import asyncio
+import time
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from asgiref.sync import sync_to_async
 from keys.cache import key_limits
 from keys.errors import BudgetExceeded, RateLimited
 from keys.limits import admit
+from keys.limits_database import DatabaseBudgets
 from keys.models import VirtualKey
 from tests.keys.conftest import REDIS_URL
 from tests.keys.factories import caller, make_key
@@ -113,3 +115,20 @@ async def test_a_live_process_keeps_its_reservations_past_the_lease_by_renewing_
         await redis_limits.renew_leases()
 
     assert isinstance(await try_admit(limited), RateLimited)
+
+
+async def test_views_of_what_was_charged_while_redis_was_unreachable_are_made_again_when_it_is_back(redis_limits):
+    _, key = await sync_to_async(make_key)(max_budget=Decimal("1"))
+    limited = caller(key_limits(key))
+    await (await try_admit(limited, "0.1")).release()  # Redis has a view of the key: spend 0
+
+    redis_limits._down_until = time.monotonic() + 60  # unreachable: the database admits
+    during = await try_admit(limited, "0.5")
+    assert isinstance(during.backend, DatabaseBudgets)
+    await VirtualKey.objects.filter(pk=key.pk).aupdate(spend=Decimal("0.6"))  # the ledger commits its log
+    await during.settle(Decimal("0.6"), 1)
+
+    redis_limits._down_until = 0.0  # back
+    refused = await try_admit(limited, "0.5")
+
+    assert isinstance(refused, BudgetExceeded) and "0.6" in str(refused)

@@ -5,32 +5,39 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
 
 from keys import alerts
 from keys.cache import key_limits
-from keys.limits import admit, local_counters
+from keys.limits import admit, database_budgets
 from keys.limits_redis import redis_counters
-from keys.models import VirtualKey
+from keys.models import Reservation, VirtualKey
 from tests import secrets_audit
-from tests.keys.factories import caller, limits, make_key
+from tests.keys.factories import caller, make_key
 
 
 async def _admit(key_caller, cost="0.1"):
     return await admit(key_caller, model_group="gpt-4", worst_case_cost=Decimal(cost), estimated_tokens=1)
 
 
-async def test_without_redis_limits_fall_back_to_this_process_and_resume(settings, caplog, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+async def test_without_redis_budgets_fall_back_to_the_database_and_redis_is_tried_again(settings, caplog, monkeypatch):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     settings.TOLLGATE_LIMITS_PREFIX = "tollgate-test-down:"
-    key = caller(limits("key", max_budget=Decimal("0.2")))
+    _, key = await sync_to_async(make_key)(max_budget=Decimal("0.2"))
+    key_caller = caller(key_limits(key))
     with caplog.at_level(logging.WARNING, logger="keys.limits_redis"):
-        first = await _admit(key)
-        second = await _admit(key)
-    assert first.backend is local_counters() and second.backend is local_counters()
-    assert "using per-process limits" in caplog.text
+        first = await _admit(key_caller)
+        second = await _admit(key_caller)
+    assert first.backend is database_budgets() and second.backend is database_budgets()
+    assert "budgets by the database" in caplog.text
     assert caplog.text.count("Redis limits unavailable") == 1  # one warning per outage, not one per call
+    assert await Reservation.objects.filter(entity_id=key.token_hash).acount() == 2
     with pytest.raises(Exception, match="Budget has been exceeded"):
-        await _admit(key)  # the per-process counters still hold the budget
+        await _admit(key_caller)  # the database holds the budget: 0.2 reserved by the calls in flight
+    await first.release()
+    assert await Reservation.objects.filter(entity_id=key.token_hash).acount() == 1
 
     counters = redis_counters()
     assert not await counters.available()
@@ -62,8 +69,11 @@ async def test_soft_budget_alert_posts_the_webhook_once_and_flags_the_key(settin
     assert await VirtualKey.objects.filter(pk=key.pk, soft_budget_alerted_at__isnull=False).aexists()
 
 
-async def test_two_server_processes_share_one_budget(redis_limits):
-    """25 calls from each of two processes at once against a budget that covers 10: 10 admitted in all."""
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("redis_up", [True, False], ids=["redis", "redis-down"])
+async def test_two_server_processes_share_one_budget(redis_limits, redis_up):
+    """25 calls from each of two processes at once against a budget that covers 10: 10 admitted in all, through
+    Redis, or through the database while Redis is unreachable."""
     import asyncio
     import os
     import sys
@@ -71,14 +81,18 @@ async def test_two_server_processes_share_one_budget(redis_limits):
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "LOG_LEVEL": "DEBUG"}  # every record, for the secrets audit
+    url = redis_limits.url if redis_up else "redis://127.0.0.1:1/0"
+    # The key the workers admit for: the database locks its row to admit one call at a time.
+    await VirtualKey.objects.acreate(token_hash="shared-key", secret_hash="shared-key", max_budget=Decimal("1"))
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tests.keys.admit_worker",
-            redis_limits.url,
+            url,
             redis_limits.prefix,
             "25",
+            str(connection.settings_dict["NAME"]),
             cwd=root,
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -89,5 +103,6 @@ async def test_two_server_processes_share_one_budget(redis_limits):
     outputs = [await worker.communicate() for worker in workers]
     for _, stderr in outputs:
         secrets_audit.register_output("tests.keys.admit_worker", stderr)
-    assert [worker.returncode for worker in workers] == [0, 0]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
     assert sum(int(stdout.decode().strip().splitlines()[-1]) for stdout, _ in outputs) == 10
+    assert await Reservation.objects.acount() == (0 if redis_up else 10)
