@@ -106,3 +106,12 @@ async def test_proxy_refuses_a_body_one_byte_over_the_limit(path):
 
 async def test_proxy_refuses_a_chunked_body_over_the_limit():
     assert_too_large(await send("POST", "/v1/chat/completions", chunked(body_of(LIMIT + 1))))
+
+
+async def test_a_chunked_body_under_the_limit_is_read_as_sent():
+    """Without a Content-Length DRF reads a body as empty: a restricted key asked for chunked came out unrestricted."""
+    response = await send("POST", "/key/generate", chunked(b'{"models": ["gpt-4o"], "key_alias": "chunked"}'))
+
+    assert response.status_code == 200, response.text[:300]
+    key = await VirtualKey.objects.aget()
+    assert (key.models, key.key_alias) == (["gpt-4o"], "chunked")
