@@ -172,7 +172,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-# --- security (gateway/security.py; the deployment checklist: `manage.py check --deploy`) -------------------
+# --- security (gateway/security.py, keys/throttle.py; the deployment checklist: `manage.py check --deploy`) --
 # The OpenAPI schema of the management API, served openly at /schema/ like LiteLLM's docs; every endpoint in it
 # still needs the master key.
 SPECTACULAR_SETTINGS = {

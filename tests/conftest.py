@@ -28,9 +28,9 @@ def _fresh_process_state(request):
     from django.conf import settings
 
     from gateway.proxy.state import close_states
-    from gateway.security import forget_shared_auth_failures, reset_auth_failures
     from keys.cache import key_cache
     from keys.limits import local_counters
+    from keys.throttle import forget_shared_auth_failures, reset_auth_failures
     from spend.ledger import close_ledgers
 
     def reset():

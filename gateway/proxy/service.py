@@ -21,11 +21,11 @@ from gateway.proxy.payload import PromptBound, estimate_prompt_tokens, parse_pay
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from gateway.proxy.streaming import Relay, RelayResponse
-from gateway.security import check_auth_throttle, client_ip, record_auth_failure
 from keys.auth import Caller, authenticate, sync_key_cache
 from keys.cache import key_cache
 from keys.errors import AuthenticationFailed
 from keys.limits import admit
+from keys.throttle import check_auth_throttle, client_ip, record_auth_failure
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
 from pricing.errors import UnpricedModelBlocked
 from spend.ledger import SpendEntry, journal, ledger

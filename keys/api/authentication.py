@@ -1,14 +1,14 @@
 """Management API authentication: the master key, compared in constant time, behind the failed-auth throttle.
 
-The throttle is the proxy's (gateway.security), with the same counts: an address that keeps guessing keys on either
+The throttle is the proxy's too (keys.throttle), with the same counts: an address that keeps guessing keys on either
 side gets 429 on both, so the management API cannot be used to guess the master key around the proxy's limit. A
 missing key counts as a failure, as on the proxy.
 """
 
 from rest_framework import authentication, exceptions, permissions, status
 
-from gateway.security import AuthThrottled, check_auth_throttle_sync, client_ip, record_auth_failure
 from keys.auth import MASTER, bearer_token, is_master_key
+from keys.throttle import AuthThrottled, check_auth_throttle_sync, client_ip, record_auth_failure
 
 
 class TooManyFailedAuthentications(exceptions.APIException):

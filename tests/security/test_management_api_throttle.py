@@ -10,8 +10,8 @@ import secrets
 import httpx
 import pytest
 
-from gateway import security
 from gateway.asgi import application
+from keys import throttle as auth_throttle
 from tests.e2e.server import MASTER_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,10 +27,10 @@ async def throttle(request, settings):
     settings.TOLLGATE_AUTH_FAILURE_LIMIT = LIMIT
     settings.TOLLGATE_AUTH_FAILURE_WINDOW = 60
     settings.REDIS_URL = REDIS_URL if request.param == "redis" else ""
-    security.reset_auth_failures()
+    auth_throttle.reset_auth_failures()
     yield
-    await security.auth_failures().close()
-    security.reset_auth_failures()
+    await auth_throttle.auth_failures().close()
+    auth_throttle.reset_auth_failures()
 
 
 def fresh_address() -> str:
@@ -42,7 +42,7 @@ async def send(address: str, method: str, path: str, key: str | None) -> httpx.R
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.request(method, path, headers=headers)
-    await security.auth_failures().flush()
+    await auth_throttle.auth_failures().flush()
     return response
 
 

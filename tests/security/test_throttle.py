@@ -8,9 +8,9 @@ import httpx
 import pytest
 import redis
 
-from gateway import security
-from gateway.security import AuthFailureCounter, AuthThrottled
+from keys import throttle as auth_throttle
 from keys.errors import RateLimited
+from keys.throttle import AuthFailureCounter, AuthThrottled
 from tests.e2e.server import GatewayServer
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -90,7 +90,7 @@ async def test_a_clean_address_is_asked_about_again_beside_its_calls_after_a_mom
 
     within_the_moment = await checking.retry_after(address)  # other processes' failures show a moment later
     reads_within_the_moment = len(reads)
-    checking._clean_until[address] -= security._SHARED_CLEAN_SECONDS
+    checking._clean_until[address] -= auth_throttle._SHARED_CLEAN_SECONDS
     after_it = await checking.retry_after(address)  # goes through, Redis asked beside it
     asked_beside_it = len(checking._pending)
     await checking.flush()
@@ -149,7 +149,7 @@ async def test_a_lost_redis_is_warned_about_once_and_tried_again_a_second_later(
     for _ in range(5):
         assert await failures.retry_after(fresh_address()) == 0
     tried_during_the_outage = len(connects)
-    failures._redis_down_until -= security._REDIS_RETRY_SECONDS  # a second later
+    failures._redis_down_until -= auth_throttle._REDIS_RETRY_SECONDS  # a second later
     await failures.retry_after(fresh_address())
 
     assert tried_during_the_outage == 1
@@ -158,7 +158,7 @@ async def test_a_lost_redis_is_warned_about_once_and_tried_again_a_second_later(
 
 
 def test_the_in_process_table_stays_bounded(monkeypatch):
-    monkeypatch.setattr(security, "_MAX_TRACKED_ADDRESSES", 100)
+    monkeypatch.setattr(auth_throttle, "_MAX_TRACKED_ADDRESSES", 100)
     failures = AuthFailureCounter(limit=5, window=0.0001)
     for index in range(1000):
         failures.record_failure(f"10.0.{index // 256}.{index % 256}")
@@ -170,41 +170,41 @@ def test_the_in_process_table_stays_bounded(monkeypatch):
 def throttle(settings):
     settings.TOLLGATE_AUTH_FAILURE_LIMIT = 2
     settings.TOLLGATE_AUTH_FAILURE_WINDOW = 60
-    security.reset_auth_failures()
+    auth_throttle.reset_auth_failures()
     yield
-    security.reset_auth_failures()
+    auth_throttle.reset_auth_failures()
 
 
 @pytest.fixture
 async def async_throttle(throttle):
     yield
-    await security.auth_failures().close()
+    await auth_throttle.auth_failures().close()
 
 
 async def test_check_raises_a_rate_limit_the_proxy_maps_to_429(async_throttle):
     address = fresh_address()
-    await security.check_auth_throttle(address)
-    security.record_auth_failure(address)
-    security.record_auth_failure(address)
-    await security.auth_failures().flush()
+    await auth_throttle.check_auth_throttle(address)
+    auth_throttle.record_auth_failure(address)
+    auth_throttle.record_auth_failure(address)
+    await auth_throttle.auth_failures().flush()
 
     with pytest.raises(AuthThrottled) as refused:
-        await security.check_auth_throttle(address)
+        await auth_throttle.check_auth_throttle(address)
 
     assert isinstance(refused.value, RateLimited)
     assert refused.value.code == "too_many_failed_auth"
     assert 1 <= int(refused.value.headers["retry-after"]) <= 60
     with pytest.raises(AuthThrottled):
-        security.check_auth_throttle_sync(address)
+        auth_throttle.check_auth_throttle_sync(address)
 
 
 async def test_a_limit_of_zero_turns_the_throttle_off(async_throttle, settings):
     settings.TOLLGATE_AUTH_FAILURE_LIMIT = 0
     address = fresh_address()
     for _ in range(10):
-        security.record_auth_failure(address)
+        auth_throttle.record_auth_failure(address)
 
-    await security.check_auth_throttle(address)
+    await auth_throttle.check_auth_throttle(address)
 
 
 @pytest.mark.django_db
@@ -213,11 +213,11 @@ def test_counting_and_checking_never_query_the_database(throttle, django_assert_
 
     async def fail_then_check():
         for _ in range(5):
-            security.record_auth_failure(address)
+            auth_throttle.record_auth_failure(address)
         try:
-            await security.check_auth_throttle(address)
+            await auth_throttle.check_auth_throttle(address)
         finally:
-            await security.auth_failures().close()
+            await auth_throttle.auth_failures().close()
 
     with django_assert_num_queries(0), pytest.raises(AuthThrottled):
         asyncio.run(fail_then_check())
@@ -238,7 +238,7 @@ def test_client_ip(rf, settings, trust, forwarded, expected):
     headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
     request = rf.get("/v1/models", REMOTE_ADDR="192.0.2.1", **headers)
 
-    assert security.client_ip(request) == expected
+    assert auth_throttle.client_ip(request) == expected
 
 
 def teardown_module():

@@ -49,7 +49,7 @@ class Command(BaseCommand):
             http=functools.partial(HeaderTimeoutProtocol, header_timeout=options["header_timeout"]),
             lifespan="on",
             access_log=False,
-            # Who the caller is comes from TOLLGATE_TRUST_X_FORWARDED_FOR (gateway/security.py) and the scheme from
+            # Who the caller is comes from TOLLGATE_TRUST_X_FORWARDED_FOR (keys/throttle.py) and the scheme from
             # TOLLGATE_BEHIND_TLS_PROXY alone. uvicorn's default would take both from the headers of any caller on
             # 127.0.0.1, so a local caller could pick a fresh address for each guess at a key.
             proxy_headers=False,
