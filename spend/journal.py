@@ -4,9 +4,11 @@ leaves no call uncharged.
 Each server process appends to a file of its own (`<TOLLGATE_SPOOL_DIR>/journal/<pid>-<id>.journal`) and holds an
 exclusive lock on it while it lives. Two kinds of line:
 
-- an entry (`{"e": ...}`): the call's spend entry as far as it is known, status `interrupted`: written before each
-  upstream attempt (its prompt priced), and again as a stream relays words (priced for them, at most once a second);
-  a call's last entry line is what it is charged if its process dies;
+- an entry (`{"k": price, "e": ...}`): the call's spend entry as far as it is known, status `interrupted`: written
+  before each upstream attempt (its prompt), and again as a stream relays words (at most once a second); a call's
+  last entry line is what it is charged if its process dies, priced then at the price entry it names;
+- a price (`{"p": key, "v": ...}`): a deployment's price entry, exact, written once per file before the first entry
+  that names it: the hot path writes a name, not a price, and prices nothing (that cost 18 us a call);
 - done (`{"d": request_id}`): the call's own log is in the ledger (or, with the database away, in the spool).
 
 A process that can lock another's file knows its writer died: it charges each call the file opened and did not
@@ -21,11 +23,13 @@ open calls once it passes 4 MB.
 """
 
 import fcntl
+import json
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -33,6 +37,7 @@ from django.db import transaction
 from django.db.models import F
 
 from keys.models import record_change
+from pricing.calculator import Usage, compute_cost, format_money
 from spend.entities import PAYERS
 from spend.spool import Spool
 
@@ -50,6 +55,8 @@ class Journal:
         self.codec = codec
         self._lock = threading.Lock()  # the event loop writes; a rotation may race a sweep's listing only
         self._open: dict[str, bytes] = {}  # request id -> its last entry line
+        self._prices: dict[str, bytes] = {}  # price key -> its line, written into each file before its first use
+        self._priced: set[str] = set()  # the price keys the current file holds
         self._descriptor: int | None = None
         self._path: Path | None = None
         self._size = 0
@@ -57,24 +64,37 @@ class Journal:
 
     # -- this process's calls ---------------------------------------------------------------------------------------
 
-    def record(self, entry) -> None:
-        """The call, as it would be charged if this process died now."""
-        line = b'{"e":' + self.codec.encode(entry) + b"}\n"
+    def record(self, entry, price: Mapping, price_key: str) -> None:
+        """The call, as it would be charged if this process died now: `entry`'s tokens at `price` (its deployment's
+        price entry, which `price_key` names for as long as it does not change)."""
+        line = b'{"k":' + orjson.dumps(price_key) + b',"e":' + self.codec.encode(entry) + b"}\n"
         with self._lock:
+            price_line = self._prices.get(price_key)
+            if price_line is None:
+                price_line = b'{"p":' + orjson.dumps(price_key) + b',"v":' + _exact_json(price) + b"}\n"
+                self._prices[price_key] = price_line
+            self._make_room(len(price_line) + len(line))
+            if price_key not in self._priced:
+                self._write(price_line)
+                self._priced.add(price_key)
             self._open[entry.request_id] = line
-            self._append(line)
+            self._write(line)
 
     def done(self, request_id: str) -> None:
         """The call's own log is durable: nothing to charge for it any more."""
         with self._lock:
             if self._open.pop(request_id, None) is not None:
-                self._append(orjson.dumps({"d": request_id}) + b"\n")
+                line = orjson.dumps({"d": request_id}) + b"\n"
+                self._make_room(len(line))
+                self._write(line)
 
-    def _append(self, line: bytes) -> None:
+    def _make_room(self, size: int) -> None:
         if self._descriptor is None or self._pid != os.getpid():
             self._start_file()
-        elif self._size + len(line) > _ROTATE_BYTES:
+        elif self._size + size > _ROTATE_BYTES:
             self._rotate()
+
+    def _write(self, line: bytes) -> None:
         os.write(self._descriptor, line)
         self._size += len(line)
 
@@ -84,9 +104,11 @@ class Journal:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         self._descriptor, self._path, self._size, self._pid = descriptor, path, 0, os.getpid()
-        for line in self._open.values():  # the calls still open, when this replaces a full file
-            os.write(descriptor, line)
-            self._size += len(line)
+        self._priced = set()
+        if self._open:  # the calls still open when this replaces a full file, after the prices they may name
+            for line in [*self._prices.values(), *self._open.values()]:
+                self._write(line)
+            self._priced = set(self._prices)
 
     def _rotate(self) -> None:
         old_descriptor, old_path = self._descriptor, self._path
@@ -130,17 +152,41 @@ class Journal:
         return charged
 
     def _open_calls(self, path: Path) -> list:
-        last: dict[str, dict] = {}
+        """The calls a dead process's file opened and did not close, each priced at its price entry."""
+        prices: dict[str, dict] = {}
+        last: dict[str, tuple[str, dict]] = {}
         for line in path.read_bytes().splitlines():
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                record = json.loads(line, parse_float=Decimal)  # prices exact; rare, so the stdlib's parser
+            except ValueError:
                 continue  # a line cut by the kill: the call's earlier line stands
             if "d" in record:
                 last.pop(record["d"], None)
+            elif "p" in record:
+                prices[record["p"]] = record["v"]
             else:
-                last[record["e"]["request_id"]] = record["e"]
-        return [self.codec.decode(data) for data in last.values()]
+                last[record["e"]["request_id"]] = (record["k"], record["e"])
+        return [_priced(self.codec.decode(data), prices[key]) for key, data in last.values()]
+
+
+def _exact_json(value) -> bytes:
+    """JSON with every Decimal written as a number of its own digits (read back with parse_float=Decimal)."""
+    return orjson.dumps(value, default=lambda number: orjson.Fragment(str(number)))
+
+
+def _priced(entry, price: Mapping):
+    """The entry charged for its tokens and seconds at `price`, as the proxy prices a call."""
+    usage = Usage(
+        prompt_tokens=entry.prompt_tokens,
+        completion_tokens=entry.completion_tokens,
+        cached_tokens=entry.cached_tokens,
+        cache_creation_tokens=entry.cache_creation_tokens,
+        reasoning_tokens=entry.reasoning_tokens,
+    )
+    cost = compute_cost(price, usage, Decimal(entry.duration_ms) / 1000, billed_at=entry.end_time)
+    entry.cost = cost.total
+    entry.cost_breakdown = {part: format_money(amount) for part, amount in cost.as_dict().items()}
+    return entry
 
 
 def _tell_counters(entries) -> None:

@@ -465,16 +465,17 @@ def _close_in_journal(request_id: str, future: asyncio.Future) -> None:
         journal().done(request_id)
 
 
-_journals: dict[Path, Journal] = {}
+_journal: tuple[object, Journal] | None = None
 
 
 def journal() -> Journal:
-    """This process's spend journal, in TOLLGATE_SPOOL_DIR."""
-    directory = Path(settings.TOLLGATE_SPOOL_DIR) / "journal"
-    current = _journals.get(directory)
-    if current is None:
-        current = _journals[directory] = Journal(directory, Spool(directory, SpendEntry))
-    return current
+    """This process's spend journal, in TOLLGATE_SPOOL_DIR (a new one if the setting changed: tests)."""
+    global _journal
+    spool_directory = settings.TOLLGATE_SPOOL_DIR
+    if _journal is None or _journal[0] is not spool_directory:
+        directory = Path(spool_directory) / "journal"
+        _journal = (spool_directory, Journal(directory, Spool(directory, SpendEntry)))
+    return _journal[1]
 
 
 def database_answers(close_after: bool = False) -> bool:

@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 _background: set[asyncio.Task] = set()
 
 
-def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float, warn: bool = True) -> CostBreakdown:
-    if warn and not deployment.price.priced:
+def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float) -> CostBreakdown:
+    if not deployment.price.priced:
         logger.warning("call to %s (%s) is unpriced: charged 0", deployment.model_name, deployment.litellm_model)
     return compute_cost(deployment.price.entry, usage, Decimal(str(round(seconds, 6))), billed_at=datetime.now(UTC))
 

@@ -35,6 +35,8 @@ class RoutedDeployment:
     weight: int | None
     price: ResolvedPrice
     max_output_tokens: int | None
+    prices: Mapping[str, str] = field(default_factory=dict)  # price.snapshot(), made once: every log keeps it
+    price_key: str = ""  # names this price in the spend journal while the table lasts
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
         weight=deployment.weight,
         price=price,
         max_output_tokens=_whole_number(max_output),
+        prices=price.snapshot(),
+        price_key=f"{deployment.model_id}@{price.version}",
     )
 
 

@@ -65,18 +65,13 @@ class Call:
         """The most the prompt can be billed at: what budgets reserve."""
         return prompt_bound(self.body_size, self.payload, self.call_type)
 
-    def interrupted_entry(self, deployment: RoutedDeployment) -> SpendEntry:
-        """What the call is charged if its process dies before its own log is written: its prompt."""
-        usage = Usage(prompt_tokens=self.estimated_prompt_tokens)
-        cost = price_call(deployment, usage, 0.0, warn=False)
-        return self.entry(
-            deployment,
-            usage,
-            cost,
-            status=SpendLog.Status.INTERRUPTED,
-            error_class="ProcessDied",
-            attempts=self.attempts,
+    def journal(self, deployment: RoutedDeployment, usage: Usage, **fields) -> None:
+        """Put the call on record as it would be charged if its process died now (see spend.journal): `usage` at
+        the deployment's price, priced only if it ever comes to that."""
+        entry = self.entry(
+            deployment, usage, None, status=SpendLog.Status.INTERRUPTED, error_class="ProcessDied", **fields
         )
+        journal().record(entry, deployment.price.entry, deployment.price_key)
 
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
@@ -100,7 +95,7 @@ class Call:
             reasoning_tokens=usage.reasoning_tokens,
             cost=cost.total if cost else _ZERO,
             cost_breakdown={k: format_money(v) for k, v in cost.as_dict().items()} if cost else {},
-            prices=deployment.price.snapshot() if deployment else {},
+            prices=deployment.prices if deployment else {},
             pricing_source=deployment.price.source if deployment else "",
             price_version=deployment.price.version if deployment else "",
             start_time=self.start_time,
@@ -269,7 +264,7 @@ async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Att
     async def counted_attempt(deployment: RoutedDeployment, timeout):
         call.attempts += 1
         call.deployment = deployment
-        journal().record(call.interrupted_entry(deployment))  # on record before the request leaves
+        call.journal(deployment, Usage(prompt_tokens=call.estimated_prompt_tokens), attempts=call.attempts)
         call.attempt_started = time.perf_counter()
         try:
             return await attempt(deployment, timeout)

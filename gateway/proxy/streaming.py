@@ -27,7 +27,6 @@ from gateway.proxy.charges import charge, charge_in_background, keep_running, pr
 from gateway.proxy.dispatch import Attempted, is_timeout
 from gateway.proxy.payload import client_wants_usage
 from pricing.calculator import Usage, format_money
-from spend.ledger import journal
 from spend.models import SpendLog
 
 logger = logging.getLogger(__name__)
@@ -109,11 +108,8 @@ class Relay:
     def _entry(self, status: str, error_class: str):
         """The call's spend entry as of now, its cost and its tokens; the relay counts as charged from here."""
         self.charged = True
-        return self._priced(status, error_class)
-
-    def _priced(self, status: str, error_class: str, warn: bool = True):
         usage = self._usage()
-        cost = price_call(self.deployment, usage, time.perf_counter() - self.opened.started, warn)
+        cost = price_call(self.deployment, usage, time.perf_counter() - self.opened.started)
         ttft = int((self.first_chunk_at - self.opened.started) * 1000) if self.first_chunk_at else None
         entry = self.call.entry(
             self.deployment,
@@ -147,7 +143,7 @@ class Relay:
         now = time.perf_counter()
         if now - self.journaled_at >= _JOURNAL_INTERVAL_SECONDS:
             self.journaled_at = now
-            journal().record(self._priced(SpendLog.Status.INTERRUPTED, "ProcessDied", warn=False)[0])
+            self.call.journal(self.deployment, self._usage(), attempts=self.attempts)
 
     async def _events(self):
         self.started = True

@@ -25,31 +25,56 @@ def die(journal: Journal) -> None:
     os.close(journal._descriptor)
 
 
-def interrupted(key, **fields):
-    return charged_entry(key, status=SpendLog.Status.INTERRUPTED, error_class="ProcessDied", **fields)
+# A deployment's price entry as the routing table holds it: a threshold rate, so the sweep must price as the proxy does.
+PRICE = {
+    "input_cost_per_token": Decimal("0.001"),
+    "output_cost_per_token": Decimal("0.002"),
+    "input_cost_per_token_above_1000_tokens": Decimal("0.003"),
+    "litellm_provider": "openai",
+    "mode": "chat",
+}
+
+
+def interrupted(key, prompt=10, completion=0, **fields):
+    """A call as the gateway records it: tokens, not yet priced."""
+    return charged_entry(
+        key,
+        status=SpendLog.Status.INTERRUPTED,
+        error_class="ProcessDied",
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost=Decimal(0),
+        **fields,
+    )
+
+
+def record(journal: Journal, entry) -> None:
+    journal.record(entry, PRICE, "deployment-1@v1")
 
 
 def test_the_open_calls_of_a_process_that_died_are_charged_once_from_their_last_line(tmp_path, payers):
     key, user, team = payers
     dead = new_journal(tmp_path)
-    finished = interrupted(key, cost=Decimal("0.5"))
-    streaming = interrupted(key, cost=Decimal("0.001"))
-    dead.record(finished)
-    dead.record(streaming)
-    dead.record(interrupted(key, request_id=streaming.request_id, cost=Decimal("0.003"), completion_tokens=40))
+    finished = interrupted(key)
+    streaming = interrupted(key)
+    record(dead, finished)
+    record(dead, streaming)
+    record(dead, interrupted(key, prompt=1500, completion=40, request_id=streaming.request_id))
     dead.done(finished.request_id)
     die(dead)
 
     assert new_journal(tmp_path).sweep(write_batch) == 1
 
     log = SpendLog.objects.get()
+    cost = 1500 * Decimal("0.003") + 40 * Decimal("0.002")  # past the threshold: the higher rate for every token
     assert (log.request_id, log.status, log.cost, log.completion_tokens) == (
         streaming.request_id,
         "interrupted",
-        Decimal("0.003"),
+        cost,
         40,
     )
-    assert [type(entity).objects.get(pk=entity.pk).spend for entity in payers] == [Decimal("0.003")] * 3
+    assert log.cost_breakdown["input"] == "4.5"
+    assert [type(entity).objects.get(pk=entity.pk).spend for entity in payers] == [cost] * 3
     assert list(tmp_path.glob("*.journal")) == []
     assert new_journal(tmp_path).sweep(write_batch) == 0  # gone: charged nothing twice
     # Every process's counters re-read the payers' spend, which moved without them.
@@ -60,8 +85,8 @@ def test_the_open_calls_of_a_process_that_died_are_charged_once_from_their_last_
 def test_a_call_whose_log_committed_just_before_the_kill_is_not_charged_again(tmp_path, payers):
     key, _, _ = payers
     dead = new_journal(tmp_path)
-    entry = interrupted(key, cost=Decimal("0.25"))
-    dead.record(entry)
+    entry = interrupted(key)
+    record(dead, entry)
     write_batch([charged_entry(key, request_id=entry.request_id, cost=Decimal("0.3"))])  # its own log
     die(dead)  # before the done line
 
@@ -74,11 +99,11 @@ def test_a_call_whose_log_committed_just_before_the_kill_is_not_charged_again(tm
 def test_a_live_processs_journal_is_left_alone_and_a_line_cut_by_the_kill_is_skipped(tmp_path, payers):
     key, _, _ = payers
     alive = new_journal(tmp_path)
-    alive.record(interrupted(key))
+    record(alive, interrupted(key))
     assert new_journal(tmp_path).sweep(write_batch) == 0
 
-    entry = interrupted(key, cost=Decimal("0.01"))
-    alive.record(entry)
+    entry = interrupted(key)
+    record(alive, entry)
     os.write(alive._descriptor, b'{"e":{"request_id":"cut-of')  # the kill came mid-write
     die(alive)
 
@@ -90,14 +115,14 @@ def test_a_full_journal_is_rewritten_with_only_its_open_calls(tmp_path, payers, 
     key, _, _ = payers
     monkeypatch.setattr(journal_module, "_ROTATE_BYTES", 4096)
     journal = new_journal(tmp_path)
-    entries = [interrupted(key, cost=Decimal("0.01")) for _ in range(30)]
+    entries = [interrupted(key) for _ in range(30)]
     for entry in entries:
-        journal.record(entry)
+        record(journal, entry)
         if entry is not entries[7]:
             journal.done(entry.request_id)
     files = list(tmp_path.glob("*.journal"))
     die(journal)
 
     assert len(files) == 1 and files[0].stat().st_size < 4096
-    assert new_journal(tmp_path).sweep(write_batch) == 1
-    assert list(SpendLog.objects.values_list("request_id", flat=True)) == [entries[7].request_id]
+    assert new_journal(tmp_path).sweep(write_batch) == 1  # its price came along into the new file
+    assert list(SpendLog.objects.values_list("request_id", "cost")) == [(entries[7].request_id, Decimal("0.01"))]
