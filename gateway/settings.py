@@ -240,8 +240,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-# A key generated without `duration` expires after this long ("1h", "30d", ... or "never"), as LiteLLM's default.
-KEY_DEFAULT_DURATION = env.str("KEY_DEFAULT_DURATION", default="1h")
+# A key generated without `duration` expires after this long ("1h", "30d", ...); "never" (the default) is LiteLLM's.
+KEY_DEFAULT_DURATION = env.str("KEY_DEFAULT_DURATION", default="never")
 # Crossing a soft_budget is announced once per budget period by a POST here (unset: only the admin flag).
 TOLLGATE_ALERT_WEBHOOK_URL = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
 # Raw spend logs older than this many days are pruned (their daily rollups stay); unset keeps every log.

@@ -38,7 +38,7 @@ def key_hint(raw_key: str) -> str:
 
 def expiry_for(duration: str | None, now: datetime) -> datetime | None:
     """When a key made now with `duration` expires: None means settings.KEY_DEFAULT_DURATION, "never" never."""
-    text = duration or getattr(settings, "KEY_DEFAULT_DURATION", "1h")
+    text = duration or settings.KEY_DEFAULT_DURATION
     if text == NEVER:
         return None
     return parse_duration(text).after(now)

@@ -71,6 +71,14 @@ def test_spec_key_info_shows_spend_models_aliases_and_config(api):
     assert _close_to(info["expires"], timezone.now() + timedelta(hours=1))
 
 
+def test_a_key_made_without_duration_never_expires_by_default(api):
+    # LiteLLM's keys never expire unless asked; the admin's expiry field says "Empty: never expires" too.
+    status, body = api.post("/key/generate", {"models": ["gpt-4"]})
+    assert status == 200, body
+    assert body["expires"] is None
+    assert VirtualKey.objects.get().expires is None
+
+
 @pytest.mark.parametrize(
     ("default", "expected_expiry"),
     [("1h", timedelta(hours=1)), ("30d", timedelta(days=30)), ("never", None)],
