@@ -62,6 +62,17 @@ class Usage:
             _check_count(getattr(self, field.name), field.name)
 
     @classmethod
+    def as_logged(cls, record) -> "Usage":
+        """The usage a logged call keeps (any record with a spend log's five token counts)."""
+        return cls(
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            cached_tokens=record.cached_tokens,
+            cache_creation_tokens=record.cache_creation_tokens,
+            reasoning_tokens=record.reasoning_tokens,
+        )
+
+    @classmethod
     def from_openai(cls, usage: Mapping | None) -> "Usage":
         """Read an OpenAI ``usage`` object: chat completions and embeddings (``prompt_tokens``) or the Responses
         API (``input_tokens``). Missing or null counts and sub-objects are 0; a negative or non-integer count

@@ -176,14 +176,7 @@ def _exact_json(value) -> bytes:
 
 def _priced(entry, price: Mapping):
     """The entry charged for its tokens and seconds at `price`, as the proxy prices a call."""
-    usage = Usage(
-        prompt_tokens=entry.prompt_tokens,
-        completion_tokens=entry.completion_tokens,
-        cached_tokens=entry.cached_tokens,
-        cache_creation_tokens=entry.cache_creation_tokens,
-        reasoning_tokens=entry.reasoning_tokens,
-    )
-    cost = compute_cost(price, usage, Decimal(entry.duration_ms) / 1000, billed_at=entry.end_time)
+    cost = compute_cost(price, Usage.as_logged(entry), Decimal(entry.duration_ms) / 1000, billed_at=entry.end_time)
     entry.cost = cost.total
     entry.cost_breakdown = {part: format_money(amount) for part, amount in cost.as_dict().items()}
     return entry

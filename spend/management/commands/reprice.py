@@ -139,15 +139,9 @@ def _reprice(log: SpendLog, prices: dict[str, ResolvedPrice], adjusted: Decimal,
     if price.snapshot() == log.prices and price.source == log.pricing_source:
         new = old  # the same price: pricing it again could only differ by the duration's rounding
     else:
-        usage = Usage(
-            prompt_tokens=log.prompt_tokens,
-            completion_tokens=log.completion_tokens,
-            cached_tokens=log.cached_tokens,
-            cache_creation_tokens=log.cache_creation_tokens,
-            reasoning_tokens=log.reasoning_tokens,
-        )
         try:
-            new = compute_cost(price.entry, usage, Decimal(log.duration_ms) / 1000, billed_at=log.end_time).total
+            seconds = Decimal(log.duration_ms) / 1000
+            new = compute_cost(price.entry, Usage.as_logged(log), seconds, billed_at=log.end_time).total
         except (TypeError, ValueError):
             repricing.skipped["today's price cannot price it"] += 1
             return
