@@ -112,11 +112,15 @@ class DatabaseBudgets:
         Reservation.objects.filter(admission_id=admission_id).delete()
 
     def renew(self) -> None:
-        """Keep this process's reservations held (the sync loop's thread, while it has any)."""
-        if self.leased:
-            expires = timezone.now() + timedelta(seconds=settings.TOLLGATE_LEASE_SECONDS)
-            Reservation.objects.filter(owner=self.owner).update(expires_at=expires)
-        Reservation.objects.filter(expires_at__lt=timezone.now() - timedelta(minutes=1)).delete()
+        """Keep this process's reservations held, and drop the lapsed ones of processes that died (the sync loop,
+        while this process holds any: admissions read only unexpired rows either way)."""
+        if not self.leased:
+            return
+        now = timezone.now()
+        Reservation.objects.filter(owner=self.owner).update(
+            expires_at=now + timedelta(seconds=settings.TOLLGATE_LEASE_SECONDS)
+        )
+        Reservation.objects.filter(expires_at__lt=now - timedelta(minutes=1)).delete()
 
     def take_charged(self) -> set[tuple[str, str]]:
         with self._lock:
