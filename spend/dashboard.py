@@ -1,5 +1,6 @@
 """The spend overview in the admin: totals against the previous range, daily chart, top spenders, team budgets,
-unpriced calls. Everything comes from the daily rollups (a few GROUP BYs over them), never from the raw logs."""
+unpriced calls. Every committed call counts at once: the daily rollups (a few GROUP BYs over them) plus the logs
+not yet rolled up (spend.selectors.CurrentSpend), never a scan of all the raw logs."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -9,17 +10,14 @@ from urllib.parse import urlencode
 from django import forms
 from django.apps import apps
 from django.contrib import admin
-from django.db import connections
-from django.db.models import QuerySet, Sum
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from spend.chart import stacked_chart
 from spend.display import usd
-from spend.money import grouped_totals
 from spend.periods import day_bounds, local_day
-from spend.selectors import rollup_totals, rollups_between, team_names
+from spend.selectors import CurrentSpend, read_current_spend, team_names
 
 TOP = 10
 CHART_SERIES = 8
@@ -60,11 +58,6 @@ class _LogLinks:
         return f"{self.changelist}?{urlencode(query)}"
 
 
-def _money_and_calls(rollups: QuerySet, group_by: list[str]) -> list[dict]:
-    """Exact cost and calls per group: only the two columns the dashboard shows."""
-    return grouped_totals(rollups, group_by, money=["cost"], integers=["requests"], row_count=None)
-
-
 def _change(current: Decimal, previous: Decimal) -> str:
     if not previous:
         return "new" if current else "–"
@@ -82,25 +75,34 @@ def overview(request):
     previous_start, previous_end = start - timedelta(days=length), start - timedelta(days=1)
 
     links = _LogLinks()
-    rollups = rollups_between(start, end)
     column = STACKS[stack]
-    by_day = _money_and_calls(rollups, ["day", column])
-    previous = _money_and_calls(rollups_between(previous_start, previous_end), ["day"])
+
+    def read(spend: CurrentSpend) -> tuple:
+        calls = ["requests"]  # only what the page shows
+        return (
+            spend.totals(["day", column], integers=calls),  # this range's and the previous one's, in one read
+            {name: (field, spend.top(field, TOP, since=start)) for name, field in
+             (("teams", "team_id"), ("keys", "key_hash"), ("users", "user_id"), ("models", "model_group"))},
+            [row for row in spend.totals(["model_group", "provider"], since=start, integers=["unpriced_requests"]) if row["unpriced_requests"]],
+        )  # fmt: skip
+
+    (both_ranges, top_rows, unpriced_rows), spend = read_current_spend(previous_start, end, read)
+    by_day = [row for row in both_ranges if row["day"] >= start]
+    previous = [row for row in both_ranges if row["day"] < start]
     totals = {
         "cost": sum((row["cost"] for row in by_day), Decimal(0)),
         "requests": sum(row["requests"] for row in by_day),
         "previous_cost": sum((row["cost"] for row in previous), Decimal(0)),
         "previous_requests": sum(row["requests"] for row in previous),
     }
-    top = {name: _top(rollups, field, start, end, links) for name, field in
-           (("teams", "team_id"), ("keys", "key_hash"), ("users", "user_id"), ("models", "model_group"))}  # fmt: skip
+    top = {name: _ranked(rows, field, start, end, links) for name, (field, rows) in top_rows.items()}
     names = team_names([ranked.label for ranked in top["teams"]] + [row[column] for row in by_day if stack == "team"])
     top["teams"] = [Ranked(names.get(r.label, r.label or "(no team)"), r.cost, r.requests, r.url) for r in top["teams"]]
 
     chart = _chart(by_day, column, start, end, names if stack == "team" else {}, links)
     unpriced = [
         {**row, "url": links(start, end, model_group=row["model_group"], pricing_source="unpriced")}
-        for row in rollup_totals(rollups.filter(unpriced_requests__gt=0), ["model_group", "provider"])
+        for row in sorted(unpriced_rows, key=lambda row: (row["model_group"], row["provider"]))
     ]
     context = {
         **admin.site.each_context(request),
@@ -125,24 +127,14 @@ def overview(request):
         "top": top,
         "budgets": _team_budgets(start, end, links),
         "unpriced": unpriced,
+        "as_of": spend.as_of,
+        "rolled_up_at": spend.rolled_up_at,
     }
     return TemplateResponse(request, "spend/dashboard.html", context)
 
 
-def _top(rollups: QuerySet, field: str, start: date, end: date, links: _LogLinks) -> list[Ranked]:
-    """The TOP groups by cost. PostgreSQL sums, sorts and cuts in SQL; SQLite sums inexactly (doubles), so there the
-    exact sums are made in Python and sorted here (small installations, few rows)."""
-    if connections[rollups.db].vendor == "sqlite":
-        rows = sorted(_money_and_calls(rollups, [field]), key=lambda row: (-row["cost"], str(row[field] or "")))[:TOP]
-    else:
-        grouped = rollups.order_by().values(field).annotate(cost=Sum("cost"), requests=Sum("requests"))
-        rows = grouped.order_by("-cost", field)[:TOP]
-    return [
-        Ranked(
-            row[field], row["cost"] or Decimal(0), int(row["requests"] or 0), links(start, end, **{field: row[field]})
-        )
-        for row in rows
-    ]
+def _ranked(rows: list[dict], field: str, start: date, end: date, links: _LogLinks) -> list[Ranked]:
+    return [Ranked(row[field], row["cost"], row["requests"], links(start, end, **{field: row[field]})) for row in rows]
 
 
 def _chart(by_day: list[dict], column: str, start: date, end: date, names: dict[str, str], links: _LogLinks):

@@ -6,6 +6,9 @@ whole from them, so a late log corrects its day and a repeated run rewrites the 
 are always recomputed too: a call whose log was given a lower id but committed after the last run saw higher ones
 (concurrent ledger transactions) started at most a call's duration ago. A day older than the retention horizon
 has lost raw logs, so a late log there is added to its rows instead.
+
+The rollups hold exactly the logs up to RollupState.last_log_id (a day is recomputed from those only), so a reader
+adds the logs above it and sees every committed call (spend.selectors.CurrentSpend).
 """
 
 from dataclasses import dataclass, field
@@ -63,7 +66,7 @@ def rollup_spend(now: datetime | None = None) -> RollupRun:
         run = RollupRun(last_log_id=last_log_id)
         for day in sorted(days):
             if horizon is None or day >= horizon:
-                recompute_day(day)
+                recompute_day(day, last_log_id)
                 run.recomputed_days.append(day)
             else:
                 _add_to_day(day, new_logs)
@@ -74,10 +77,12 @@ def rollup_spend(now: datetime | None = None) -> RollupRun:
     return run
 
 
-def recompute_day(day: date) -> None:
-    """Replace a day's rollup rows with totals of its logs (call inside the rollup's transaction)."""
+def recompute_day(day: date, last_log_id: int) -> None:
+    """Replace a day's rollup rows with totals of its logs up to the run's watermark (call inside the rollup's
+    transaction). A log above it that commits while the run works is left out: readers add the logs above the
+    watermark to the rollups (spend.selectors.CurrentSpend), so counting it here too would count it twice."""
     start, end = day_bounds(day)
-    rows = _totals(SpendLog.objects.filter(start_time__gte=start, start_time__lt=end))
+    rows = _totals(SpendLog.objects.filter(start_time__gte=start, start_time__lt=end, id__lte=last_log_id))
     DailySpend.objects.filter(day=day).delete()
     DailySpend.objects.bulk_create([DailySpend(day=day, **row) for row in rows], batch_size=1000)
 

@@ -1,22 +1,32 @@
-"""Reads of the spend ledger for the API and the dashboard: filters over logs, totals over daily rollups."""
+"""Reads of the spend ledger for the API and the dashboard: filters over logs, and totals of every committed call
+(the daily rollups plus the logs not yet rolled up)."""
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 
 from django.apps import apps
-from django.db.models import QuerySet
+from django.db import connections
+from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from keys.auth import hash_key
 from keys.selectors import key_identity
-from spend.models import DailySpend, SpendLog
-from spend.money import grouped_totals
+from spend.models import DailySpend, RollupState, SpendLog
+from spend.money import ZERO, grouped_totals
 from spend.periods import day_bounds, local_zone
-from spend.rollups import COUNTS, TOKENS
+from spend.rollups import COUNTS, DIMENSIONS, TOKENS
 
 _KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
+# The sums a rollup row keeps besides its cost.
+SUMMED = (*TOKENS, "requests", *COUNTS)
+# A read is repeated if a rollup committed while it ran; rollups commit once a minute, a read takes milliseconds.
+_ATTEMPTS = 5
+Result = TypeVar("Result")
 # What a report may be grouped by, and the rollup column each one reads.
 REPORT_GROUPS = {"team": "team_id", "api_key": "key_hash", "user": "user_id", "model": "model_group"}
 
@@ -75,14 +85,108 @@ def daily_log_summary(logs: QuerySet) -> list[dict]:
     return [days[day] for day in sorted(days)]
 
 
-def rollups_between(start: date, end: date) -> QuerySet:
-    return DailySpend.objects.filter(day__gte=start, day__lte=end)
+class CurrentSpend:
+    """Totals of every committed call between two local days (both included), as of one moment.
+
+    The daily rollups hold exactly the logs up to RollupState.last_log_id. The logs above it (the tail: what came
+    since the last rollup, a minute's worth when the rollup runs every minute, or everything when none has run) are
+    read once, grouped as the rollups are (by day and every dimension), and added to each total here, so a call
+    counts from the moment its log commits. Build it through ``read_current_spend``, which checks that no rollup
+    moved logs from the tail into the rollups in the middle of the reads.
+    """
+
+    def __init__(self, start: date, end: date):
+        self.start, self.end = start, end
+        self.as_of = timezone.now()
+        self._mark = _rollup_mark()
+        self.last_log_id, self.rolled_up_at = self._mark
+        since, until = day_bounds(start)[0], day_bounds(end)[1]
+        tail = SpendLog.objects.filter(id__gt=self.last_log_id, start_time__gte=since, start_time__lt=until)
+        self.tail = grouped_totals(
+            tail.annotate(day=TruncDate("start_time", tzinfo=local_zone())),
+            ["day", *DIMENSIONS],
+            money=["cost"],
+            integers=TOKENS,
+            counts=COUNTS,
+        )
+
+    def unchanged(self) -> bool:
+        """No rollup committed since this read began."""
+        return _rollup_mark() == self._mark
+
+    def totals(
+        self,
+        group_by: list[str],
+        since: date | None = None,
+        until: date | None = None,
+        integers: Iterable[str] = SUMMED,
+    ) -> list[dict]:
+        """Exact cost and the sums of ``integers`` per group, over the days from ``since`` to ``until``."""
+        since, until = since or self.start, until or self.end
+        integers = list(integers)
+        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until)
+        rows = grouped_totals(rollups, group_by, money=["cost"], integers=integers, row_count=None)
+        return _add_tail(rows, self._tail_between(since, until), group_by, integers)
+
+    def top(self, field: str, limit: int, since: date | None = None, until: date | None = None) -> list[dict]:
+        """The ``limit`` values of ``field`` that cost most (cost and calls each), the most costly first.
+
+        PostgreSQL ranks the rollups in SQL. Only a value in the tail can climb past one the rollups rank higher,
+        so the rollups' first ``limit`` plus one per tail value, and the tail values' own rollup totals, hold the
+        whole answer. SQLite sums inexactly (doubles), so there every group is summed in Python (small
+        installations, few rows)."""
+        since, until = since or self.start, until or self.end
+        tail = self._tail_between(since, until)
+        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until)
+        if connections[rollups.db].vendor == "sqlite":
+            rows = grouped_totals(rollups, [field], money=["cost"], integers=["requests"], row_count=None)
+        else:
+            grouped = rollups.order_by().values(field).annotate(cost=Sum("cost"), requests=Sum("requests"))
+            tail_values = {row[field] for row in tail}
+            leaders = limit + len(tail_values)
+            rows = list(grouped.order_by("-cost", field)[:leaders])
+            missing = tail_values - {row[field] for row in rows}
+            if missing and len(rows) == leaders:  # fewer rows: every rolled-up value is already here
+                rows += grouped.filter(**{f"{field}__in": missing})
+            for row in rows:
+                row["cost"], row["requests"] = row["cost"] or ZERO, int(row["requests"] or 0)
+        ranked = _add_tail(rows, tail, [field], ["requests"])
+        return sorted(ranked, key=lambda row: (-row["cost"], str(row[field] or "")))[:limit]
+
+    def _tail_between(self, since: date, until: date) -> list[dict]:
+        return [row for row in self.tail if since <= row["day"] <= until]
 
 
-def rollup_totals(rollups: QuerySet, group_by: list[str]) -> list[dict]:
-    """Sums of the rollup rows per group (requests, tokens by kind, failures, unpriced calls, exact cost)."""
-    integers = [*TOKENS, "requests", *COUNTS]
-    return grouped_totals(rollups, group_by, money=["cost"], integers=integers, row_count=None)
+def read_current_spend(start: date, end: date, read: Callable[[CurrentSpend], Result]) -> tuple[Result, CurrentSpend]:
+    """``read`` applied to the totals between two days as of now, and the CurrentSpend it read (its ``as_of``).
+
+    The rollup watermark is read before and after: a rollup that committed in between moved logs from the tail into
+    the rollups, so what was read may count them twice or not at all, and the read is made again. No lock is taken
+    (a reader never holds up the ledger or the rollup)."""
+    for _ in range(_ATTEMPTS):
+        spend = CurrentSpend(start, end)
+        result = read(spend)
+        if spend.unchanged():
+            break
+    return result, spend
+
+
+def _rollup_mark() -> tuple[int, datetime | None]:
+    return RollupState.objects.filter(pk=1).values_list("last_log_id", "updated_at").first() or (0, None)
+
+
+def _add_tail(rows: list[dict], tail: list[dict], group_by: list[str], integers: list[str]) -> list[dict]:
+    """Rollup totals per group plus the tail's rows (grouped finer) in the same groups."""
+    groups = {tuple(row[name] for name in group_by): row for row in rows}
+    for tail_row in tail:
+        key = tuple(tail_row[name] for name in group_by)
+        row = groups.get(key)
+        if row is None:
+            row = groups[key] = {**dict(zip(group_by, key, strict=True)), "cost": ZERO, **dict.fromkeys(integers, 0)}
+        row["cost"] += tail_row["cost"]
+        for name in integers:
+            row[name] += tail_row[name]
+    return list(groups.values())
 
 
 def team_names(team_ids) -> dict[str, str]:
@@ -93,11 +197,22 @@ def team_names(team_ids) -> dict[str, str]:
     }
 
 
-def spend_report(start: date, end: date, group_by: str) -> list[dict]:
-    """LiteLLM's /global/spend/report, from the daily rollups: per day, per group, split by model."""
+def current_totals(start: date, end: date, group_by: list[str]) -> tuple[list[dict], datetime]:
+    """Every committed call's totals per group between two days, and the moment they are as of."""
+    rows, spend = read_current_spend(start, end, lambda spend: spend.totals(group_by))
+    return rows, spend.as_of
+
+
+def spend_report(start: date, end: date, group_by: str) -> tuple[list[dict], datetime]:
+    """LiteLLM's /global/spend/report, of every committed call: per day, per group, split by model; and the moment
+    it is as of."""
     column = REPORT_GROUPS[group_by]
     detail = "provider" if group_by == "model" else "model_group"
-    rows = rollup_totals(rollups_between(start, end), ["day", column, detail])
+    rows, as_of = current_totals(start, end, ["day", column, detail])
+    return _report(rows, group_by, column, detail), as_of
+
+
+def _report(rows: list[dict], group_by: str, column: str, detail: str) -> list[dict]:
     if group_by == "api_key":
         return _report_by_key(rows)
     names = team_names(row["team_id"] for row in rows) if group_by == "team" else {}

@@ -1,6 +1,6 @@
 """LiteLLM's spend endpoints: /spend/logs, /global/spend/report, /spend/calculate (master key; CSV with ?format=csv)."""
 
-from datetime import date
+from datetime import date, datetime
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -29,6 +29,7 @@ class CSVRenderer(BaseRenderer):
 
 
 _RENDERERS = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
+AS_OF_HEADER = "X-Tollgate-As-Of"
 
 
 # Error statuses each operation declares; the schema gives them OpenAI's error body (gateway.api.schema).
@@ -85,13 +86,18 @@ def global_spend_report(request):
     query.is_valid(raise_exception=True)
     start, end, group_by = (query.validated_data[name] for name in ("start_date", "end_date", "group_by"))
     if _wants_csv(request):
-        return _report_csv(start, end, group_by)
-    return Response(selectors.spend_report(start, end, group_by))
+        response, as_of = _report_csv(start, end, group_by)
+    else:
+        report, as_of = selectors.spend_report(start, end, group_by)
+        response = Response(report)
+    # Every call committed by this moment is counted (LiteLLM's body has no room for it).
+    response[AS_OF_HEADER] = as_of.isoformat()
+    return response
 
 
-def _report_csv(start: date, end: date, group_by: str) -> StreamingHttpResponse:
+def _report_csv(start: date, end: date, group_by: str) -> tuple[StreamingHttpResponse, datetime]:
     column = selectors.REPORT_GROUPS[group_by]
-    rows = selectors.rollup_totals(selectors.rollups_between(start, end), ["day", column, "model_group"])
+    rows, as_of = selectors.current_totals(start, end, ["day", column, "model_group"])
     rows.sort(key=lambda row: (row["day"], row[column], row["model_group"]))
     header = ["day", group_by, "model", "spend", "requests", "failed_requests", "prompt_tokens", "completion_tokens"]
     return csv_response(
@@ -102,7 +108,7 @@ def _report_csv(start: date, end: date, group_by: str) -> StreamingHttpResponse:
              row["failed_requests"], row["prompt_tokens"], row["completion_tokens"]]
             for row in rows
         ),
-    )  # fmt: skip
+    ), as_of  # fmt: skip
 
 
 @extend_schema(request=s.CalculateIn, responses={200: s.CalculateOut, 400: INVALID})
