@@ -8,14 +8,8 @@ from gateway.providers.azure import AzureProvider
 from gateway.providers.base import Provider
 from gateway.providers.mock import MockProvider
 from gateway.providers.ollama import OllamaChatProvider, OllamaProvider
-from gateway.providers.openai import (
-    CustomOpenAIProvider,
-    HostedVLLMProvider,
-    HuggingFaceProvider,
-    OpenAIProvider,
-    OpenRouterProvider,
-    TextCompletionOpenAIProvider,
-)
+from gateway.providers.openai import OpenAICompatibleProvider, OpenAIProvider, TextCompletionOpenAIProvider
+from gateway.providers.openai_compatible import OPENAI_COMPATIBLE
 from gateway.providers.sagemaker import SageMakerProvider
 
 PROVIDERS: Mapping[str, Provider] = MappingProxyType(
@@ -23,10 +17,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
         provider.name: provider
         for provider in (
             OpenAIProvider(),
-            HuggingFaceProvider(),
-            OpenRouterProvider(),
-            HostedVLLMProvider(),
-            CustomOpenAIProvider(),
+            *(OpenAICompatibleProvider(name, *row) for name, row in OPENAI_COMPATIBLE.items()),
             TextCompletionOpenAIProvider(),
             AzureProvider(),
             AnthropicProvider(),

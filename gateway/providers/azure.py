@@ -12,6 +12,8 @@ DEFAULT_API_VERSION = "2024-10-21"
 class AzureProvider(OpenAIProvider):
     name = "azure"
     default_api_base = None
+    api_key_env = ("AZURE_API_KEY",)
+    api_base_env = ("AZURE_API_BASE",)
 
     def url(self, target: Target, call_type: CallType) -> str:
         if not target.api_base:

@@ -7,6 +7,7 @@ then gives the answer back to the provider to parse.
 
 import base64
 import math
+import os
 import struct
 import time
 import uuid
@@ -85,6 +86,15 @@ class Provider:
     name: ClassVar[str]
     call_types: ClassVar[frozenset[str]]
     local: ClassVar[bool] = False
+    # LiteLLM's environment variables for a deployment that names no key or api_base: the first one set wins.
+    api_key_env: tuple[str, ...] = ()
+    api_base_env: tuple[str, ...] = ()
+
+    def environment_api_key(self) -> str | None:
+        return _first_set(self.api_key_env)
+
+    def environment_api_base(self) -> str | None:
+        return _first_set(self.api_base_env)
 
     def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
         raise NotImplementedError
@@ -111,6 +121,10 @@ class Provider:
 
     def local_response(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> dict | list[dict]:
         raise NotImplementedError(f"{self.name} calls an upstream; only local providers answer by themselves")
+
+
+def _first_set(names: tuple[str, ...]) -> str | None:
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
 # --- errors -------------------------------------------------------------------------------------------------

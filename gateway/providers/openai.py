@@ -1,10 +1,10 @@
-"""OpenAI and every server that speaks its wire format (OpenRouter, Hugging Face's router, vLLM, any api_base).
+"""OpenAI and every server that speaks its wire format (Groq, Mistral, OpenRouter, vLLM... any api_base).
 
 Requests pass through as the client sent them, so parameters we do not know still reach the upstream; we only
 ask a stream to end with a usage chunk, and normalize the usage we get back.
 """
 
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
@@ -31,7 +31,9 @@ PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding":
 class OpenAIProvider(Provider):
     name = "openai"
     call_types = frozenset({"chat", "completion", "embedding"})
-    default_api_base: ClassVar[str | None] = "https://api.openai.com/v1"
+    default_api_base: str | None = "https://api.openai.com/v1"
+    api_key_env = ("OPENAI_API_KEY",)
+    api_base_env = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
 
     def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
         body = dict(payload)
@@ -95,28 +97,17 @@ def _error_in_body(error: Any) -> ProviderError:
     return ProviderError(status, str(error.get("message") or error), is_retryable(status))
 
 
-class HuggingFaceProvider(OpenAIProvider):
-    """Hugging Face's OpenAI-compatible inference router (or a TGI / Inference Endpoint given as api_base)."""
+class OpenAICompatibleProvider(OpenAIProvider):
+    """A provider whose API is OpenAI's under another name: only its default address and key variables differ
+    (one row of gateway.providers.openai_compatible.OPENAI_COMPATIBLE each)."""
 
-    name = "huggingface"
-    default_api_base = "https://router.huggingface.co/v1"
-
-
-class OpenRouterProvider(OpenAIProvider):
-    name = "openrouter"
-    default_api_base = "https://openrouter.ai/api/v1"
-
-
-class HostedVLLMProvider(OpenAIProvider):
-    name = "hosted_vllm"
-    default_api_base = None
-
-
-class CustomOpenAIProvider(OpenAIProvider):
-    """LiteLLM's name for "any OpenAI-compatible server at this api_base"."""
-
-    name = "custom_openai"
-    default_api_base = None
+    def __init__(
+        self, name: str, default_api_base: str | None, api_key_env: tuple[str, ...], api_base_env: tuple[str, ...]
+    ) -> None:
+        self.name = name
+        self.default_api_base = default_api_base
+        self.api_key_env = api_key_env
+        self.api_base_env = api_base_env
 
 
 class TextCompletionOpenAIProvider(OpenAIProvider):

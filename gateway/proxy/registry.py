@@ -52,6 +52,7 @@ class RoutingTable:
 
 def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Mapping[str, str]) -> RoutedDeployment:
     provider_name = deployment.provider
+    provider = get_provider(provider_name)
     extra = {
         key: secrets.unseal(value) if isinstance(value, str) else value
         for key, value in deployment.extra_params.items()
@@ -59,8 +60,9 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
     target = Target(
         provider=provider_name,
         model=deployment.provider_model,
-        api_base=secrets.unseal(deployment.api_base) or None,
-        api_key=secrets.unseal(deployment.api_key) or None,
+        # As LiteLLM: what the deployment does not name comes from the provider's environment variables.
+        api_base=secrets.unseal(deployment.api_base) or provider.environment_api_base(),
+        api_key=secrets.unseal(deployment.api_key) or provider.environment_api_key(),
         api_version=deployment.api_version or None,
         extra=extra,
     )
@@ -75,7 +77,7 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
         model_id=deployment.model_id,
         model_name=deployment.model_name,
         litellm_model=deployment.litellm_model,
-        provider=get_provider(provider_name),
+        provider=provider,
         target=target,
         public_api_base=public_url(target.api_base or ""),
         timeout=deployment.timeout,
