@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from gateway import secrets
 from gateway.config_import import validate_header_text
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
-from gateway.providers import PROVIDERS
+from gateway.providers import unservable_reason
 from gateway.proxy.registry import shown_api_base
 from pricing import store
 from pricing.calculator import format_money
@@ -51,14 +51,15 @@ class DeploymentForm(forms.ModelForm):
         return value
 
     def clean_litellm_model(self):
-        value = self.cleaned_data["litellm_model"].strip()
-        provider = value.split("/", 1)[0] if "/" in value else "openai"
-        if provider not in PROVIDERS:
-            raise forms.ValidationError(f"Unknown provider {provider!r}; known: {', '.join(sorted(PROVIDERS))}.")
-        return value
+        return self.cleaned_data["litellm_model"].strip()
 
     def clean(self):
         cleaned = super().clean()
+        # A deployment Tollgate cannot serve may be kept (a config imported it), but not enabled.
+        reason = unservable_reason(cleaned.get("litellm_model") or "")
+        if reason and cleaned.get("enabled"):
+            self.add_error("enabled", f"Cannot be enabled: {reason}.")
+        self.instance.disabled_reason = reason
         for name in CUSTOM_PRICE_FIELDS:
             value = cleaned.get(name)
             if value is not None and value < 0:
@@ -99,11 +100,13 @@ class DeploymentAdmin(admin.ModelAdmin):
         "api_key_hint",
         "source",
         "enabled",
+        "disabled_reason",
     )
     list_filter = ("enabled", "source", "model_name")
     # Not api_base: a search for part of it would tell, a guess at a time, the credentials it may hold.
     search_fields = ("model_name", "litellm_model", "model_id", "base_model")
     readonly_fields = (
+        "disabled_reason",
         "api_key_hint",
         "price_source",
         "input_per_million",
@@ -112,7 +115,7 @@ class DeploymentAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("model_name", "litellm_model", "model_id", "enabled", "source")}),
+        (None, {"fields": ("model_name", "litellm_model", "model_id", "enabled", "disabled_reason", "source")}),
         (
             "Upstream",
             {

@@ -1,10 +1,13 @@
 """Import a LiteLLM-style config.yaml: model_list → deployments, router_settings → the router.
 
 Parsing is pure and checks everything first; applying is one transaction keyed by model_info.id, so a bad file
-changes nothing and importing the same file twice changes nothing either.
+changes nothing and importing the same file twice changes nothing either. A well-formed deployment Tollgate cannot
+serve (LiteLLM's gemini/, bedrock/... or a provider name it does not know) does not fail the file: it is imported
+disabled, with the reason on the row, so the rest of a LiteLLM config serves.
 """
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,8 +19,10 @@ from django.db import transaction
 
 from gateway import secrets
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
-from gateway.providers import PROVIDERS
+from gateway.providers import unservable_reason
 from keys.api.inputs import check_storable_text
+
+logger = logging.getLogger(__name__)
 
 _DEPLOYMENT_FIELDS = ("api_base", "api_version", "api_key", "timeout", "rpm", "tpm", "weight")
 _ROUTER_FIELDS = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks")
@@ -116,9 +121,11 @@ class ImportSummary:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
+    disabled: int = 0  # of the file's deployments, those Tollgate cannot serve
 
     def __str__(self) -> str:
-        return f"{self.created} created, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged"
+        text = f"{self.created} created, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged"
+        return text + (f"; {self.disabled} disabled, not served (see the warnings)" if self.disabled else "")
 
 
 def _non_negative_number(value, mapping, key, path, *, integer=False):
@@ -153,17 +160,12 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
     litellm_model = params.get("model")
     if not isinstance(litellm_model, str) or not litellm_model.strip():
         raise ConfigError("is required", line=_line(params), field=f"{where}.litellm_params.model")
-    provider = litellm_model.split("/", 1)[0] if "/" in litellm_model else "openai"
-    if provider not in PROVIDERS:
-        raise ConfigError(
-            f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})",
-            line=_line(params, "model"),
-            field=f"{where}.litellm_params.model",
-        )
-
     _storable_text(model_name, entry, "model_name", f"{where}.model_name")
     _header_text(model_name, entry, "model_name", f"{where}.model_name")
     values: dict = {"model_name": model_name.strip(), "litellm_model": litellm_model.strip()}
+    values["disabled_reason"] = unservable_reason(values["litellm_model"])
+    if values["disabled_reason"]:
+        values["enabled"] = False
     # Where each stored value came from, to name it when the database could not hold it.
     origins = {
         "model_name": (entry, "model_name", f"{where}.model_name"),
@@ -372,6 +374,14 @@ def apply_config(parsed: ParsedConfig) -> ImportSummary:
     for spec in parsed.deployments:
         deployment = existing.get(spec.model_id)
         values = {**_defaults(), **spec.values, "source": Deployment.Source.CONFIG}
+        if values["disabled_reason"]:
+            summary.disabled += 1
+            logger.warning(
+                "deployment %s of model_name %r is imported disabled: %s",
+                spec.model_id,
+                values["model_name"],
+                values["disabled_reason"],
+            )
         if deployment is None:
             created = Deployment.objects.create(model_id=spec.model_id, **values)
             created.record_price_revision(changed_by="config", note="config import")
@@ -402,7 +412,7 @@ def apply_config(parsed: ParsedConfig) -> ImportSummary:
 
 def _defaults() -> dict:
     defaults = {name: None for name in (*CUSTOM_PRICE_FIELDS, "timeout", "rpm", "tpm", "weight")}
-    defaults.update(api_base="", api_version="", api_key="", base_model="", enabled=True)
+    defaults.update(api_base="", api_version="", api_key="", base_model="", enabled=True, disabled_reason="")
     return defaults
 
 

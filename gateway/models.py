@@ -63,6 +63,11 @@ class Deployment(models.Model):
     model_info = models.JSONField(default=dict, blank=True, help_text="Other model_info fields.")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ADMIN)
     enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why Tollgate cannot serve this deployment (a provider it has no adapter for): it stays disabled.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -118,6 +118,10 @@ class ModelInfoOut(serializers.Serializer):
     pricing_entry = serializers.CharField(allow_null=True)
     db_model = serializers.BooleanField()
     source = serializers.CharField()
+    enabled = serializers.BooleanField(help_text="Whether calls are routed to it.")
+    disabled_reason = serializers.CharField(
+        allow_null=True, help_text="Why Tollgate cannot serve it (a provider it has no adapter for), else null."
+    )
     input_cost_per_token = Money(allow_null=True)
     output_cost_per_token = Money(allow_null=True)
 

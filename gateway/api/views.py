@@ -43,7 +43,14 @@ def deployment_out(deployment: Deployment) -> dict:
     if "api_base" in params:
         params["api_base"] = shown_api_base(deployment.api_base)
     info = entry["model_info"]
-    info.update(price_source=price.source, pricing_entry=price.matched or None, db_model=True, source=deployment.source)
+    info.update(
+        price_source=price.source,
+        pricing_entry=price.matched or None,
+        db_model=True,
+        source=deployment.source,
+        enabled=deployment.enabled,
+        disabled_reason=deployment.disabled_reason or None,
+    )
     for name in ("input_cost_per_token", "output_cost_per_token"):
         info.setdefault(name, price.entry.get(name))
     return {"model_name": entry["model_name"], "litellm_params": params, "model_info": info}
@@ -92,6 +99,8 @@ def model_update(request):
             "model_info": {**current["model_info"], **changes["model_info"]},
         }
         spec = _parsed(merged)
+        if deployment.disabled_reason and not spec.values["disabled_reason"]:
+            deployment.enabled = True  # it was disabled only because it could not be served; now it can
         for key, value in spec.values.items():
             setattr(deployment, key, value)
         deployment.save()

@@ -30,6 +30,15 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
 )
 
 
+def unservable_reason(litellm_model: str) -> str:
+    """Why Tollgate cannot serve a deployment of this `litellm_params.model` ("" when it can): its provider prefix
+    names no protocol Tollgate speaks (LiteLLM's bedrock/, gemini/... or a typo)."""
+    provider = litellm_model.split("/", 1)[0] if "/" in litellm_model else "openai"
+    if provider in PROVIDERS:
+        return ""
+    return f"provider {provider[:100]!r} is not supported by Tollgate: no adapter speaks its API"
+
+
 def get_provider(name: str) -> Provider:
     """The provider for a LiteLLM provider prefix; KeyError for one we do not speak."""
     try:

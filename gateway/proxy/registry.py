@@ -143,7 +143,8 @@ def build_routing_table(version: int, cost_map: ActiveCostMap) -> RoutingTable:
     """Read deployments and router settings (synchronous ORM: call it off the event loop)."""
     router = RouterSettings.load()
     groups: dict[str, list[RoutedDeployment]] = {}
-    deployments = list(Deployment.objects.filter(enabled=True).order_by("model_name", "id"))
+    # Not the deployments a config named with a provider Tollgate has no adapter for, even if enabled by hand.
+    deployments = list(Deployment.objects.filter(enabled=True, disabled_reason="").order_by("model_name", "id"))
     revision_labels = latest_revision_labels(deployment.model_id for deployment in deployments)
     for deployment in deployments:
         groups.setdefault(deployment.model_name, []).append(_routed(deployment, cost_map, revision_labels))

@@ -133,12 +133,6 @@ def test_removed_config_entries_are_deleted_but_admin_ones_stay():
     [
         ("model_list:\n  - litellm_params:\n      model: openai/gpt-4\n", None, "model_list[0].model_name", "required"),
         (
-            "model_list:\n  - model_name: a\n    litellm_params:\n      model: nope/x\n",
-            4,
-            "model_list[0].litellm_params.model",
-            "unknown provider",
-        ),
-        (
             "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      rpm: -5\n",
             5,
             "model_list[0].litellm_params.rpm",
@@ -216,3 +210,55 @@ def test_bad_file_changes_nothing(provider_env):
         apply_config(parse_config(broken))
 
     assert Deployment.objects.get(model_name="sagemaker-model").input_cost_per_second == Decimal("0.000420")
+
+
+UNSERVABLE = """
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: sk-good-openai-secret-5150}
+    model_info: {id: good-1}
+  - model_name: groq-llama
+    litellm_params: {model: groq/llama-3.1-8b-instant}
+    model_info: {id: good-2}
+  - model_name: %(name)s
+    litellm_params: {model: %(model)s, api_key: sk-unservable-secret-8080}
+    model_info: {id: bad-1}
+router_settings:
+  fallbacks: [{"gpt-4o": ["%(name)s"]}]
+"""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "model", "provider"),
+    [
+        ("gemini-pro", "gemini/gemini-1.5-pro", "gemini"),
+        ("claude-bedrock", "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", "bedrock"),
+        ("typo", "opneai/gpt-4o", "opneai"),
+    ],
+)
+def test_a_deployment_tollgate_cannot_serve_is_imported_disabled_and_the_rest_as_written(caplog, name, model, provider):
+    summary = apply_config(parse_config(UNSERVABLE % {"name": name, "model": model}))
+
+    assert (summary.created, summary.disabled) == (3, 1)
+    assert "1 disabled" in str(summary)
+    bad = Deployment.objects.get(model_id="bad-1")
+    assert (bad.model_name, bad.litellm_model, bad.enabled) == (name, model, False)
+    assert f"provider {provider!r} is not supported" in bad.disabled_reason
+    assert set(Deployment.objects.filter(enabled=True).values_list("model_id", "disabled_reason")) == {
+        ("good-1", ""),
+        ("good-2", ""),
+    }
+    (warning,) = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert name in warning.getMessage() and bad.disabled_reason in warning.getMessage()
+    assert "sk-unservable-secret-8080" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_deployment_that_becomes_servable_is_enabled_again_on_the_next_import():
+    apply_config(parse_config(UNSERVABLE % {"name": "later", "model": "gemini/gemini-1.5-pro"}))
+
+    apply_config(parse_config(UNSERVABLE % {"name": "later", "model": "openai/gpt-4o-mini"}))
+
+    later = Deployment.objects.get(model_id="bad-1")
+    assert (later.enabled, later.disabled_reason) == (True, "")
