@@ -15,7 +15,21 @@ from keys.cache import key_cache
 from keys.caller import MASTER, Caller, Limits
 from keys.errors import AuthenticationFailed
 
-__all__ = ["MASTER", "Caller", "Limits", "authenticate", "bearer_token", "hash_key", "is_master_key", "sync_key_cache"]
+__all__ = [
+    "MASTER",
+    "Caller",
+    "Limits",
+    "authenticate",
+    "bearer_token",
+    "hash_key",
+    "is_master_key",
+    "presented_key",
+    "sync_key_cache",
+]
+
+# Where LiteLLM's proxy reads a key, in its order: its own header, OpenAI's, Azure's, Anthropic's. Clients moving
+# from it (the Azure and Anthropic SDKs included) send theirs unchanged.
+KEY_HEADERS = ("x-litellm-api-key", "Authorization", "api-key", "x-api-key")
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -25,6 +39,15 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer":
         return authorization.strip()
     return token.strip()
+
+
+def presented_key(headers) -> str:
+    """The key a request presents: the first of KEY_HEADERS it sends, with any `Bearer ` taken off."""
+    for name in KEY_HEADERS:
+        token = bearer_token(headers.get(name))
+        if token:
+            return token
+    return ""
 
 
 def is_master_key(token: str) -> bool:

@@ -21,7 +21,7 @@ from gateway.proxy.payload import PromptBound, estimate_prompt_tokens, parse_pay
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from gateway.proxy.streaming import Relay, RelayResponse
-from keys.auth import Caller, authenticate, sync_key_cache
+from keys.auth import Caller, authenticate, presented_key, sync_key_cache
 from keys.cache import key_cache
 from keys.errors import AuthenticationFailed
 from keys.limits import admit
@@ -158,7 +158,7 @@ async def authenticate_request(request) -> Caller:
     budget period has ended has it reset first (by this call, if no scheduler got there before), and is read again."""
     address = client_ip(request)
     await check_auth_throttle(address)
-    authorization = request.headers.get("Authorization")
+    authorization = presented_key(request.headers)
     try:
         caller = await authenticate(authorization)
     except AuthenticationFailed:

@@ -32,6 +32,18 @@ async def azure_chat_completions(request, deployment: str):
 
 @csrf_exempt
 @require_POST
+async def azure_completions(request, deployment: str):
+    return await service.handle(request, "completion", default_model=deployment)
+
+
+@csrf_exempt
+@require_POST
+async def azure_embeddings(request, deployment: str):
+    return await service.handle(request, "embedding", default_model=deployment)
+
+
+@csrf_exempt
+@require_POST
 async def completions(request):
     return await service.handle(request, "completion")
 

@@ -7,7 +7,7 @@ missing key counts as a failure, as on the proxy.
 
 from rest_framework import authentication, exceptions, permissions, status
 
-from keys.auth import MASTER, bearer_token, is_master_key
+from keys.auth import MASTER, is_master_key, presented_key
 from keys.throttle import AuthThrottled, check_auth_throttle_sync, client_ip, record_auth_failure
 
 
@@ -28,7 +28,7 @@ class MasterKeyAuthentication(authentication.BaseAuthentication):
             check_auth_throttle_sync(address)
         except AuthThrottled as refusal:
             raise TooManyFailedAuthentications(refusal) from None
-        token = bearer_token(request.headers.get("Authorization"))
+        token = presented_key(request.headers)
         if token and is_master_key(token):
             return (None, MASTER)
         record_auth_failure(address)
