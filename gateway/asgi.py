@@ -5,7 +5,8 @@ each of Django's sync-capable middlewares costs a thread hop per request (profil
 time on a proxied call). The admin and the management API keep the full chain.
 
 At start-up (ASGI lifespan) the process loads its routing table and cost map, then freezes what it has loaded out
-of the cyclic GC (gateway/memory.py).
+of the cyclic GC (gateway/memory.py). Without REDIS_URL (no Celery beat) it also runs the periodic tasks itself
+(gateway/periodic.py) until shutdown.
 """
 
 import asyncio
@@ -24,6 +25,7 @@ from django.urls import ResolverMatch, resolve, set_script_prefix, set_urlconf
 from django.utils.log import log_response
 
 from gateway.memory import freeze_long_lived_objects, keep_heap_small
+from gateway.periodic import start_periodic_tasks
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 keep_heap_small()  # every server process imports this module
@@ -153,6 +155,7 @@ async def lifespan(receive, send) -> None:
     """uvicorn's start-up and shutdown messages: the first call does not wait for the routing table to load."""
     from gateway.proxy.state import gateway_state  # needs the apps loaded: imported once, at start-up
 
+    periodic = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -161,8 +164,11 @@ async def lifespan(receive, send) -> None:
             except Exception:
                 logger.exception("the routing table did not load at start-up: the first call tries again")
             freeze_long_lived_objects()
+            periodic = start_periodic_tasks()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if periodic is not None:
+                await periodic.stop()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

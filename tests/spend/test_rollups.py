@@ -1,13 +1,16 @@
+import io
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
-from spend.models import DailySpend
+from spend.ledger import write_batch
+from spend.models import DailySpend, RollupState, SpendLog
 from spend.rollups import rollup_spend
-from tests.spend.conftest import DAY, make_log, needs_postgres
+from tests.spend.conftest import DAY, make_entry, make_log, needs_postgres
 
 pytestmark = pytest.mark.django_db
 NOW = DAY + timedelta(days=2)
@@ -97,3 +100,13 @@ def test_two_workers_at_once_count_nothing_twice():
     assert errors == []
     assert sum(row.requests for row in DailySpend.objects.all()) == 40
     assert sum((row.cost for row in DailySpend.objects.all()), Decimal(0)) == Decimal("0.000004")
+
+
+def test_the_rollup_spend_command_rolls_up_now():
+    write_batch([make_entry(cost=Decimal("0.00000000013")), make_entry(cost=Decimal("1.1"))])
+    out = io.StringIO()
+    call_command("rollup_spend", stdout=out)
+    last_log_id = SpendLog.objects.order_by("-id").values_list("id", flat=True).first()
+    assert RollupState.objects.get().last_log_id == last_log_id
+    assert f"Rolled up to spend log {last_log_id}" in out.getvalue()
+    assert DailySpend.objects.get(day=DAY.date()).cost == Decimal("1.10000000013")
