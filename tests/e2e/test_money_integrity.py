@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 import openai
+import orjson
 import pytest
 import redis
 
@@ -119,7 +120,7 @@ def test_a_server_killed_mid_stream_leaves_one_charged_row_per_request_sent_and_
     with ThreadPoolExecutor(max_workers=12) as clients:
         streams = [clients.submit(stream, n) for n in range(12)]
         wait_for(lambda: upstream.open_requests >= 12, 20, "12 streams under way")
-        time.sleep(1.5)  # every stream has relayed some words, and journaled them
+        wait_for(lambda: len(journaled_words(server)) >= 12, 20, "every stream's words relayed on record")
         _kill_server(server)
         for done in streams:
             done.result()
@@ -137,6 +138,20 @@ def test_a_server_killed_mid_stream_leaves_one_charged_row_per_request_sent_and_
     upstream.behaviour = Behaviour()
     admitted = wait_for(lambda: _admitted(sdk), 15, "a free parallel slot")
     assert admitted
+
+
+def journaled_words(server: GatewayServer) -> set[str]:
+    """The calls whose relayed words the server's spend journal holds (read as an operator could)."""
+    calls = set()
+    for path in (server.workdir / "spool" / "journal").glob("*.journal"):
+        for line in path.read_bytes().splitlines():
+            try:
+                entry = orjson.loads(line).get("e")
+            except orjson.JSONDecodeError:
+                continue  # a line being written
+            if entry and entry["completion_tokens"] > 0:
+                calls.add(entry["request_id"])
+    return calls
 
 
 def _admitted(sdk: openai.OpenAI) -> bool:
