@@ -357,9 +357,14 @@ class Ledger:
                         future.set_exception(failure)
 
     async def sweep_journals(self) -> int:
-        """Charge the calls of processes that died with calls open (see spend.journal); the number charged."""
+        """Charge the calls of processes that died with calls open (see spend.journal); the number charged.
+
+        Written as any batch is, row by row where the database refuses one (a refused row is set aside in the spool,
+        and its file is done with); a database that does not answer leaves the file for the next sweep."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, journal().sweep, self._write)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, journal().sweep, self._commit)
+        except _TRANSIENT:
+            return 0  # the database is away: calls are refused meanwhile, and say so
         except Exception:
             logger.exception("spend journal: a dead process's calls could not be charged yet")
             return 0

@@ -4,14 +4,16 @@ import os
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from keys.models import KeyChange, VirtualKey
 from spend import journal as journal_module
+from spend import ledger as ledger_module
 from spend.journal import Journal
-from spend.ledger import SpendEntry, write_batch
+from spend.ledger import Ledger, SpendEntry, write_batch
 from spend.models import SpendLog
 from spend.spool import Spool
-from tests.spend.conftest import charged_entry
+from tests.spend.conftest import charged_entry, make_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,3 +128,27 @@ def test_a_full_journal_is_rewritten_with_only_its_open_calls(tmp_path, payers, 
     assert len(files) == 1 and files[0].stat().st_size < 4096
     assert new_journal(tmp_path).sweep(write_batch) == 1  # its price came along into the new file
     assert list(SpendLog.objects.values_list("request_id", "cost")) == [(entries[7].request_id, Decimal("0.01"))]
+
+
+async def test_a_dead_processs_row_the_database_refuses_takes_no_neighbour_with_it(tmp_path, settings, monkeypatch):
+    settings.TOLLGATE_SPOOL_DIR = tmp_path
+    key = await sync_to_async(make_key)()
+    dead = ledger_module.journal()
+    good, poisoned = interrupted(key), interrupted(key, prompt=2**40)  # past PostgreSQL's integer column
+    record(dead, good)
+    record(dead, poisoned)
+    die(dead)
+    monkeypatch.setattr(ledger_module, "_journal", None)  # the sweeper is another process, on the same disk
+    ledger = Ledger(spool_directory=tmp_path / "spool")
+    try:
+        assert await ledger.sweep_journals() == 2
+    finally:
+        ledger.close()
+
+    assert await SpendLog.objects.filter(request_id=good.request_id).aexists()
+    kept = await SpendLog.objects.filter(request_id=poisoned.request_id).aexists()
+    set_aside = [
+        entry.request_id for path in (tmp_path / "spool").glob("*.rejected") for entry in ledger.spool.read(path)
+    ]
+    assert kept or set_aside == [poisoned.request_id]  # cleaned and charged, or kept for an operator: never lost
+    assert list((tmp_path / "journal").glob("*.journal")) == []
