@@ -1,4 +1,4 @@
-"""Why a caller is refused. The gateway maps each class to its HTTP status (401, 403, 400, 429)."""
+"""Why a caller is refused. The gateway maps each class to its HTTP status (401, 403, 400, 429, 503)."""
 
 
 class KeyRefusal(Exception):
@@ -25,3 +25,9 @@ class BudgetExceeded(KeyRefusal):
 
 class RateLimited(KeyRefusal):
     code = "rate_limit_exceeded"
+
+
+class BudgetsUnavailable(KeyRefusal):
+    """Budgets cannot be checked (their counters need the database, which does not answer): nothing is admitted."""
+
+    code = "budgets_unavailable"

@@ -20,12 +20,13 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from keys import alerts
 from keys.cache import key_cache
 from keys.caller import Caller, Limits
 from keys.counting import Check, Verdict
-from keys.errors import BudgetExceeded, RateLimited
+from keys.errors import BudgetExceeded, BudgetsUnavailable, RateLimited
 from keys.limits_database import DatabaseBudgets
 from keys.limits_local import LocalCounters
 from keys.limits_redis import CountersUnavailable, redis_counters
@@ -165,10 +166,13 @@ async def admit(caller: Caller, *, model_group: str, worst_case_cost: Decimal, e
         admission.done = True
         return admission
     try:
-        verdict = await backend.admit(admission, now)
-    except CountersUnavailable:
-        admission.backend = database_budgets()
-        verdict = await admission.backend.admit(admission, now)
+        try:
+            verdict = await backend.admit(admission, now)
+        except CountersUnavailable:
+            admission.backend = database_budgets()
+            verdict = await admission.backend.admit(admission, now)
+    except DatabaseError as exc:  # a counter to seed from the database, or budgets it admits, and it is away
+        raise BudgetsUnavailable("Budgets cannot be checked: the database does not answer. Try again later.") from exc
     if verdict.refused:
         raise _refusal(checks, verdict, now)
     admission.verdict = verdict

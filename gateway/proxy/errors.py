@@ -66,6 +66,7 @@ _DOMAIN_STATUS = {
     key_errors.RateLimited: (429, "rate_limit_error"),
     UnpricedModelBlocked: (400, "invalid_request_error"),
     LedgerUnavailable: (503, "api_error"),
+    key_errors.BudgetsUnavailable: (503, "api_error"),
 }
 
 

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 import redis
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 
 from keys.cache import key_limits
-from keys.errors import BudgetExceeded, RateLimited
+from keys.errors import BudgetExceeded, BudgetsUnavailable, RateLimited
 from keys.limits import admit
 from keys.limits_database import DatabaseBudgets
 from keys.models import VirtualKey
@@ -132,3 +133,16 @@ async def test_views_of_what_was_charged_while_redis_was_unreachable_are_made_ag
     refused = await try_admit(limited, "0.5")
 
     assert isinstance(refused, BudgetExceeded) and "0.6" in str(refused)
+
+
+async def test_counters_that_must_be_seeded_while_the_database_is_away_refuse_with_503(redis_limits, monkeypatch):
+    _, key = await sync_to_async(make_key)(max_budget=Decimal("1"))
+    limited = caller(key_limits(key))
+
+    def database_away(limits):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("keys.seeds.read_seeds", database_away)
+
+    with pytest.raises(BudgetsUnavailable):
+        await try_admit(limited)
