@@ -173,23 +173,6 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
-def worker_pids(root: int) -> list[int]:
-    """The processes that serve requests: the server itself, or its uvicorn workers when it has several."""
-    tree = process_tree(root)
-    workers = [pid for pid in tree[1:] if _is_python_server(pid)]
-    return workers or [root]
-
-
-def _is_python_server(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read()
-    except OSError:
-        return False
-    # uvicorn's spawned workers run multiprocessing's spawn_main; its resource tracker does not serve.
-    return b"spawn_main" in cmdline and b"resource_tracker" not in cmdline
-
-
 class PeakSampler:
     """Samples a server's RSS in the background while load runs; keeps the highest sum seen."""
 

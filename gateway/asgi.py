@@ -6,7 +6,8 @@ time on a proxied call). The admin and the management API keep the full chain.
 
 At start-up (ASGI lifespan) the process loads its routing table and cost map, then freezes what it has loaded out
 of the cyclic GC (gateway/memory.py). Without REDIS_URL (no Celery beat) it also runs the periodic tasks itself
-(gateway/periodic.py) until shutdown.
+(gateway/periodic.py) until shutdown. At shutdown it closes what it opened: the sync loops, the ledger once every
+queued charge is written, the upstream pool and the Redis connections.
 """
 
 import asyncio
@@ -169,8 +170,27 @@ async def lifespan(receive, send) -> None:
         elif message["type"] == "lifespan.shutdown":
             if periodic is not None:
                 await periodic.stop()
+            await close_process_resources()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def close_process_resources() -> None:
+    """Close what serving opened, each after what still uses it: the sync loops first (they renew leases in Redis
+    and sweep journals through the ledger), then the ledger once the charges queued in it are settled (closing it
+    before would refuse them), then the upstream pool and the Redis connections."""
+    from gateway.proxy.state import close_states  # these need the apps loaded: imported at shutdown
+    from gateway.proxy.upstream import close_upstream_pool
+    from keys.limits_redis import close_redis_counters
+    from keys.throttle import close_auth_failures
+    from spend.ledger import close_ledgers, drain_ledger
+
+    close_states()
+    await drain_ledger()
+    await asyncio.to_thread(close_ledgers)  # waits for the writer thread to close its connection
+    await close_upstream_pool()
+    await close_redis_counters()
+    await close_auth_failures()
 
 
 async def application(scope, receive, send):

@@ -24,7 +24,6 @@ from keys.api.inputs import check_storable_text
 
 logger = logging.getLogger(__name__)
 
-_DEPLOYMENT_FIELDS = ("api_base", "api_version", "api_key", "timeout", "rpm", "tpm", "weight")
 _ROUTER_FIELDS = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks")
 _ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "latency-based-routing")
 _SECRET_WORDS = ("key", "secret", "token", "password")

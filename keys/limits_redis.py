@@ -220,10 +220,13 @@ class RedisCounters:
         return self._sync
 
     async def close(self) -> None:
-        """Close this loop's connections (tests, shutdown)."""
+        """Close this loop's link and the synchronous client (tests, shutdown); either opens again when next used."""
         link = self._links.pop(asyncio.get_running_loop(), None)
         if link is not None:
             await link.close()
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync[0].close()
 
     async def available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -356,6 +359,12 @@ class RedisCounters:
 
 
 _counters: dict[tuple[str, str], RedisCounters] = {}
+
+
+async def close_redis_counters() -> None:
+    """Close the Redis connections each counters instance opened (the server's shutdown)."""
+    for counters in list(_counters.values()):
+        await counters.close()
 
 
 def redis_counters() -> RedisCounters:

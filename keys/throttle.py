@@ -237,6 +237,12 @@ def auth_failures() -> AuthFailureCounter:
     return _counter
 
 
+async def close_auth_failures() -> None:
+    """Finish the counter's Redis writes and close its connections, if it was made (the server's shutdown)."""
+    if _counter is not None:
+        await _counter.close()
+
+
 def reset_auth_failures() -> None:
     """Forget every count of this process and start again from the settings (tests; settings changes)."""
     global _counter

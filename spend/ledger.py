@@ -286,6 +286,7 @@ class Ledger:
         self._loop_connection = _LoopConnection() if connection.vendor == "postgresql" else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-ledger")
         self._pending: list[tuple[SpendEntry, asyncio.Future]] = []
+        self._unsettled: set[asyncio.Future] = set()  # queued or being written: what a shutdown waits for
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.failing_since: float | None = None  # a commit failed and none has succeeded since
@@ -314,6 +315,8 @@ class Ledger:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         future.add_done_callback(functools.partial(_close_in_journal, entry.request_id))
+        self._unsettled.add(future)
+        future.add_done_callback(self._unsettled.discard)
         self._pending.append((entry, future))
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
@@ -368,6 +371,12 @@ class Ledger:
         except Exception:
             logger.exception("spend journal: a dead process's calls could not be charged yet")
             return 0
+
+    async def drain(self) -> None:
+        """Wait until every entry submitted so far is committed, spooled or refused: closing before would lose the
+        charges still queued (the writer thread would be gone when their batch came up)."""
+        while self._unsettled:
+            await asyncio.wait(list(self._unsettled))
 
     def close(self) -> None:
         """Close the writer thread's database connection, the thread, and the event loop's connection."""
@@ -510,8 +519,15 @@ def ledger() -> Ledger:
     return current
 
 
+async def drain_ledger() -> None:
+    """Wait for this event loop's ledger to settle every entry queued (shutdown, before close_ledgers)."""
+    current = _ledgers.get(asyncio.get_running_loop())
+    if current is not None:
+        await current.drain()
+
+
 def close_ledgers() -> None:
-    """Close every event loop's ledger: its connections and its writer thread."""
+    """Close every event loop's ledger: its connections and its writer thread (call drain_ledger first)."""
     while _ledgers:
         _loop, closing = _ledgers.popitem()
         closing.close()

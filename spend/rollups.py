@@ -30,7 +30,6 @@ COUNTS = {
     "failed_requests": ~Q(status=SpendLog.Status.SUCCESS),
     "unpriced_requests": Q(pricing_source=SOURCE_UNPRICED),
 }
-_TOTALS = (*TOKENS, "cost", "requests", *COUNTS)
 
 
 @dataclass

@@ -11,8 +11,6 @@ import httpx
 from bench import load, services
 from bench.targets import ROOT, Target, snapshot, tollgate_env
 
-GATEWAYS = ("tollgate", "litellm")
-
 
 class Sheet:
     """The scenario table: one row per (scenario, case, metric), with a baseline and each gateway side by side."""

@@ -6,7 +6,7 @@ from collections import Counter
 
 import orjson
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -155,7 +155,9 @@ async def health(request):
 @require_GET
 async def asyncio_tasks(request):
     """The serving event loop's unfinished tasks, counted by coroutine (master key only, like LiteLLM's): a number
-    that keeps growing with traffic is a leak."""
+    that keeps growing with traffic is a leak. Not there unless DEBUG or TOLLGATE_DEBUG_ENDPOINTS is on."""
+    if not (settings.DEBUG or settings.TOLLGATE_DEBUG_ENDPOINTS):
+        raise Http404
     try:
         caller = await service.authenticate_request(request)
         if not caller.is_master:

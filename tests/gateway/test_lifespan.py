@@ -1,30 +1,43 @@
 """Start-up under uvicorn's lifespan protocol: the routing table loads before the first call, then the process
-freezes what it has loaded out of the cyclic GC."""
+freezes what it has loaded out of the cyclic GC. Shutdown writes the charges still queued, then closes."""
 
 import asyncio
 import logging
+import threading
+import time
 
 import pytest
 
 import gateway.asgi
 import gateway.proxy.state
+import spend.ledger
 from gateway.asgi import application
 from gateway.proxy.state import gateway_state
+from gateway.proxy.upstream import upstream_pool
+from spend.ledger import Ledger, write_batch
+from spend.models import SpendLog
+from tests.spend.conftest import make_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the table loads on the state's own thread
 
 
-async def serve_lifespan() -> list[str]:
-    """What the application answers to uvicorn's start-up then shutdown."""
+async def serve_lifespan(while_serving=None) -> list[str]:
+    """What the application answers to uvicorn's start-up then shutdown; `while_serving` runs between the two."""
     incoming: asyncio.Queue = asyncio.Queue()
-    for message in ("lifespan.startup", "lifespan.shutdown"):
-        incoming.put_nowait({"type": message})
     answered = []
 
     async def send(message):
         answered.append(message["type"])
 
-    await asyncio.wait_for(application({"type": "lifespan", "asgi": {"version": "3.0"}}, incoming.get, send), 60)
+    async with asyncio.timeout(60):
+        serving = asyncio.create_task(application({"type": "lifespan", "asgi": {"version": "3.0"}}, incoming.get, send))
+        incoming.put_nowait({"type": "lifespan.startup"})
+        while not answered:
+            await asyncio.sleep(0.01)
+        if while_serving is not None:
+            await while_serving()
+        incoming.put_nowait({"type": "lifespan.shutdown"})
+        await serving
     return answered
 
 
@@ -60,8 +73,9 @@ def freezes(monkeypatch, loads) -> list[list[str]]:
 
 
 async def test_start_up_loads_the_routing_table_then_freezes_what_the_process_loaded(loads, freezes):
-    answered = await serve_lifespan()
-    state = await gateway_state()
+    states = []
+    answered = await serve_lifespan(lambda: _keep(states, gateway_state()))
+    state = states[0]
 
     assert answered == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert freezes == [["loaded"]]
@@ -70,9 +84,10 @@ async def test_start_up_loads_the_routing_table_then_freezes_what_the_process_lo
 
 async def test_a_table_that_cannot_load_at_start_up_loads_on_the_first_call(loads, freezes, caplog):
     loads.failures = 1
+    states = []
     with caplog.at_level(logging.ERROR, logger="gateway.asgi"):
-        answered = await serve_lifespan()
-    state = await gateway_state()
+        answered = await serve_lifespan(lambda: _keep(states, gateway_state()))
+    state = states[0]
 
     assert answered == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert "did not load at start-up" in caplog.text and freezes == [["failed"]]
@@ -87,3 +102,42 @@ async def test_a_failed_first_load_is_tried_again_by_the_next_call_not_repeated_
 
     assert (await gateway_state()).table is not None
     assert loads.done == ["failed", "failed", "loaded"]
+
+
+async def test_shutdown_settles_queued_charges_then_closes_what_the_process_opened(loads, freezes, monkeypatch):
+    opened = {}
+    settled_at_close = []
+    close_ledgers = spend.ledger.close_ledgers
+
+    def close_when_settled():
+        settled_at_close.extend(charge.done() for charge in opened["charges"])
+        close_ledgers()
+
+    monkeypatch.setattr(spend.ledger, "close_ledgers", close_when_settled)
+
+    async def charge_two_calls():
+        opened["pool"] = upstream_pool()
+        writing = threading.Event()
+
+        def slow_write(entries):
+            writing.set()
+            time.sleep(0.2)  # the second call's entry queues while the first's batch is being written
+            write_batch(entries)
+
+        ledger = opened["ledger"] = spend.ledger._ledgers[asyncio.get_running_loop()] = Ledger(writer=slow_write)
+        opened["charges"] = [ledger.submit(make_entry())]
+        await asyncio.to_thread(writing.wait, 5)
+        opened["charges"].append(ledger.submit(make_entry()))
+
+    answered = await serve_lifespan(charge_two_calls)
+
+    assert answered == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert settled_at_close == [True, True]  # the writer thread was closed only once nothing waited for it
+    assert [charge.exception() for charge in opened["charges"]] == [None, None]
+    assert await SpendLog.objects.acount() == 2
+    assert opened["ledger"]._executor._shutdown and opened["pool"].closed
+    assert gateway.proxy.state._states == {} and spend.ledger._ledgers == {}
+
+
+async def _keep(kept: list, awaitable) -> None:
+    kept.append(await awaitable)
