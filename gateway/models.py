@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from django.db import models, transaction
 
+from pricing.fields import MoneyField
 from pricing.revisions import record_price_revision
-from spend.fields import MoneyField
 
 PRICE_FIELD_OPTIONS = {"null": True, "blank": True}
 

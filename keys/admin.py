@@ -13,10 +13,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from gateway.admin_readonly import ReadOnlyAdmin
 from keys import services
 from keys.auth import hash_key, sync_key_cache
 from keys.models import InternalUser, KeyChange, Team, VirtualKey, record_change
+from pricing.admin_base import ReadOnlyAdmin
 from pricing.calculator import format_money
 
 

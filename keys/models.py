@@ -1,6 +1,6 @@
 """Keys, users and teams (virtual keys): who may call what, until when, for how much.
 
-Money is exact on every database (spend.fields.MoneyField: numeric(38, 20), or fixed-width text on SQLite).
+Money is exact on every database (pricing.fields.MoneyField: numeric(38, 20), or fixed-width text on SQLite).
 
 Every service that creates, changes or deletes one of them appends a `KeyChange` row in the same transaction;
 each server process reads the rows it has not seen yet and refreshes its in-memory key cache from them.
@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from spend.fields import MoneyField
+from pricing.fields import MoneyField
 
 
 def new_id() -> str:

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from gateway.admin_readonly import ReadOnlyAdmin
+from pricing.admin_base import ReadOnlyAdmin
 from pricing.calculator import format_money
 from pricing.models import CostMapEntry, CostMapVersion, PriceRevision
 from pricing.tasks import refresh_cost_map

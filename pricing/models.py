@@ -1,8 +1,7 @@
 """The cost map's versions and entries, and the history of each deployment's custom pricing.
 
-Prices are stored as exact decimal strings (in CharFields and JSON), not numbers: pricing sits below ``spend`` and
-may not use its MoneyField, SQLite's NUMERIC would keep only 15 significant digits, and nothing here sums prices in
-SQL. The running cost map is always parsed from ``CostMapVersion.raw_json``; the entry rows exist for the admin.
+Prices are stored as exact decimal strings (in CharFields and JSON), not numbers: SQLite's NUMERIC would keep only
+15 significant digits, and nothing here sums prices in SQL. The running cost map is always parsed from ``CostMapVersion.raw_json``; the entry rows exist for the admin.
 """
 
 from django.db import models

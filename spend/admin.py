@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import path, reverse
 
-from gateway.admin_readonly import ReadOnlyAdmin
+from pricing.admin_base import ReadOnlyAdmin
 from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_CUSTOM, SOURCE_UNPRICED
 from spend import dashboard
 from spend.exports import LOG_CSV_FIELDS, csv_response

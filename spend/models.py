@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from spend.fields import MoneyField
+from pricing.fields import MoneyField
 
 
 class EntityKind(models.TextChoices):

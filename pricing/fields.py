@@ -1,4 +1,8 @@
-"""Money columns that keep every digit on every database."""
+"""Money columns that keep every digit on every database.
+
+Here, in the lowest app, because every app above stores money (keys' budgets, spend's ledger, gateway's custom
+prices) and may import pricing, while pricing imports none of them.
+"""
 
 from decimal import ROUND_HALF_UP, Context, Decimal
 

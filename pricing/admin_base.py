@@ -1,4 +1,7 @@
-"""The admin base for history and fetched data (spend logs, price revisions, cost maps, the key change log)."""
+"""The admin base for history and fetched data (spend logs, price revisions, cost maps, the key change log).
+
+Here, in the lowest app, because pricing, keys and spend all use it and may each import pricing.
+"""
 
 from django.contrib import admin
 
