@@ -7,7 +7,6 @@ field. What they refuse, the OpenAPI schema says (types, required fields, patter
 
 from collections.abc import Mapping
 
-from django.apps import apps
 from django.core.validators import RegexValidator
 from django.utils import timezone
 from rest_framework import serializers
@@ -16,6 +15,7 @@ from keys.api.inputs import JSONInput, JSONObject, QueryInput, check_storable_te
 from keys.budgets import InvalidDuration, parse_duration
 from keys.models import InternalUser, Team
 from keys.services import NEVER
+from pricing.deployments import deployments
 
 # What the database holds: PositiveBigIntegerField, PositiveIntegerField (and a page's offset), budget_duration's
 # max_length.
@@ -86,17 +86,10 @@ def _mapping(**kwargs):
     return Aliases(allow_null=True, required=False, **kwargs)
 
 
-def model_groups(names) -> set[str]:
-    """Which of `names` are model groups (deployments' model_name); read through the app registry, so keys does not
-    import gateway."""
-    deployment = apps.get_model("gateway", "Deployment")
-    return set(deployment.objects.filter(model_name__in=set(names)).values_list("model_name", flat=True).distinct())
-
-
 def check_aliases(aliases):
     if not aliases:
         return aliases
-    known = model_groups(aliases.values())
+    known = deployments().model_groups(aliases.values())
     for requested, group in aliases.items():
         if group not in known:
             raise serializers.ValidationError(f"{requested!r} maps to {group!r}, which is no model group.")

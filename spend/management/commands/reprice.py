@@ -21,6 +21,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from pricing import store
 from pricing.calculator import Usage, compute_cost, format_money
+from pricing.deployments import deployments
 from pricing.resolve import ResolvedPrice, resolve_deployment_price
 from spend.adjustments import ADJUSTMENT
 from spend.ledger import SpendEntry, write_batch
@@ -113,10 +114,9 @@ class Command(BaseCommand):
 
 
 def _todays_prices(cost_map) -> dict[str, ResolvedPrice]:
-    deployments = apps.get_model("gateway", "Deployment").objects.all()
     return {
         deployment.model_id: resolve_deployment_price(deployment, cost_map.entries, cost_map.version)
-        for deployment in deployments
+        for deployment in deployments().every_deployment()
     }
 
 
