@@ -24,9 +24,8 @@ from django.utils import timezone
 from keys.cache import key_cache
 from keys.counting import Verdict
 from keys.limits_local import LocalCounters
-from keys.models import InternalUser, Reservation, Team, VirtualKey
+from keys.models import BUDGET_HOLDERS, Reservation
 
-_ENTITIES = {"key": (VirtualKey, "token_hash"), "user": (InternalUser, "user_id"), "team": (Team, "team_id")}
 _ZERO = Decimal(0)
 
 
@@ -64,8 +63,8 @@ class DatabaseBudgets:
         now = timezone.now()
         with transaction.atomic():
             rows = {}
-            for kind in _ENTITIES:  # lock order: the ledger's
-                model, id_field = _ENTITIES[kind]
+            for kind in BUDGET_HOLDERS:  # lock order: the ledger's
+                model, id_field = BUDGET_HOLDERS[kind]
                 wanted = [check.limits.entity_id for check in budgets if check.limits.kind == kind]
                 if wanted:
                     locked = model.objects.select_for_update().filter(**{f"{id_field}__in": wanted}).order_by("pk")

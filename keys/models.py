@@ -130,6 +130,10 @@ class VirtualKey(models.Model):
         return self.key_alias or self.key_hint
 
 
+# Each kind of entity that has a budget: its model and the field that names it (in the ledger, the counters, the log).
+BUDGET_HOLDERS = {"key": (VirtualKey, "token_hash"), "user": (InternalUser, "user_id"), "team": (Team, "team_id")}
+
+
 class KeyChange(models.Model):
     """An append-only log of key, user and team changes: who changed what, when.
 

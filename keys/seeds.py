@@ -12,9 +12,7 @@ from dataclasses import replace
 
 from keys.cache import key_cache, limits_of
 from keys.caller import Limits
-from keys.models import InternalUser, Team, VirtualKey
-
-_ENTITIES = {"key": (VirtualKey, "token_hash"), "user": (InternalUser, "user_id"), "team": (Team, "team_id")}
+from keys.models import BUDGET_HOLDERS
 
 
 def read_seeds(limits: Sequence[Limits]) -> list[Limits]:
@@ -25,7 +23,7 @@ def read_seeds(limits: Sequence[Limits]) -> list[Limits]:
         wanted[entity.kind].append(entity.entity_id)
     fresh: dict[tuple[str, str], Limits] = {}
     for kind, entity_ids in wanted.items():
-        model, id_field = _ENTITIES[kind]
+        model, id_field = BUDGET_HOLDERS[kind]
         for row in model.objects.filter(**{f"{id_field}__in": entity_ids}):
             entity_id = getattr(row, id_field)
             fresh[(kind, entity_id)] = limits_of(kind, entity_id, "", row)
