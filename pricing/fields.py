@@ -21,7 +21,7 @@ class MoneyField(models.DecimalField):
     PostgreSQL stores it as numeric(38, 20). SQLite's NUMERIC keeps only 15 significant digits (1234.00000000013
     would come back as 1234.00000000013 only by luck, and a running total loses its tail), so there the amount is
     stored as fixed-width text, zero-padded so that text order is numeric order for the non-negative amounts the
-    ledger holds. SQL arithmetic on it is not exact on SQLite: sums go through ``spend.money.sum_money``.
+    ledger holds. SQL arithmetic on it is not exact on SQLite: sums go through ``pricing.money.exact_sum``.
     """
 
     def __init__(self, *args, **kwargs):

@@ -14,8 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from pricing.money import usd
 from spend.chart import stacked_chart
-from spend.display import usd
 from spend.periods import day_bounds, local_day
 from spend.selectors import CurrentSpend, read_current_spend, team_names
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from pricing.money import exact_sum
 from spend.entities import PAYER_BY_KIND, PAYERS, Payer
 from spend.models import PrunedSpend, SpendLog
-from spend.money import exact_sum
 from spend.resets import period_watermarks
 
 

@@ -19,9 +19,9 @@ from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from pricing.money import grouped_totals
 from pricing.resolve import SOURCE_UNPRICED
 from spend.models import DailySpend, RollupState, SpendLog
-from spend.money import grouped_totals
 from spend.periods import day_bounds, local_day, local_zone, retention_horizon
 
 DIMENSIONS = ("team_id", "key_hash", "user_id", "model_group", "provider")

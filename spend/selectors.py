@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from keys.auth import hash_key
 from keys.selectors import key_identity
+from pricing.money import ZERO, grouped_totals
 from spend.models import DailySpend, RollupState, SpendLog
-from spend.money import ZERO, grouped_totals
 from spend.periods import day_bounds, local_zone
 from spend.rollups import COUNTS, DIMENSIONS, TOKENS
 

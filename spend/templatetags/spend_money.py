@@ -1,6 +1,6 @@
 from django import template
 
-from spend.display import usd as format_usd
+from pricing.money import usd as format_usd
 
 register = template.Library()
 

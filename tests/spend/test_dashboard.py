@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from pricing.money import usd
 from spend.chart import HEIGHT, LEFT, RIGHT, WIDTH, stacked_chart
-from spend.display import usd
 from spend.ledger import write_batch
 from spend.rollups import rollup_spend
 from tests.spend.conftest import DAY, make_entry, make_team

@@ -9,9 +9,9 @@ from django.core.management import call_command
 
 from gateway.models import Deployment
 from pricing import store
+from pricing.money import exact_sum
 from spend.ledger import write_batch
 from spend.models import SpendLog
-from spend.money import exact_sum
 from spend.reconcile import find_drift
 from tests.spend.conftest import DAY, charged_entry
 

@@ -24,9 +24,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from keys.models import InternalUser, Team, VirtualKey
+from pricing.money import grouped_totals
 from spend.entities import PAYERS
 from spend.models import SpendLog
-from spend.money import grouped_totals
 from spend.rollups import rollup_spend
 
 

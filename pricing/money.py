@@ -1,17 +1,23 @@
-"""Exact sums of money over querysets, on every database.
+"""Money in one place below every app: exact sums over querysets, and money written for people.
 
-PostgreSQL sums numeric exactly, so the database does the work. SQLite has no exact decimal arithmetic (its SUM
-goes through doubles), so there the rows are read and summed as Decimals in Python: the embedded default serves
-small installations, where that is cheap.
+Exact sums: PostgreSQL sums numeric exactly, so the database does the work. SQLite has no exact decimal arithmetic
+(its SUM goes through doubles), so there the rows are read and summed as Decimals in Python: the embedded default
+serves small installations, where that is cheap.
+
+For people (`usd`): the one place the admin, the overview and the exports round; the ledger and the API never do.
 """
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connections
 from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
 
+from pricing.calculator import format_money
+
 ZERO = Decimal(0)
+CENT = Decimal("0.01")
+SIGNIFICANT = 4  # digits kept of an amount under a cent
 
 
 def _exact_in_database(queryset: QuerySet) -> bool:
@@ -68,3 +74,13 @@ def grouped_totals(
         for name, value in zip(money + integers + list(counts), values[width:], strict=True):
             row[name] += value or 0
     return list(totals.values())
+
+
+def usd(amount: Decimal) -> str:
+    """$1,234.57; amounts under a cent keep four significant digits ($0.0001235, $0.000007325) in plain notation,
+    so they never show as $0.00 nor as $7.325e-6."""
+    amount = Decimal(amount)
+    if amount and abs(amount) < CENT:
+        digits = Decimal(1).scaleb(amount.adjusted() - SIGNIFICANT + 1)
+        return f"${format_money(amount.quantize(digits, rounding=ROUND_HALF_UP))}"
+    return f"${amount.quantize(CENT, rounding=ROUND_HALF_UP):,}"
