@@ -6,7 +6,10 @@ prices) and may import pricing, while pricing imports none of them.
 
 from decimal import ROUND_HALF_UP, Context, Decimal
 
+from django import forms
 from django.db import models
+
+from pricing.calculator import format_money
 
 _PLACES = 20
 _DIGITS = 38
@@ -54,6 +57,23 @@ class MoneyField(models.DecimalField):
             # SQLite arithmetic on the column (never done by the ledger) yields a float; keep the stored scale.
             return Decimal(repr(value)).quantize(_QUANTUM, context=_STORAGE)
         return Decimal(value)
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": MoneyFormField, **kwargs})
+
+
+class MoneyFormField(forms.DecimalField):
+    """A money input showing the amount's own digits (0.00049996), not the column's 20 places
+    (0.00049996000000000000), and accepting any step: a budget of 12.5 is not off a 1e-20 grid."""
+
+    def prepare_value(self, value):
+        return format_money(value) if isinstance(value, Decimal) and value.is_finite() else value
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        if "step" in attrs:
+            attrs["step"] = "any"
+        return attrs
 
 
 def sqlite_text(value: Decimal) -> str:
