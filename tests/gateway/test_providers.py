@@ -12,8 +12,8 @@ import pytest
 from httpx_aiohttp import AiohttpTransport
 
 from gateway.providers import PROVIDERS, get_provider
+from gateway.providers.aws import Credentials, sign_v4
 from gateway.providers.base import ProviderError, Target, estimate_tokens
-from gateway.providers.sagemaker import sign_v4
 from tests.fakes.upstream import Behaviour, FakeUpstream, event_stream_message
 
 AWS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", "aws_region_name": "eu-west-1"}
@@ -44,7 +44,7 @@ def test_registry_knows_each_provider_by_its_litellm_prefix():
     assert all(get_provider(name).name == name for name in PROVIDERS)
     assert [name for name, provider in PROVIDERS.items() if provider.local] == ["mock"]
     with pytest.raises(KeyError):
-        get_provider("bedrock")
+        get_provider("no-such-provider")
 
 
 # --- requests -------------------------------------------------------------------------------------------------
@@ -335,78 +335,6 @@ def test_a_deployment_missing_its_configuration_cannot_be_called(monkeypatch, ta
 
     assert error.value.message.startswith(message)
     assert (error.value.status, error.value.retryable) == (500, False)
-
-
-# --- SigV4 ----------------------------------------------------------------------------------------------------
-
-AWS_EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-
-
-@pytest.mark.parametrize(
-    ("method", "url", "headers", "service", "expected"),
-    [
-        pytest.param(
-            "GET",
-            "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08",
-            {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-            "iam",
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, "
-            "SignedHeaders=content-type;host;x-amz-date, "
-            "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
-            id="signing guide example",
-        ),
-        pytest.param(
-            "GET",
-            "https://example.amazonaws.com/",
-            {},
-            "service",
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-            "SignedHeaders=host;x-amz-date, "
-            "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
-            id="test suite get-vanilla",
-        ),
-        pytest.param(
-            "POST",
-            "https://example.amazonaws.com/",
-            {},
-            "service",
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-            "SignedHeaders=host;x-amz-date, "
-            "Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
-            id="test suite post-vanilla",
-        ),
-    ],
-)
-def test_sigv4_matches_the_aws_test_vectors(method, url, headers, service, expected):
-    signed = sign_v4(
-        method,
-        url,
-        headers,
-        b"",
-        access_key="AKIDEXAMPLE",
-        secret_key=AWS_EXAMPLE_SECRET,
-        region="us-east-1",
-        service=service,
-        now=datetime(2015, 8, 30, 12, 36, tzinfo=UTC),
-    )
-
-    assert signed["Authorization"] == expected
-    assert signed["X-Amz-Date"] == "20150830T123600Z"
-
-
-def test_sagemaker_signs_temporary_credentials():
-    deployment = target("sagemaker", "ep", extra={**AWS, "aws_session_token": "tok"})
-
-    headers = (
-        get_provider("sagemaker").build_request(deployment, "chat", {"model": "ep", "messages": HELLO}, False).headers
-    )
-
-    assert headers["X-Amz-Security-Token"] == "tok"
-    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
-    assert (
-        "/eu-west-1/sagemaker/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token,"
-        in (headers["Authorization"])
-    )
 
 
 # --- responses ------------------------------------------------------------------------------------------------
@@ -1164,9 +1092,7 @@ async def test_sagemaker_signature_covers_what_arrives(client, stream):
         up.url + seen.path,
         {"Content-Type": seen.headers["content-type"]},
         seen.body,
-        access_key="AKIDEXAMPLE",
-        secret_key="secret",
-        region="eu-west-1",
+        credentials=Credentials("AKIDEXAMPLE", "secret", None, "eu-west-1"),
         service="sagemaker",
         now=datetime.strptime(seen.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC),
     )
