@@ -1,9 +1,9 @@
 """The spend tasks in a real Celery worker process, over the Redis broker, against the test database."""
 
 import os
+import re
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -18,6 +18,7 @@ from spend.ledger import write_batch
 from spend.models import BudgetReset, DailySpend
 from spend.tasks import reset_budgets, rollup_spend
 from tests import secrets_audit
+from tests.polling import wait_until
 from tests.spend.conftest import charged_entry, make_key, make_team
 
 pytestmark = [
@@ -36,8 +37,9 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def worker_queue(tmp_path):
-    """A worker listening on a queue of its own, so no other worker on this Redis takes the test's tasks."""
+def worker(tmp_path):
+    """A worker listening on a queue of its own, so no other worker on this Redis takes the test's tasks; yields
+    (queue, its log file)."""
     queue = f"spend-test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -55,35 +57,34 @@ def worker_queue(tmp_path):
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    yield queue
+    yield queue, log_path
     process.terminate()
     process.wait(30)
     output = log_path.read_text(errors="replace")
     assert "Traceback" not in output, output
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+def _results(log_path: Path, *tasks) -> list[str] | None:
+    """What each task returned, as the worker logged it on success; None while any has not finished."""
+    log = log_path.read_text(errors="replace")
+    found = [re.search(rf"\[{task.id}\] succeeded in [\d.]+s: (.*)", log) for task in tasks]
+    return None if None in found else [match.group(1) for match in found]
 
 
-def test_a_real_worker_resets_budgets_and_rolls_up_spend(worker_queue):
+def test_a_real_worker_resets_budgets_and_rolls_up_spend(worker):
+    queue, log_path = worker
     team = make_team(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1))
     key = make_key(team=team)
-    write_batch([charged_entry(key, cost=Decimal("0.00000000013")), charged_entry(key, cost=Decimal("2"))])
+    # Calls of today: every rollup run recomputes today, so the second run goes over the same logs again.
+    now = timezone.now()
+    write_batch([charged_entry(key, cost=cost, start_time=now) for cost in (Decimal("0.00000000013"), Decimal("2"))])
 
-    reset_budgets.apply_async(queue=worker_queue)
-    rollup_spend.apply_async(queue=worker_queue)
-    rollup_spend.apply_async(queue=worker_queue)  # a second run counts nothing twice
+    tasks = [reset_budgets.apply_async(queue=queue)]
+    tasks += [rollup_spend.apply_async(queue=queue) for _ in range(2)]  # a second run counts nothing twice
 
-    assert _wait_for(lambda: BudgetReset.objects.filter(entity_id=team.team_id).exists())
-    assert _wait_for(lambda: DailySpend.objects.exists())
-    time.sleep(1)  # let the second rollup finish too
+    results = wait_until(lambda: _results(log_path, *tasks), "the worker runs the reset and both rollups")
     team.refresh_from_db()
+    assert results[0] == "1"
     assert team.spend == 0
     assert BudgetReset.objects.get().period_spend == Decimal("2.00000000013")
     assert [(row.requests, row.cost) for row in DailySpend.objects.all()] == [(2, Decimal("2.00000000013"))]
