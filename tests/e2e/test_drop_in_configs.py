@@ -1,7 +1,7 @@
 """End to end: a LiteLLM config.yaml naming 20 providers, and the ways LiteLLM's clients present their keys, against
 a live `manage.py serve` with a fake OpenAI upstream behind every OpenAI-compatible provider.
 
-The deployments Tollgate has no adapter for (gemini, bedrock, vertex_ai, a typo) are imported disabled and the rest
+The deployments Tollgate has no adapter for (watsonx, bedrock, cohere_chat, a typo) are imported disabled and the rest
 serves; each key header LiteLLM's proxy reads (Authorization, x-litellm-api-key, Azure's api-key, x-api-key) is
 accepted on every proxied endpoint, Azure's deployment paths included.
 """
@@ -34,9 +34,9 @@ COMPATIBLE = {
     "sambanova": "sk-sambanova-upstream-14",
 }
 UNSERVABLE = {
-    "gemini-flash": "gemini/gemini-1.5-flash",
+    "watsonx-granite": "watsonx/ibm/granite-13b-chat-v2",
     "claude-bedrock": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
-    "vertex-gemini": "vertex_ai/gemini-1.5-pro",
+    "cohere-command": "cohere_chat/command-r",
     "typo": "opneai/gpt-4o",
 }
 
@@ -97,7 +97,7 @@ def test_a_config_naming_twenty_providers_loads_and_the_unservable_ones_are_disa
         d["model_name"]: d["model_info"]["disabled_reason"] for d in deployments if not d["model_info"]["enabled"]
     }
     assert set(disabled) == set(UNSERVABLE)
-    assert "provider 'vertex_ai' is not supported by Tollgate" in disabled["vertex-gemini"]
+    assert "provider 'cohere_chat' is not supported by Tollgate" in disabled["cohere-command"]
     for name in UNSERVABLE:
         assert f"of model_name {name!r} is imported disabled" in server.log()
     models = {m.id for m in sdk(server, api_key=server.master_key).models.list()}

@@ -1,5 +1,6 @@
 """Fake LLM upstreams on loopback: one aiohttp server, in a thread of its own, that speaks the OpenAI, Azure OpenAI,
-Anthropic, Ollama and SageMaker (TGI) wire formats on their real paths, streaming included.
+Anthropic, Ollama, SageMaker (TGI) and Google (Gemini, Vertex AI: tests/fakes/google.py) wire formats on their real
+paths, streaming included.
 
     with FakeUpstream(prompt_tokens=30, cached_tokens=20) as up:
         up.script(Behaviour(status=429, retry_after="2"), Behaviour(drop="mid_stream"))  # the next two calls
@@ -31,10 +32,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import orjson
 import pytest
 from aiohttp import web
+
+from tests.fakes.google import google_error, google_routes, is_google, token_error
 
 MALFORMED_JSON = b'{"id": "broken", "choices": [{"index": 0, '
 
@@ -218,6 +222,7 @@ class FakeUpstream:
             "/api/embed": self._ollama_embed,
             "/endpoints/{endpoint}/invocations": self._sagemaker,
             "/endpoints/{endpoint}/invocations-response-stream": self._sagemaker,
+            **google_routes(self),
         }
 
     # --- the parts every protocol shares --------------------------------------------------------------------
@@ -235,7 +240,9 @@ class FakeUpstream:
                     behaviour = self._script.popleft() if self._script else self.behaviour
                 if self.on_request is not None:
                     self.on_request(recorded)
-                return await self._answer(request, behaviour, answer(orjson.loads(body or b"{}"), request.path))
+                form = request.content_type == "application/x-www-form-urlencoded"  # an OAuth token request
+                fields = dict(parse_qsl(body.decode())) if form else orjson.loads(body or b"{}")
+                return await self._answer(request, behaviour, answer(fields, request.path))
             except (asyncio.CancelledError, ConnectionResetError):
                 with self._lock:
                     self.cancelled += 1
@@ -303,6 +310,8 @@ class FakeUpstream:
             body: dict = {"type": "error", "error": {"type": kind, "message": message}}
         elif path.startswith("/api/"):
             body = {"error": message}
+        elif is_google(path):
+            body = token_error(message) if path == "/token" else google_error(behaviour.status, message)
         elif path.startswith("/endpoints/"):
             body = {"message": message}
             headers["x-amzn-ErrorType"] = "ThrottlingException" if behaviour.status == 429 else "ModelError"

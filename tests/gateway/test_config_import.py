@@ -232,7 +232,7 @@ router_settings:
 @pytest.mark.parametrize(
     ("name", "model", "provider"),
     [
-        ("gemini-pro", "gemini/gemini-1.5-pro", "gemini"),
+        ("watsonx-granite", "watsonx/ibm/granite-13b-chat-v2", "watsonx"),
         ("claude-bedrock", "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", "bedrock"),
         ("typo", "opneai/gpt-4o", "opneai"),
     ],
@@ -256,7 +256,7 @@ def test_a_deployment_tollgate_cannot_serve_is_imported_disabled_and_the_rest_as
 
 @pytest.mark.django_db
 def test_a_deployment_that_becomes_servable_is_enabled_again_on_the_next_import():
-    apply_config(parse_config(UNSERVABLE % {"name": "later", "model": "gemini/gemini-1.5-pro"}))
+    apply_config(parse_config(UNSERVABLE % {"name": "later", "model": "watsonx/ibm/granite-13b-chat-v2"}))
 
     apply_config(parse_config(UNSERVABLE % {"name": "later", "model": "openai/gpt-4o-mini"}))
 

@@ -22,9 +22,9 @@ model_list:
   - model_name: served
     litellm_params: {{model: openai/gpt-4o, api_base: "{up}/v1", api_key: sk-served-secret-1}}
     model_info: {{id: served-1}}
-  - model_name: gemini-pro
-    litellm_params: {{model: gemini/gemini-1.5-pro, api_key: gemini-secret-key-2}}
-    model_info: {{id: gemini-1}}
+  - model_name: watsonx-granite
+    litellm_params: {{model: watsonx/ibm/granite-13b-chat-v2, api_key: watsonx-secret-key-2}}
+    model_info: {{id: watsonx-1}}
   - model_name: claude-bedrock
     litellm_params: {{model: bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0}}
     model_info: {{id: bedrock-1}}
@@ -54,7 +54,7 @@ async def test_the_rest_of_the_config_serves_and_the_unservable_groups_are_not_r
 
     assert served.status_code == 200
     assert orjson.loads(served.content)["choices"][0]["message"]["content"] == upstream.reply
-    for group in ("gemini-pro", "claude-bedrock", "typo"):
+    for group in ("watsonx-granite", "claude-bedrock", "typo"):
         refused = await chat(group)
         assert refused.status_code == 400
         assert orjson.loads(refused.content)["error"]["code"] == "model_not_found"
@@ -66,7 +66,7 @@ async def test_model_info_says_which_deployments_are_disabled_and_why(upstream):
 
     info = {d["model_info"]["id"]: d["model_info"] for d in orjson.loads(response.content)["data"]}
     assert (info["served-1"]["enabled"], info["served-1"]["disabled_reason"]) == (True, None)
-    for model_id, provider in (("gemini-1", "gemini"), ("bedrock-1", "bedrock"), ("nope-1", "nope")):
+    for model_id, provider in (("watsonx-1", "watsonx"), ("bedrock-1", "bedrock"), ("nope-1", "nope")):
         assert info[model_id]["enabled"] is False
         assert f"provider {provider!r} is not supported by Tollgate" in info[model_id]["disabled_reason"]
 
@@ -80,18 +80,18 @@ def staff_client(client):
 
 def test_the_admin_shows_the_reason_and_refuses_to_enable_it(staff_client):
     apply_config(parse_config(CONFIG.format(up="http://127.0.0.1:9")))
-    gemini = Deployment.objects.get(model_id="gemini-1")
-    reason = "provider &#x27;gemini&#x27; is not supported by Tollgate"
+    watsonx = Deployment.objects.get(model_id="watsonx-1")
+    reason = "provider &#x27;watsonx&#x27; is not supported by Tollgate"
 
     listing = staff_client.get(reverse("admin:gateway_deployment_changelist"))
-    change_url = reverse("admin:gateway_deployment_change", args=[gemini.pk])
+    change_url = reverse("admin:gateway_deployment_change", args=[watsonx.pk])
     page = staff_client.get(change_url)
     enabling = staff_client.post(
         change_url,
         {
-            "model_name": "gemini-pro",
-            "litellm_model": "gemini/gemini-1.5-pro",
-            "model_id": "gemini-1",
+            "model_name": "watsonx-granite",
+            "litellm_model": "watsonx/ibm/granite-13b-chat-v2",
+            "model_id": "watsonx-1",
             "enabled": "on",
             "source": "config",
             "extra_params": "{}",
@@ -103,5 +103,5 @@ def test_the_admin_shows_the_reason_and_refuses_to_enable_it(staff_client):
     assert reason in listing.content.decode() and reason in page.content.decode()
     assert enabling.status_code == 200  # the form again, with the error
     assert "Cannot be enabled" in enabling.content.decode()
-    gemini.refresh_from_db()
-    assert gemini.enabled is False
+    watsonx.refresh_from_db()
+    assert watsonx.enabled is False
