@@ -6,6 +6,7 @@ from types import MappingProxyType
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.azure import AzureProvider
 from gateway.providers.base import Provider
+from gateway.providers.bedrock import BedrockProvider
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.mock import MockProvider
 from gateway.providers.ollama import OllamaChatProvider, OllamaProvider
@@ -25,6 +26,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
             OllamaProvider(),
             OllamaChatProvider(),
             SageMakerProvider(),
+            BedrockProvider(),
             GeminiProvider(),
             MockProvider(),
         )

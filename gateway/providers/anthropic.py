@@ -4,6 +4,7 @@ Anthropic counts `input_tokens` without the cache: the prompt a client is billed
 cache reads, which is what normalized usage reports as `prompt_tokens`.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -132,29 +133,44 @@ def request_body(payload: dict) -> dict:
 
 
 def _messages(openai_messages: list[dict]) -> tuple[str | list[dict], list[dict]]:
-    """System messages become `system`; tool results become user turns; consecutive same-role turns merge."""
+    system, messages = turns(openai_messages, _blocks, _tool_result, _tool_use)
+    if any("cache_control" in block for block in system):
+        return system, messages
+    return "\n\n".join(block["text"] for block in system), messages
+
+
+def turns(
+    openai_messages: list[dict],
+    blocks: Callable[[Any], list[dict]],
+    tool_result: Callable[[dict], dict],
+    tool_use: Callable[[dict], dict],
+) -> tuple[list[dict], list[dict]]:
+    """OpenAI messages as the system blocks and alternating turns that Anthropic's Messages API and Bedrock's
+    Converse both take: system messages become system blocks; tool results become user turns; consecutive
+    same-role turns merge. Each API spells its blocks with `blocks`, `tool_result` and `tool_use`."""
     system: list[dict] = []
     messages: list[dict] = []
     for message in openai_messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.extend(_blocks(message.get("content")))
+            system.extend(blocks(message.get("content")))
             continue
         if role == "tool":
-            role = "user"
-            content = message_text(message.get("content"))
-            blocks = [{"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}]
+            role, content = "user", [tool_result(message)]
         else:
             role = "assistant" if role == "assistant" else "user"
-            blocks = _blocks(message.get("content"))
-            blocks.extend(_tool_use(call) for call in message.get("tool_calls") or ())
+            content = blocks(message.get("content"))
+            content.extend(tool_use(call) for call in message.get("tool_calls") or ())
         if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
+            messages[-1]["content"].extend(content)
         else:
-            messages.append({"role": role, "content": blocks})
-    if any("cache_control" in block for block in system):
-        return system, messages
-    return "\n\n".join(block["text"] for block in system), messages
+            messages.append({"role": role, "content": content})
+    return system, messages
+
+
+def _tool_result(message: dict) -> dict:
+    content = message_text(message.get("content"))
+    return {"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}
 
 
 def _blocks(content: Any) -> list[dict]:

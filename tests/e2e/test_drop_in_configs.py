@@ -1,7 +1,7 @@
 """End to end: a LiteLLM config.yaml naming 20 providers, and the ways LiteLLM's clients present their keys, against
 a live `manage.py serve` with a fake OpenAI upstream behind every OpenAI-compatible provider.
 
-The deployments Tollgate has no adapter for (watsonx, bedrock, cohere_chat, a typo) are imported disabled and the rest
+The deployments Tollgate has no adapter for (watsonx, replicate, cohere_chat, a typo) are imported disabled and the rest
 serves; each key header LiteLLM's proxy reads (Authorization, x-litellm-api-key, Azure's api-key, x-api-key) is
 accepted on every proxied endpoint, Azure's deployment paths included.
 """
@@ -35,7 +35,7 @@ COMPATIBLE = {
 }
 UNSERVABLE = {
     "watsonx-granite": "watsonx/ibm/granite-13b-chat-v2",
-    "claude-bedrock": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "replicate-llama": "replicate/meta/llama-2-70b-chat",
     "cohere-command": "cohere_chat/command-r",
     "typo": "opneai/gpt-4o",
 }

@@ -38,6 +38,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.fakes.aws import bedrock_error, bedrock_routes, is_bedrock, signature_refusal
 from tests.fakes.google import google_error, google_routes, is_google, token_error
 
 MALFORMED_JSON = b'{"id": "broken", "choices": [{"index": 0, '
@@ -223,6 +224,7 @@ class FakeUpstream:
             "/endpoints/{endpoint}/invocations": self._sagemaker,
             "/endpoints/{endpoint}/invocations-response-stream": self._sagemaker,
             **google_routes(self),
+            **bedrock_routes(self),
         }
 
     # --- the parts every protocol shares --------------------------------------------------------------------
@@ -240,6 +242,10 @@ class FakeUpstream:
                     behaviour = self._script.popleft() if self._script else self.behaviour
                 if self.on_request is not None:
                     self.on_request(recorded)
+                if is_bedrock(request.path) and (
+                    refusal := signature_refusal(request.method, request.raw_path, headers, body)
+                ):
+                    return refusal
                 form = request.content_type == "application/x-www-form-urlencoded"  # an OAuth token request
                 fields = dict(parse_qsl(body.decode())) if form else orjson.loads(body or b"{}")
                 return await self._answer(request, behaviour, answer(fields, request.path))
@@ -312,6 +318,9 @@ class FakeUpstream:
             body = {"error": message}
         elif is_google(path):
             body = token_error(message) if path == "/token" else google_error(behaviour.status, message)
+        elif is_bedrock(path):
+            body, more_headers = bedrock_error(behaviour.status, message)
+            headers.update(more_headers)
         elif path.startswith("/endpoints/"):
             body = {"message": message}
             headers["x-amzn-ErrorType"] = "ThrottlingException" if behaviour.status == 429 else "ModelError"

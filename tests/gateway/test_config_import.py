@@ -233,7 +233,7 @@ router_settings:
     ("name", "model", "provider"),
     [
         ("watsonx-granite", "watsonx/ibm/granite-13b-chat-v2", "watsonx"),
-        ("claude-bedrock", "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", "bedrock"),
+        ("replicate-llama", "replicate/meta/llama-2-70b-chat", "replicate"),
         ("typo", "opneai/gpt-4o", "opneai"),
     ],
 )

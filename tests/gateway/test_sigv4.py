@@ -83,6 +83,7 @@ AWS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", "a
     ("provider", "model", "scope"),
     [
         ("sagemaker", "ep", "/eu-west-1/sagemaker/aws4_request"),
+        ("bedrock", "amazon.nova-lite-v1:0", "/eu-west-1/bedrock/aws4_request"),
     ],
 )
 def test_providers_sign_temporary_credentials(provider, model, scope):

@@ -25,9 +25,9 @@ model_list:
   - model_name: watsonx-granite
     litellm_params: {{model: watsonx/ibm/granite-13b-chat-v2, api_key: watsonx-secret-key-2}}
     model_info: {{id: watsonx-1}}
-  - model_name: claude-bedrock
-    litellm_params: {{model: bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0}}
-    model_info: {{id: bedrock-1}}
+  - model_name: replicate-llama
+    litellm_params: {{model: replicate/meta/llama-2-70b-chat}}
+    model_info: {{id: replicate-1}}
   - model_name: typo
     litellm_params: {{model: nope/x}}
     model_info: {{id: nope-1}}
@@ -54,7 +54,7 @@ async def test_the_rest_of_the_config_serves_and_the_unservable_groups_are_not_r
 
     assert served.status_code == 200
     assert orjson.loads(served.content)["choices"][0]["message"]["content"] == upstream.reply
-    for group in ("watsonx-granite", "claude-bedrock", "typo"):
+    for group in ("watsonx-granite", "replicate-llama", "typo"):
         refused = await chat(group)
         assert refused.status_code == 400
         assert orjson.loads(refused.content)["error"]["code"] == "model_not_found"
@@ -66,7 +66,7 @@ async def test_model_info_says_which_deployments_are_disabled_and_why(upstream):
 
     info = {d["model_info"]["id"]: d["model_info"] for d in orjson.loads(response.content)["data"]}
     assert (info["served-1"]["enabled"], info["served-1"]["disabled_reason"]) == (True, None)
-    for model_id, provider in (("watsonx-1", "watsonx"), ("bedrock-1", "bedrock"), ("nope-1", "nope")):
+    for model_id, provider in (("watsonx-1", "watsonx"), ("replicate-1", "replicate"), ("nope-1", "nope")):
         assert info[model_id]["enabled"] is False
         assert f"provider {provider!r} is not supported by Tollgate" in info[model_id]["disabled_reason"]
 

@@ -1,0 +1,313 @@
+"""Amazon Bedrock's Converse API (`/model/{modelId}/converse` and `/converse-stream`), translated from and to OpenAI
+chat completions; embeddings through `/model/{modelId}/invoke` (Titan and Cohere). Requests are signed with SigV4
+(service `bedrock`, gateway.providers.aws), or carry a Bedrock API key as a bearer token when the deployment has
+an `api_key` (LiteLLM's AWS_BEARER_TOKEN_BEDROCK).
+
+Model ids are LiteLLM's: `bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0`, a cross-region profile
+(`bedrock/us.anthropic...`), an ARN, or the same behind LiteLLM's route prefix (`bedrock/converse/...`,
+`bedrock/invoke/...`), which selects how LiteLLM calls the model, not which model: both are served by Converse here.
+
+Bedrock counts `inputTokens` without the cache, as Anthropic does: the prompt is input + cache reads + cache writes.
+Streams answer in AWS's binary event-stream framing, one JSON event a message: messageStart, contentBlockStart/
+Delta/Stop, messageStop (the stop reason), then metadata (the usage), which ends the stream.
+"""
+
+import base64
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from gateway.providers.anthropic import turns
+from gateway.providers.aws import AWSProvider, EventStreamDecoder, region, stream_exception
+from gateway.providers.base import (
+    CallType,
+    Envelope,
+    ProviderError,
+    Target,
+    UpstreamRequest,
+    bad_request,
+    decode_json,
+    embedding_list,
+    estimate_tokens,
+    json_headers,
+    make_usage,
+    max_output_tokens,
+    message_text,
+    stop_sequences,
+    tool_arguments,
+    with_extra_headers,
+)
+
+ROUTE_PREFIXES = ("converse/", "invoke/")
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+
+# The HTTP status of each exception Bedrock can send inside a stream (its `:exception-type`).
+STREAM_EXCEPTION_STATUS = {
+    "validationException": 400,
+    "throttlingException": 429,
+    "modelStreamErrorException": 424,
+    "internalServerException": 500,
+    "serviceUnavailableException": 503,
+}
+
+IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+CACHE_POINT = {"cachePoint": {"type": "default"}}
+
+
+class BedrockProvider(AWSProvider):
+    name = "bedrock"
+    signing_service = "bedrock"
+    call_types = frozenset({"chat", "embedding"})
+    api_key_env = ("AWS_BEARER_TOKEN_BEDROCK",)
+
+    def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
+        model = model_id(target.model)
+        if call_type == "embedding":
+            url, body = self._url(target, model, "invoke"), orjson.dumps(embedding_body(model, payload))
+        else:
+            url, body = self._url(target, model, "converse-stream" if stream else "converse"), converse_body(payload)
+        if target.api_key:
+            headers = with_extra_headers(json_headers(Authorization=f"Bearer {target.api_key}"), target)
+            return UpstreamRequest("POST", url, headers, body)
+        return self.signed_request(target, url, {"Content-Type": "application/json"}, body)
+
+    def _url(self, target: Target, model: str, action: str) -> str:
+        base = target.api_base or f"https://bedrock-runtime.{region(target, self.default_region)}.amazonaws.com"
+        # ":" (in every versioned model id and ARN) goes as it is: the gateway's aiohttp pool would decode a "%3A"
+        # before sending, and AWS signs the path that arrives. A "/" (in an ARN) stays encoded.
+        return f"{base.rstrip('/')}/model/{quote(model, safe=':')}/{action}"
+
+    def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
+        if call_type == "embedding":
+            return parse_embeddings(target, payload, data)
+        text, reasoning, tool_calls = [], [], []
+        for block in data["output"]["message"]["content"]:
+            if "text" in block:
+                text.append(block["text"])
+            elif "reasoningContent" in block:
+                reasoning.append((block["reasoningContent"].get("reasoningText") or {}).get("text") or "")
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                function = {"name": use["name"], "arguments": orjson.dumps(use["input"]).decode()}
+                tool_calls.append({"id": use["toolUseId"], "type": "function", "function": function})
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not tool_calls else None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        if reasoning:
+            message["reasoning_content"] = "".join(reasoning)
+        reason = FINISH_REASONS.get(data.get("stopReason"), "stop")
+        return Envelope("chat", target.model).response(message, reason, usage(data["usage"]))
+
+    def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "BedrockStream":
+        return BedrockStream(target)
+
+
+def model_id(model: str) -> str:
+    """The model id Bedrock knows, without LiteLLM's route prefix."""
+    return next((model.removeprefix(prefix) for prefix in ROUTE_PREFIXES if model.startswith(prefix)), model)
+
+
+def usage(raw: dict) -> dict:
+    cache_read = raw.get("cacheReadInputTokens") or 0
+    cache_write = raw.get("cacheWriteInputTokens") or 0
+    prompt = (raw.get("inputTokens") or 0) + cache_read + cache_write
+    return make_usage(prompt, raw.get("outputTokens") or 0, cached_tokens=cache_read, cache_creation_tokens=cache_write)
+
+
+# --- request --------------------------------------------------------------------------------------------------
+
+
+def converse_body(payload: dict) -> bytes:
+    system, messages = turns(payload["messages"], _blocks, _tool_result, _tool_use)
+    body: dict[str, Any] = {"messages": messages}
+    if system:
+        body["system"] = system
+    inference = {
+        "maxTokens": max_output_tokens(payload),
+        "temperature": payload.get("temperature"),
+        "topP": payload.get("top_p"),
+        "stopSequences": stop_sequences(payload) or None,
+    }
+    inference = {key: value for key, value in inference.items() if value is not None}
+    if inference:
+        body["inferenceConfig"] = inference
+    tool_config = _tool_config(payload.get("tools"), payload.get("tool_choice"))
+    if tool_config:
+        body["toolConfig"] = tool_config
+    extra = {key: payload[key] for key in ("top_k", "thinking") if payload.get(key) is not None}
+    if extra:  # model-specific fields Converse passes through to the model (Anthropic's top_k and thinking)
+        body["additionalModelRequestFields"] = extra
+    return orjson.dumps(body)
+
+
+def _tool_result(message: dict) -> dict:
+    content = [{"text": message_text(message.get("content"))}]
+    return {"toolResult": {"toolUseId": message.get("tool_call_id"), "content": content}}
+
+
+def _blocks(content: Any) -> list[dict]:
+    if not content:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}]
+    blocks: list[dict] = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):  # Converse rejects empty text blocks
+                blocks.append({"text": part["text"]})
+        elif kind == "image_url":
+            image = part["image_url"]
+            blocks.append(_image(image["url"] if isinstance(image, dict) else image))
+        else:
+            raise bad_request("bedrock", f"unsupported content part type {kind!r}")
+        if "cache_control" in part:
+            blocks.append(CACHE_POINT)
+    return blocks
+
+
+def _image(url: str) -> dict:
+    """Converse takes image bytes only; fetching a URL is the client's job (it would block a proxy worker)."""
+    media_type, separator, data = url.removeprefix("data:").partition(";base64,")
+    if not url.startswith("data:") or not separator or media_type not in IMAGE_FORMATS:
+        raise bad_request("bedrock", "images must be base64 data: URLs of PNG, JPEG, GIF or WebP")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise bad_request("bedrock", "an image data: URL is not valid base64") from exc
+    # Bedrock's JSON wire format carries blob fields base64-encoded: re-encoding canonicalizes what the client sent.
+    return {"image": {"format": IMAGE_FORMATS[media_type], "source": {"bytes": base64.b64encode(raw).decode()}}}
+
+
+def _tool_use(call: dict) -> dict:
+    arguments = tool_arguments("bedrock", call["function"])
+    return {"toolUse": {"toolUseId": call["id"], "name": call["function"]["name"], "input": arguments}}
+
+
+def _tool_config(tools: list[dict] | None, choice: Any) -> dict | None:
+    if choice == "none":
+        raise bad_request("bedrock", "Converse has no tool_choice 'none': leave the tools out instead")
+    if not tools:
+        return None
+    specs = []
+    for tool in tools:
+        function = tool["function"]
+        spec = {"name": function["name"], "inputSchema": {"json": function.get("parameters") or {"type": "object"}}}
+        if function.get("description"):
+            spec["description"] = function["description"]
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    if isinstance(choice, dict):
+        config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
+    elif choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice == "auto":
+        config["toolChoice"] = {"auto": {}}
+    return config
+
+
+# --- embeddings -----------------------------------------------------------------------------------------------
+
+
+def embedding_body(model: str, payload: dict) -> dict:
+    """Titan embeds one text per call; Cohere a list of them."""
+    inputs = payload.get("input")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs or ())
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise bad_request("bedrock", "embedding input must be a string or a list of strings")
+    if "cohere." in model:
+        return {"texts": texts, "input_type": payload.get("input_type") or "search_document"}
+    if len(texts) != 1:
+        raise bad_request("bedrock", f"{model} embeds one input per request, not {len(texts)}")
+    body: dict[str, Any] = {"inputText": texts[0]}
+    if payload.get("dimensions"):
+        body["dimensions"] = payload["dimensions"]
+    return body
+
+
+def parse_embeddings(target: Target, payload: dict, data: dict) -> dict:
+    if "embedding" in data:  # Titan, which counts its input
+        vectors, prompt_tokens = [data["embedding"]], data["inputTextTokenCount"]
+    else:  # Cohere, which does not: estimated as for other upstreams that report no usage
+        vectors = data["embeddings"]
+        prompt_tokens = sum(estimate_tokens(text) for text in embedding_body(model_id(target.model), payload)["texts"])
+    return embedding_list(vectors, target.model, make_usage(prompt_tokens, 0), payload.get("encoding_format"))
+
+
+# --- streaming ------------------------------------------------------------------------------------------------
+
+
+class BedrockStream:
+    """Event-stream messages -> Converse stream events -> OpenAI chunks. The metadata event, after messageStop,
+    carries the usage and ends the stream."""
+
+    def __init__(self, target: Target) -> None:
+        self.usage: dict | None = None
+        self.done = False
+        self._decoder = EventStreamDecoder("bedrock")
+        self._envelope = Envelope("chat", target.model)
+        self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool call index
+
+    def feed(self, data: bytes) -> list[dict]:
+        chunks: list[dict] = []
+        for headers, payload in self._decoder.feed(data):
+            if headers.get(":message-type") != "event":
+                raise stream_exception("bedrock", headers, payload, STREAM_EXCEPTION_STATUS)
+            if not self.done:
+                chunks.extend(self._event(headers.get(":event-type"), decode_json(payload or b"{}")))
+        return chunks
+
+    def finish(self) -> list[dict]:
+        return []
+
+    def _event(self, kind: str | None, event: dict) -> list[dict]:
+        try:
+            return self._translate(kind, event)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ProviderError(502, f"bedrock: unexpected {kind} event ({type(exc).__name__}: {exc})", True) from exc
+
+    def _translate(self, kind: str | None, event: dict) -> list[dict]:
+        if kind == "messageStart":
+            return [self._envelope.chunk({"role": "assistant", "content": ""})]
+        if kind == "contentBlockStart":
+            start = event["start"].get("toolUse")
+            if start is None:
+                return []
+            position = self._tool_index[event["contentBlockIndex"]] = len(self._tool_index)
+            call = {"index": position, "id": start["toolUseId"], "type": "function"}
+            call["function"] = {"name": start["name"], "arguments": ""}
+            return [self._envelope.chunk({"tool_calls": [call]})]
+        if kind == "contentBlockDelta":
+            return self._delta(event["contentBlockIndex"], event["delta"])
+        if kind == "messageStop":
+            return [self._envelope.chunk({}, FINISH_REASONS.get(event.get("stopReason"), "stop"))]
+        if kind == "metadata":
+            self.usage = usage(event.get("usage") or {})
+            self.done = True
+            return [self._envelope.usage_chunk(self.usage)]
+        return []  # contentBlockStop, and events Converse may add
+
+    def _delta(self, index: int, delta: dict) -> list[dict]:
+        if "text" in delta:
+            return [self._envelope.chunk({"content": delta["text"]})]
+        if "toolUse" in delta:
+            call = {"index": self._tool_index[index], "function": {"arguments": delta["toolUse"]["input"]}}
+            return [self._envelope.chunk({"tool_calls": [call]})]
+        if "reasoningContent" in delta and delta["reasoningContent"].get("text"):
+            return [self._envelope.chunk({"reasoning_content": delta["reasoningContent"]["text"]})]
+        return []
