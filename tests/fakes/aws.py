@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tests.fakes.upstream import Answer, FakeUpstream
 
 # The keys the fake knows, as AWS would: access key id -> secret (tests sign with these).
-AWS_SECRETS = {"AKIDEXAMPLE": "secret"}
+AWS_SECRETS = {"AKIDEXAMPLE": "secret", "AKIDLIVEBEDROCK": "bedrock-live-secret-wJalrXUtnFEMI-7f3a"}
 BEDROCK_API_KEYS = frozenset({"key"})
 EVENT_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _CREDENTIAL = re.compile(
