@@ -10,7 +10,7 @@ CONFIG ?= gateway/demo_config.yaml
 TOLLGATE_MASTER_KEY ?= sk-tollgate-demo-3f9a6c1e8b2d4f70a5c9e1b3d7f2a8c4
 export TOLLGATE_MASTER_KEY
 
-.PHONY: install run test lint superuser
+.PHONY: install setup run test lint superuser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ install: $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
 
-run: install
+# The data folder (var/ or TOLLGATE_VAR_DIR) and the embedded default's secret key: settings only name them.
+setup: install
+	$(BIN)/python manage.py setup
+
+run: setup
 	$(BIN)/python manage.py migrate --noinput
 	@echo "Master key: $$TOLLGATE_MASTER_KEY   Admin: make superuser, then http://$(HOST):$(PORT)/admin/"
 	$(BIN)/python manage.py serve --config $(CONFIG) --host $(HOST) --port $(PORT) --workers $(WORKERS)
@@ -33,5 +37,5 @@ lint:
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-test: install lint
+test: setup lint
 	$(BIN)/python -m pytest -q

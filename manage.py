@@ -17,9 +17,12 @@ def _config_from_argv(argv: list[str]) -> str | None:
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
-    config_path = _config_from_argv(sys.argv[2:])
-    if config_path:
-        os.environ["TOLLGATE_CONFIG"] = os.path.abspath(config_path)
+    from gateway.general_settings import GeneralSettingsError, apply_config_environment
+
+    try:
+        apply_config_environment(_config_from_argv(sys.argv[2:]) or os.environ.get("TOLLGATE_CONFIG", ""))
+    except GeneralSettingsError as exc:
+        sys.exit(str(exc))
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

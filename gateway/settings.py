@@ -1,50 +1,31 @@
-"""Tollgate settings: everything comes from the environment (django-environ).
+"""Tollgate settings: everything comes from the environment (django-environ), and nothing else happens here.
 
 Embedded default (no variables set): SQLite in var/, in-process caches and limits, Celery tasks run in-process.
 Production: DATABASE_URL (PostgreSQL), REDIS_URL (shared caches, limits, Celery broker), SECRET_KEY, ALLOWED_HOSTS.
+
+Importing this module writes nothing and parses no file but the embedded default's secret key, if it exists:
+the data folder and that key are made by `manage.py setup` (`make run`, `make test`) or by the first
+`manage.py serve` (gateway/local_files.py), and a config's general_settings reach the environment through the
+entry points before this module runs (gateway/general_settings.py). Every setting the code reads is declared
+here once and listed in the README's configuration table (tests/test_settings.py).
 """
 
 import os
-import secrets
 from pathlib import Path
 
 import environ
-import yaml
 from django.core.exceptions import ImproperlyConfigured
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("TOLLGATE_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 
-
-def _general_settings_from_config() -> dict:
-    # LiteLLM's config.yaml may carry general_settings.database_url; the environment still wins.
-    path = env.str("TOLLGATE_CONFIG", default="")
-    if not path or not Path(path).is_file():
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
-    general = document.get("general_settings") if isinstance(document, dict) else None
-    return general if isinstance(general, dict) else {}
-
-
-def _resolve_env_reference(value):
-    if isinstance(value, str) and value.startswith("os.environ/"):
-        name = value.removeprefix("os.environ/")
-        if name not in env.ENVIRON:
-            raise ImproperlyConfigured(
-                f"config.yaml general_settings refers to environment variable {name}, which is not set"
-            )
-        return env.ENVIRON[name]
-    return value
-
-
-_GENERAL_SETTINGS = _general_settings_from_config()
+BASE_DIR = Path(__file__).resolve().parent.parent
+# The embedded default's local data: its SQLite database, secret key, static files and spool.
+VAR_DIR = Path(env.str("TOLLGATE_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
-EMBEDDED = "DATABASE_URL" not in env.ENVIRON and not _GENERAL_SETTINGS.get("database_url")
+EMBEDDED = "DATABASE_URL" not in env.ENVIRON
+# The embedded default generates one key and keeps it here, so sessions and encrypted secrets survive restarts.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
 
 
 def _secret_key() -> str:
@@ -52,21 +33,20 @@ def _secret_key() -> str:
         return env.str("SECRET_KEY")
     if not EMBEDDED:
         raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is (production settings)")
-    # The embedded default generates one key and keeps it, so sessions and encrypted secrets survive restarts.
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+    # Until `manage.py setup` (or the first serve) makes the file the key is empty, and Django refuses any use of
+    # it (sessions, signing, encrypted provider keys) while everything else (migrate, check, cost) works.
+    return SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else ""
 
 
 SECRET_KEY = _secret_key()
 # Provider API keys are encrypted at rest with this key (defaults to one derived from SECRET_KEY).
 TOLLGATE_ENCRYPTION_KEY = env.str("TOLLGATE_ENCRYPTION_KEY", default="")
-TOLLGATE_MASTER_KEY = env.str("TOLLGATE_MASTER_KEY", default="") or _resolve_env_reference(
-    _GENERAL_SETTINGS.get("master_key") or ""
-)
+# The manage.py entry point sets it from a config's general_settings.master_key when the environment does not.
+TOLLGATE_MASTER_KEY = env.str("TOLLGATE_MASTER_KEY", default="")
+# The LiteLLM config.yaml `serve` imports when no --config is given.
 TOLLGATE_CONFIG = env.str("TOLLGATE_CONFIG", default="")
+# Seconds a client has to send its request headers before `serve` closes its connection (--header-timeout).
+TOLLGATE_HEADER_TIMEOUT = env.float("TOLLGATE_HEADER_TIMEOUT", default=10.0)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -115,9 +95,7 @@ TEMPLATES = [
     },
 ]
 
-_database_url = env.str("DATABASE_URL", default="") or _resolve_env_reference(
-    _GENERAL_SETTINGS.get("database_url") or ""
-)
+_database_url = env.str("DATABASE_URL", default="")
 DATABASES = {
     "default": env.db_url_config(_database_url)
     if _database_url
@@ -248,10 +226,13 @@ KEY_DEFAULT_DURATION = env.str("KEY_DEFAULT_DURATION", default="never")
 TOLLGATE_ALERT_WEBHOOK_URL = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
 # Raw spend logs older than this many days are pruned (their daily rollups stay); unset keeps every log.
 SPEND_LOG_RETENTION_DAYS = env.int("SPEND_LOG_RETENTION_DAYS", default=0) or None
+# How often the periodic tasks roll logs up into daily spend and reset budgets whose period ended.
+SPEND_ROLLUP_SECONDS = env.float("SPEND_ROLLUP_SECONDS", default=60.0)
+BUDGET_RESET_SECONDS = env.float("BUDGET_RESET_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "refresh-cost-map": {"task": "pricing.tasks.refresh_cost_map", "schedule": COST_MAP_REFRESH_SECONDS},
-    "rollup-spend": {"task": "spend.tasks.rollup_spend", "schedule": env.float("SPEND_ROLLUP_SECONDS", default=60.0)},
-    "reset-budgets": {"task": "spend.tasks.reset_budgets", "schedule": env.float("BUDGET_RESET_SECONDS", default=30.0)},
+    "rollup-spend": {"task": "spend.tasks.rollup_spend", "schedule": SPEND_ROLLUP_SECONDS},
+    "reset-budgets": {"task": "spend.tasks.reset_budgets", "schedule": BUDGET_RESET_SECONDS},
     "prune-spend-logs": {"task": "spend.tasks.prune_spend_logs", "schedule": 3600.0},
 }
 

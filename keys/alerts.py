@@ -34,7 +34,7 @@ def send_soft_budget_alert(limits: Limits, spend: Decimal) -> None:
         VirtualKey.objects.filter(token_hash=limits.entity_id).update(soft_budget_alerted_at=timezone.now())
     finally:
         close_old_connections()
-    url = getattr(settings, "TOLLGATE_ALERT_WEBHOOK_URL", "")
+    url = settings.TOLLGATE_ALERT_WEBHOOK_URL
     logger.warning("%s crossed its soft budget %s: spend %s", limits.label, limits.soft_budget, spend)
     if not url:
         return

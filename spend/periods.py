@@ -23,7 +23,7 @@ def local_day(moment: datetime) -> date:
 
 def retention_horizon(now: datetime) -> date | None:
     """The first day whose raw logs are kept (settings.SPEND_LOG_RETENTION_DAYS), or None to keep them all."""
-    days = getattr(settings, "SPEND_LOG_RETENTION_DAYS", None)
+    days = settings.SPEND_LOG_RETENTION_DAYS
     if not days:
         return None
     return local_day(now) - timedelta(days=days)

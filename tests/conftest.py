@@ -10,6 +10,12 @@ from tests.e2e.server import MASTER_KEY
 def pytest_configure(config):
     # Fails the run if a secret a test used reaches a log or an error body; `-p no:secrets_audit` turns it off.
     config.pluginmanager.register(secrets_audit, "secrets_audit")
+    if config.pluginmanager.hasplugin("django"):
+        # What `manage.py setup` makes (the folder of the test database, the embedded secret key), so that pytest
+        # also runs in a clean clone: settings only name them.
+        from gateway.local_files import prepare_local_files
+
+        prepare_local_files()
 
 
 @pytest.fixture(autouse=True)

@@ -1,21 +1,22 @@
 """`manage.py serve`: import the config, then run the production ASGI server (uvicorn, uvloop, httptools)."""
 
 import functools
-import os
 
 import uvicorn
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.config_import import ConfigError, import_config_file
 from gateway.header_timeout import HeaderTimeoutProtocol
+from gateway.local_files import prepare_local_files
 
 
 class Command(BaseCommand):
     help = "Import a LiteLLM-style config.yaml and serve the gateway."
 
     def add_arguments(self, parser):
-        parser.add_argument("--config", default=os.environ.get("TOLLGATE_CONFIG", ""), help="LiteLLM config.yaml")
+        parser.add_argument("--config", default=settings.TOLLGATE_CONFIG, help="LiteLLM config.yaml")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=4000)
         parser.add_argument("--workers", type=int, default=1, help="server processes")
@@ -23,11 +24,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--header-timeout",
             type=float,
-            default=float(os.environ.get("TOLLGATE_HEADER_TIMEOUT", 10)),
+            default=settings.TOLLGATE_HEADER_TIMEOUT,
             help="seconds a client has to send its request headers before its connection is closed",
         )
 
     def handle(self, *args, **options):
+        # The first start of the embedded default makes its data folder and secret key (`manage.py setup`).
+        for path in prepare_local_files():
+            self.stdout.write(f"made {path}")
         if options["migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if options["config"]:
