@@ -13,6 +13,7 @@ from gateway.providers.ollama import OllamaChatProvider, OllamaProvider
 from gateway.providers.openai import OpenAICompatibleProvider, OpenAIProvider, TextCompletionOpenAIProvider
 from gateway.providers.openai_compatible import OPENAI_COMPATIBLE
 from gateway.providers.sagemaker import SageMakerProvider
+from gateway.providers.vertex import VertexProvider
 
 PROVIDERS: Mapping[str, Provider] = MappingProxyType(
     {
@@ -28,6 +29,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
             SageMakerProvider(),
             BedrockProvider(),
             GeminiProvider(),
+            VertexProvider(),
             MockProvider(),
         )
     }

@@ -11,7 +11,7 @@ import os
 import struct
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -58,6 +58,10 @@ class ProviderError(Exception):
         return f"ProviderError({self.status}, {self.message!r}, retryable={self.retryable})"
 
 
+# The gateway's own client, lent to `Provider.authorization`: sends a request, answers with an httpx.Response.
+Send = Callable[[UpstreamRequest], Awaitable[Any]]
+
+
 class StreamParser(Protocol):
     """Turns an upstream's stream, however its bytes were cut, into OpenAI chunks (one parser per stream).
 
@@ -89,6 +93,13 @@ class Provider:
     # LiteLLM's environment variables for a deployment that names no key or api_base: the first one set wins.
     api_key_env: tuple[str, ...] = ()
     api_base_env: tuple[str, ...] = ()
+
+    # Set by a provider whose credentials come from the network (Vertex AI's OAuth access tokens): the gateway
+    # awaits `authorization` before each call and adds the headers it returns to the built request.
+    fetches_credentials: ClassVar[bool] = False
+
+    async def authorization(self, target: Target, send: Send) -> dict[str, str]:
+        raise NotImplementedError
 
     def environment_api_key(self) -> str | None:
         return _first_set(self.api_key_env)

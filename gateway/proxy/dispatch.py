@@ -140,6 +140,15 @@ def upstream_payload(deployment: RoutedDeployment, payload: dict) -> dict:
     return {**payload, "model": deployment.target.model}
 
 
+async def _built(deployment: RoutedDeployment, call_type: str, body: dict, stream: bool, timeout: httpx.Timeout):
+    """The provider's request, with the credentials it must fetch first (Vertex AI's access token) added."""
+    provider, target = deployment.provider, deployment.target
+    request = _translated(deployment, provider.build_request, target, call_type, body, stream)
+    if provider.fetches_credentials:
+        request.headers.update(await provider.authorization(target, lambda sent: send_upstream(sent, timeout)))
+    return request
+
+
 def _translated(deployment: RoutedDeployment, translate, *args):
     """A provider's translation of the client's request; a request it cannot translate is the client's 400."""
     try:
@@ -158,7 +167,7 @@ async def complete_once(deployment: RoutedDeployment, timeout: httpx.Timeout, ca
     if provider.local:
         answer = _translated(deployment, provider.local_response, target, call_type, body, False)
         return answer, time.perf_counter() - started
-    request = _translated(deployment, provider.build_request, target, call_type, body, False)
+    request = await _built(deployment, call_type, body, False, timeout)
     response = await send_upstream(request, timeout)
     parsed = provider.parse_response(target, call_type, body, response.status_code, response.content, response.headers)
     return parsed, time.perf_counter() - started
@@ -189,7 +198,7 @@ async def open_stream(deployment: RoutedDeployment, timeout: httpx.Timeout, call
         chunks = _translated(deployment, provider.local_response, target, call_type, body, True)
         return OpenedStream(None, LocalStream(chunks), chunks, started)
     parser = provider.stream_parser(target, call_type, body)
-    request = _translated(deployment, provider.build_request, target, call_type, body, True)
+    request = await _built(deployment, call_type, body, True, timeout)
     response = await send_upstream(request, timeout, stream=True)
     if response.status_code >= 300:
         try:
