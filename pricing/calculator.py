@@ -9,10 +9,11 @@ Nothing is ever rounded: arithmetic runs in a local context that raises ``decima
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, time, tzinfo
+from datetime import datetime
 from decimal import Decimal, Inexact, localcontext
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pricing.off_peak import open_off_peak_block
 
 # Widest product is ~10 digits of tokens times a ~17-digit price; 100 digits leaves room for any sum of them.
 _PRECISION = 100
@@ -30,16 +31,6 @@ _INCLUSIVE_THRESHOLD_PROVIDERS = frozenset({"xai"})
 _FIREWORKS_CACHE_READ_RATIO = Decimal("0.5")
 _WALL_CLOCK_PRICED_MODES = frozenset({"audio_transcription", "chat", "completion", "embedding", "responses"})
 _PER_SECOND_KEYS = ("cost_per_second", "input_cost_per_second", "output_cost_per_second")
-_WEEKDAY_NAMES = (
-    "mon monday",
-    "tue tues tuesday",
-    "wed wednesday",
-    "thu thur thurs thursday",
-    "fri friday",
-    "sat saturday",
-    "sun sunday",
-)
-_WEEKDAYS = {name: number for number, names in enumerate(_WEEKDAY_NAMES, start=1) for name in names.split()}
 _CHAT_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 _RESPONSES_USAGE_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
@@ -207,7 +198,7 @@ def _token_cost(price: Mapping[str, Any], usage: Usage, billed_at: datetime | No
     price = _with_provider_defaults(price)
     tier = _selected_tier(price, usage.prompt_tokens)
     base = _tier_rates(price, tier) if tier is not None else _threshold_rates(price, usage.prompt_tokens)
-    off_peak = _open_off_peak_block(price, billed_at)
+    off_peak = open_off_peak_block(price, billed_at)
     input_rate = _off_peak_rate(off_peak, "input_cost_per_token", base.input)
     output_rate = _off_peak_rate(off_peak, "output_cost_per_token", base.output)
     # A missing cache price means the provider bills cached tokens as ordinary input; an explicit 0 stays 0.
@@ -364,75 +355,6 @@ def _with_provider_defaults(price: Mapping[str, Any]) -> Mapping[str, Any]:
         "cache_read_input_token_cost": cache_read_rate,
         "off_peak_pricing": {**off_peak, "cache_read_input_token_cost": off_peak_cache_read},
     }
-
-
-def _open_off_peak_block(price: Mapping[str, Any], billed_at: datetime | None) -> Mapping[str, Any] | None:
-    """The entry's ``off_peak_pricing`` block when ``billed_at`` falls in one of its windows: ``hours_utc``
-    ("HH:MM-HH:MM" in UTC, start inclusive, end exclusive, wrapping past midnight; equal ends mean all day)
-    every day, or a ``windows`` rule's hours on its ``weekdays`` (read on ``weekday_timezone``'s calendar)."""
-    block = price.get("off_peak_pricing")
-    if billed_at is None or not isinstance(block, Mapping):
-        return None
-    moment = billed_at.astimezone(UTC)
-    if _in_any_window(_window_strings(block.get("hours_utc")), moment.time()):
-        return block
-    rules = block.get("windows")
-    if isinstance(rules, str) or not isinstance(rules, Sequence):
-        return None
-    calendar = _calendar(block.get("weekday_timezone"))
-    for rule in rules:
-        if not isinstance(rule, Mapping):
-            continue
-        if _on_weekday(moment, rule.get("weekdays"), calendar) and _in_any_window(
-            _window_strings(rule.get("hours_utc")), moment.time()
-        ):
-            return block
-    return None
-
-
-def _in_any_window(windows: tuple[str, ...], now: time) -> bool:
-    for window in windows:
-        try:
-            start_text, end_text = window.split("-")
-            start = datetime.strptime(start_text.strip(), "%H:%M").time()
-            end = datetime.strptime(end_text.strip(), "%H:%M").time()
-        except ValueError:
-            continue
-        if (start <= now < end) if start < end else (now >= start or now < end):
-            return True
-    return False
-
-
-def _window_strings(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence):
-        return tuple(entry for entry in value if isinstance(entry, str))
-    return ()
-
-
-def _calendar(name: object) -> tzinfo:
-    if isinstance(name, str) and name.strip():
-        try:
-            return ZoneInfo(name.strip())
-        except (ValueError, ZoneInfoNotFoundError):
-            pass
-    return UTC
-
-
-def _on_weekday(moment: datetime, weekdays: object, calendar: tzinfo) -> bool:
-    if weekdays is None:
-        return True
-    if isinstance(weekdays, str) or not isinstance(weekdays, Sequence):
-        return False
-    allowed = {_weekday_number(day) for day in weekdays}
-    return moment.astimezone(calendar).isoweekday() in allowed
-
-
-def _weekday_number(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if 1 <= value <= 7 else None
-    return _WEEKDAYS.get(value.strip().lower()) if isinstance(value, str) else None
 
 
 def _off_peak_rate(block: Mapping[str, Any] | None, key: str, standard: Decimal | None) -> Decimal | None:
