@@ -16,9 +16,9 @@ urlpatterns = [
     path("", include(proxy_patterns)),
     path("v1/", include((proxy_patterns, "v1"))),
     # Azure-style clients address the deployment in the path.
-    path("openai/deployments/<str:deployment>/chat/completions", proxy.azure_chat_completions),
-    path("openai/deployments/<str:deployment>/completions", proxy.azure_completions),
-    path("openai/deployments/<str:deployment>/embeddings", proxy.azure_embeddings),
+    path("openai/deployments/<str:deployment>/chat/completions", proxy.chat_completions),
+    path("openai/deployments/<str:deployment>/completions", proxy.completions),
+    path("openai/deployments/<str:deployment>/embeddings", proxy.embeddings),
     path("health", proxy.health, name="health"),
     path("health/liveliness", proxy.liveliness, name="health-liveliness"),
     path("health/readiness", proxy.readiness, name="health-readiness"),

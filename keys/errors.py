@@ -1,33 +1,35 @@
-"""Why a caller is refused. The gateway maps each class to its HTTP status (401, 403, 400, 429, 503)."""
+"""Why a caller is refused: each class declares its HTTP status (and its OpenAI type where LiteLLM names one)."""
+
+from pricing.errors import TollgateError
 
 
-class KeyRefusal(Exception):
+class KeyRefusal(TollgateError):
     code = "invalid_request"
-
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None, headers=None):
-        super().__init__(message)
-        self.code = code or self.code
-        self.param = param
-        self.headers = headers or {}
 
 
 class AuthenticationFailed(KeyRefusal):
+    status = 401
     code = "invalid_api_key"
 
 
 class AccessDenied(KeyRefusal):
+    status = 403
     code = "key_model_access_denied"
 
 
 class BudgetExceeded(KeyRefusal):
+    # LiteLLM answers a spent budget with this type (ProxyErrorTypes.budget_exceeded) and a 400; clients read it.
+    error_type = "budget_exceeded"
     code = "budget_exceeded"
 
 
 class RateLimited(KeyRefusal):
+    status = 429
     code = "rate_limit_exceeded"
 
 
 class BudgetsUnavailable(KeyRefusal):
     """Budgets cannot be checked (their counters need the database, which does not answer): nothing is admitted."""
 
+    status = 503
     code = "budgets_unavailable"

@@ -15,16 +15,19 @@ from keys.budgets import next_reset_at, parse_duration
 from keys.models import InternalUser, KeyChange, Team, VirtualKey, record_change
 from keys.signals import spend_set
 from pricing.calculator import format_money
+from pricing.errors import TollgateError
 
 NEVER = "never"
 
 
-class NotFound(Exception):
+class NotFound(TollgateError):
     """A key, user or team named in a request does not exist."""
 
+    status = 404
+    code = "not_found"
+
     def __init__(self, message: str, *, param: str):
-        super().__init__(message)
-        self.param = param
+        super().__init__(message, param=param)
 
 
 def new_raw_key() -> str:

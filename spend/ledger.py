@@ -43,6 +43,7 @@ from django.db import (
     transaction,
 )
 
+from pricing.errors import TollgateError
 from spend.entities import PAYERS, Payer
 from spend.journal import Journal
 from spend.models import SpendLog
@@ -93,9 +94,10 @@ class SpendEntry:
     request_tags: list = field(default_factory=list)
 
 
-class LedgerUnavailable(Exception):
-    """The ledger could not commit; the call cannot be charged."""
+class LedgerUnavailable(TollgateError):
+    """The ledger could not commit; the call cannot be charged (503: try again once the database is back)."""
 
+    status = 503
     code = "ledger_unavailable"
 
 

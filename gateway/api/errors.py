@@ -1,12 +1,21 @@
-"""Management API errors in the OpenAI shape, like LiteLLM's: {"error": {message, type, param, code}}."""
+"""Management API errors in the OpenAI shape, like LiteLLM's: {"error": {message, type, param, code}}.
+
+DRF's handler hook, delegating to the proxy's one mapper (gateway.proxy.errors.error_response): a domain error
+(TollgateError) is answered as the proxy answers it, and DRF's own exceptions (validation, authentication, 404,
+405...) become a TollgateError of their status first, so the same status has the same `type` on both sides.
+"""
+
+import logging
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
-from rest_framework.response import Response
+from rest_framework import exceptions
 from rest_framework.views import set_rollback
 
-from gateway.api.renderers import DecimalJSONRenderer
+from gateway.proxy.errors import error_response
+from pricing.errors import TollgateError
+
+logger = logging.getLogger(__name__)
 
 
 def _first_message(detail, path: str = "") -> tuple[str, str | None]:
@@ -22,33 +31,33 @@ def _first_message(detail, path: str = "") -> tuple[str, str | None]:
     return (f"{path}: {message}" if path else message), (path or None)
 
 
-def exception_handler(exc, context):
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
-    if not isinstance(exc, exceptions.APIException):
-        return None
-    set_rollback()
+def _as_domain_error(exc: exceptions.APIException) -> TollgateError:
     message, param = _first_message(exc.detail)
     code = exc.get_codes()
     while isinstance(code, dict | list) and code:
         code = next(iter(code.values())) if isinstance(code, dict) else code[0]
-    error_type = {
-        status.HTTP_401_UNAUTHORIZED: "auth_error",
-        status.HTTP_403_FORBIDDEN: "auth_error",
-        status.HTTP_404_NOT_FOUND: "not_found_error",
-        status.HTTP_429_TOO_MANY_REQUESTS: "rate_limit_error",
-    }.get(exc.status_code, "invalid_request_error")
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(exc.wait)
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": str(code) if code else None}}
-    request = context.get("request")
-    if request is not None:
-        # An error is JSON whatever the request asked for (?format=csv): DRF renders it as the request negotiated.
-        request.accepted_renderer = DecimalJSONRenderer()
-        request.accepted_media_type = DecimalJSONRenderer.media_type
-    return Response(body, status=exc.status_code, headers=headers)
+    return TollgateError(
+        message, status=exc.status_code, code=str(code) if code else None, param=param, headers=headers
+    )
+
+
+def exception_handler(exc, context):
+    """The error's response: a plain JSON response, not DRF's Response, so that an error is JSON whatever renderer the
+    request negotiated (?format=csv). Anything unexpected is logged with its traceback and answered as the proxy
+    answers it, a bare 500."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.APIException):
+        exc = _as_domain_error(exc)
+    elif not isinstance(exc, TollgateError):
+        request = context.get("request")
+        logger.error("management API call to %s failed", getattr(request, "path", "?"), exc_info=exc)
+    set_rollback()
+    return error_response(exc)

@@ -1,6 +1,8 @@
 """The OpenAI-compatible endpoints: thin async views over the proxy service."""
 
 import asyncio
+import functools
+import logging
 import time
 from collections import Counter
 
@@ -11,47 +13,50 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from gateway.proxy import service
-from gateway.proxy.errors import error_response
+from gateway.proxy.errors import Forbidden, error_response, is_domain_error
 from gateway.proxy.state import gateway_state
-from keys.errors import AuthenticationFailed
 from spend.ledger import database_answers
 
-
-@csrf_exempt
-@require_POST
-async def chat_completions(request):
-    return await service.handle(request, "chat")
+logger = logging.getLogger(__name__)
 
 
-@csrf_exempt
-@require_POST
-async def azure_chat_completions(request, deployment: str):
-    """Azure OpenAI's path: the deployment in the URL names the model when the body does not."""
-    return await service.handle(request, "chat", default_model=deployment)
+def _proxied(call_type: str):
+    """The view of one call type, on the OpenAI path and on Azure's, whose deployment in the URL names the model
+    when the body does not."""
+
+    @csrf_exempt
+    @require_POST
+    async def view(request, deployment: str = ""):
+        return await service.handle(request, call_type, default_model=deployment)
+
+    return view
 
 
-@csrf_exempt
-@require_POST
-async def azure_completions(request, deployment: str):
-    return await service.handle(request, "completion", default_model=deployment)
+chat_completions = _proxied("chat")
+completions = _proxied("completion")
+embeddings = _proxied("embedding")
 
 
-@csrf_exempt
-@require_POST
-async def azure_embeddings(request, deployment: str):
-    return await service.handle(request, "embedding", default_model=deployment)
+def authenticated(*, master_only: bool = False):
+    """The view is called with the request's caller as its second argument; a caller who may not (no key, a wrong
+    one, a throttled address, or not the master key where `master_only`) is answered by the one error mapper."""
 
+    def decorate(view):
+        @functools.wraps(view)
+        async def with_caller(request, *args, **kwargs):
+            try:
+                caller = await service.authenticate_request(request)
+                if master_only and not caller.is_master:
+                    raise Forbidden(f"Only the master key may read {request.path}.")
+            except Exception as exc:
+                if not is_domain_error(exc):
+                    logger.exception("authenticating a request to %s failed unexpectedly", request.path)
+                return error_response(exc)
+            return await view(request, caller, *args, **kwargs)
 
-@csrf_exempt
-@require_POST
-async def completions(request):
-    return await service.handle(request, "completion")
+        return with_caller
 
-
-@csrf_exempt
-@require_POST
-async def embeddings(request):
-    return await service.handle(request, "embedding")
+    return decorate
 
 
 def _json(data, status: int = 200) -> HttpResponse:
@@ -59,12 +64,9 @@ def _json(data, status: int = 200) -> HttpResponse:
 
 
 @require_GET
-async def list_models(request):
+@authenticated()
+async def list_models(request, caller):
     """The model groups this caller may call (OpenAI's /v1/models)."""
-    try:
-        caller = await service.authenticate_request(request)
-    except Exception as exc:
-        return error_response(exc)
     state = await gateway_state()
     names = {name for name in state.table.groups if caller.may_use(name)}
     names.update(alias for alias, group in caller.aliases.items() if group in state.table.groups)
@@ -111,24 +113,9 @@ async def readiness(request):
 
 
 @require_GET
-async def health(request):
+@authenticated(master_only=True)
+async def health(request, caller):
     """Which deployments are configured (master key only, like LiteLLM's /health)."""
-    try:
-        caller = await service.authenticate_request(request)
-    except Exception as exc:
-        return error_response(exc)
-    if not caller.is_master:
-        return _json(
-            {
-                "error": {
-                    "message": "Only the master key may read /health.",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "forbidden",
-                }
-            },
-            status=403,
-        )
     state = await gateway_state()
     endpoints = [
         {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.public_api_base}
@@ -152,18 +139,24 @@ async def health(request):
     )
 
 
+def _debug_endpoint(view):
+    """Not there (404, before any key is read) unless DEBUG or TOLLGATE_DEBUG_ENDPOINTS is on."""
+
+    @functools.wraps(view)
+    async def if_enabled(request, *args, **kwargs):
+        if not (settings.DEBUG or settings.TOLLGATE_DEBUG_ENDPOINTS):
+            raise Http404
+        return await view(request, *args, **kwargs)
+
+    return if_enabled
+
+
 @require_GET
-async def asyncio_tasks(request):
+@_debug_endpoint
+@authenticated(master_only=True)
+async def asyncio_tasks(request, caller):
     """The serving event loop's unfinished tasks, counted by coroutine (master key only, like LiteLLM's): a number
-    that keeps growing with traffic is a leak. Not there unless DEBUG or TOLLGATE_DEBUG_ENDPOINTS is on."""
-    if not (settings.DEBUG or settings.TOLLGATE_DEBUG_ENDPOINTS):
-        raise Http404
-    try:
-        caller = await service.authenticate_request(request)
-        if not caller.is_master:
-            raise AuthenticationFailed("Only the master key may read /debug/asyncio-tasks.", code="master_key_required")
-    except Exception as exc:
-        return error_response(exc)
+    that keeps growing with traffic is a leak."""
     running = [task for task in asyncio.all_tasks() if not task.done()]
     by_name = Counter(getattr(task.get_coro(), "__qualname__", type(task.get_coro()).__name__) for task in running)
     return _json({"total_active_tasks": len(running), "by_name": dict(by_name)})
