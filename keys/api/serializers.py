@@ -102,6 +102,31 @@ class StrictInput(JSONInput):
     closed = True
 
 
+class _Unused:
+    """A field validator: no `model` row has this value in `field` yet (a new team's or user's id)."""
+
+    def __init__(self, model, field: str, noun: str):
+        self.model, self.field, self.noun = model, field, noun
+
+    def __call__(self, value):
+        if self.model.objects.filter(**{self.field: value}).exists():
+            raise serializers.ValidationError(f"{self.noun} {value!r} already exists.")
+
+
+def _by_id(settings_input: type, model, id_field: str, noun: str) -> tuple[type, type, type, type]:
+    """The inputs of /new, /update, /info and /delete of teams or users, the same fields under each one's id: /new's
+    optional unused id, /update's id and spend set by hand, /info's id in the query, /delete's list of ids."""
+    new = {id_field: serializers.CharField(max_length=200, required=False, validators=[_Unused(model, id_field, noun)])}
+    update = {id_field: serializers.CharField(max_length=200), "spend": Money(required=False)}
+    ids = {f"{id_field}s": serializers.ListField(child=serializers.CharField(), allow_empty=False)}
+    return (
+        type(f"{noun}NewInput", (settings_input,), new),
+        type(f"{noun}UpdateInput", (settings_input,), update),
+        type(f"{noun}RefInput", (QueryInput,), {id_field: serializers.CharField()}),
+        type(f"{noun}DeleteInput", (StrictInput,), ids),
+    )
+
+
 # -- keys ---------------------------------------------------------------------------------------------------------------
 
 
@@ -232,26 +257,7 @@ class TeamSettingsInput(StrictInput):
         return check_aliases(aliases)
 
 
-class TeamNewInput(TeamSettingsInput):
-    team_id = serializers.CharField(max_length=200, required=False)
-
-    def validate_team_id(self, team_id):
-        if Team.objects.filter(team_id=team_id).exists():
-            raise serializers.ValidationError(f"Team {team_id!r} already exists.")
-        return team_id
-
-
-class TeamUpdateInput(TeamSettingsInput):
-    team_id = serializers.CharField(max_length=200)
-    spend = Money(required=False)
-
-
-class TeamRefInput(QueryInput):
-    team_id = serializers.CharField()
-
-
-class TeamDeleteInput(StrictInput):
-    team_ids = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+TeamNewInput, TeamUpdateInput, TeamRefInput, TeamDeleteInput = _by_id(TeamSettingsInput, Team, "team_id", "Team")
 
 
 class TeamOutput(serializers.Serializer):
@@ -302,27 +308,13 @@ class UserSettingsInput(StrictInput):
         return team_ids
 
 
-class UserNewInput(UserSettingsInput):
-    user_id = serializers.CharField(max_length=200, required=False)
+_UserNewInput, UserUpdateInput, UserRefInput, UserDeleteInput = _by_id(
+    UserSettingsInput, InternalUser, "user_id", "User"
+)
+
+
+class UserNewInput(_UserNewInput):
     auto_create_key = serializers.BooleanField(default=True)
-
-    def validate_user_id(self, user_id):
-        if InternalUser.objects.filter(user_id=user_id).exists():
-            raise serializers.ValidationError(f"User {user_id!r} already exists.")
-        return user_id
-
-
-class UserUpdateInput(UserSettingsInput):
-    user_id = serializers.CharField(max_length=200)
-    spend = Money(required=False)
-
-
-class UserRefInput(QueryInput):
-    user_id = serializers.CharField()
-
-
-class UserDeleteInput(StrictInput):
-    user_ids = serializers.ListField(child=serializers.CharField(), allow_empty=False)
 
 
 class UserListInput(QueryInput):

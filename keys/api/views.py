@@ -4,7 +4,10 @@ Each view parses with its input serializer, calls one service or selector, and r
 """
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from django.db import models
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -49,6 +52,40 @@ def _all_found(model, field: str, values: list[str], param: str) -> list:
 def _generated(raw_key: str, key) -> dict:
     key.raw_key = raw_key
     return s.GeneratedKeyOutput(selectors.key_with_spend(key)).data
+
+
+# -- teams and users: /info, /update and /delete take the same steps over either; the views name what differs ---------
+
+
+@dataclass(frozen=True)
+class Payer:
+    model: type[models.Model]
+    id_field: str
+    find: Callable
+    with_spend: Callable
+
+
+TEAM = Payer(Team, "team_id", services.find_team, selectors.team_with_spend)
+USER = Payer(InternalUser, "user_id", services.find_user, selectors.user_with_spend)
+
+
+def _show(request, payer: Payer, query_input, info, output) -> Response:
+    row = _found(payer.find, _input(query_input, request.query_params.dict())[payer.id_field])
+    return Response(output(info(row)).data)
+
+
+def _update(request, payer: Payer, body_input, update, output) -> Response:
+    data = dict(_input(body_input, request.data))
+    row = update(_found(payer.find, data.pop(payer.id_field)), data, actor=ACTOR)
+    return Response(output(payer.with_spend(row)).data)
+
+
+def _delete(request, payer: Payer, body_input, delete, output) -> Response:
+    """The body's `<id>s`, all found or none deleted; the output's one field (deleted_teams, deleted_users) lists them."""
+    ids_field = f"{payer.id_field}s"
+    rows = _all_found(payer.model, payer.id_field, _input(body_input, request.data)[ids_field], ids_field)
+    (deleted_field,) = output().fields
+    return Response(output({deleted_field: delete(rows, actor=ACTOR)}).data)
 
 
 # -- keys ---------------------------------------------------------------------------------------------------------------
@@ -145,25 +182,19 @@ class TeamNewView(ManagementView):
 class TeamInfoView(ManagementView):
     @extend_schema(parameters=[s.TeamRefInput], responses={200: s.TeamInfoOutput, 400: INVALID, 404: NOT_FOUND})
     def get(self, request):
-        team = _found(services.find_team, _input(s.TeamRefInput, request.query_params.dict())["team_id"])
-        return Response(s.TeamInfoOutput(selectors.team_info(team)).data)
+        return _show(request, TEAM, s.TeamRefInput, selectors.team_info, s.TeamInfoOutput)
 
 
 class TeamUpdateView(ManagementView):
     @extend_schema(request=s.TeamUpdateInput, responses={200: s.TeamOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
-        data = dict(_input(s.TeamUpdateInput, request.data))
-        team = _found(services.find_team, data.pop("team_id"))
-        team = services.update_team(team, data, actor=ACTOR)
-        return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
+        return _update(request, TEAM, s.TeamUpdateInput, services.update_team, s.TeamOutput)
 
 
 class TeamDeleteView(ManagementView):
     @extend_schema(request=s.TeamDeleteInput, responses={200: s.TeamDeleteOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
-        team_ids = _input(s.TeamDeleteInput, request.data)["team_ids"]
-        teams = _all_found(Team, "team_id", team_ids, "team_ids")
-        return Response(s.TeamDeleteOutput({"deleted_teams": services.delete_teams(teams, actor=ACTOR)}).data)
+        return _delete(request, TEAM, s.TeamDeleteInput, services.delete_teams, s.TeamDeleteOutput)
 
 
 class TeamListView(ManagementView):
@@ -188,25 +219,19 @@ class UserNewView(ManagementView):
 class UserInfoView(ManagementView):
     @extend_schema(parameters=[s.UserRefInput], responses={200: s.UserInfoOutput, 400: INVALID, 404: NOT_FOUND})
     def get(self, request):
-        user = _found(services.find_user, _input(s.UserRefInput, request.query_params.dict())["user_id"])
-        return Response(s.UserInfoOutput(selectors.user_info(user)).data)
+        return _show(request, USER, s.UserRefInput, selectors.user_info, s.UserInfoOutput)
 
 
 class UserUpdateView(ManagementView):
     @extend_schema(request=s.UserUpdateInput, responses={200: s.UserOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
-        data = dict(_input(s.UserUpdateInput, request.data))
-        user = _found(services.find_user, data.pop("user_id"))
-        user = services.update_user(user, data, actor=ACTOR)
-        return Response(s.UserOutput(selectors.user_with_spend(user)).data)
+        return _update(request, USER, s.UserUpdateInput, services.update_user, s.UserOutput)
 
 
 class UserDeleteView(ManagementView):
     @extend_schema(request=s.UserDeleteInput, responses={200: s.UserDeleteOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
-        user_ids = _input(s.UserDeleteInput, request.data)["user_ids"]
-        users = _all_found(InternalUser, "user_id", user_ids, "user_ids")
-        return Response(s.UserDeleteOutput({"deleted_users": services.delete_users(users, actor=ACTOR)}).data)
+        return _delete(request, USER, s.UserDeleteInput, services.delete_users, s.UserDeleteOutput)
 
 
 class UserListView(ManagementView):
