@@ -1,14 +1,19 @@
-"""The floor: forward the request body to the fake upstream and answer with its body, nothing else.
+"""The floor's views: forward the request body to the fake upstream and answer with its body, nothing else.
 
-It sends with the gateway's own `send_upstream` (gateway/proxy/upstream.py: the same pool, the same HTTP client),
-so the distance between this and Tollgate is what Tollgate's own work costs.
+They send with the gateway's own `send_upstream` (gateway/proxy/upstream.py: the same pool, the same HTTP client),
+and a stream goes back as Tollgate's does (a streaming response whose `aiter()` is the relay itself), so the
+distance between this and Tollgate is what Tollgate's own work costs.
 """
 
+import gc
 import os
+import sys
 
 import httpx
+import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
+from gateway.memory import YOUNG_COLLECTION_THRESHOLD
 from gateway.providers.base import UpstreamRequest
 from gateway.proxy.upstream import send_upstream
 
@@ -35,23 +40,44 @@ async def _send(url: str, body: bytes, stream: bool) -> httpx.Response:
     return response
 
 
-async def forward(request):
-    upstream = await _send(_UPSTREAM, request.body, stream=False)
-    return HttpResponse(upstream.content, status=upstream.status_code, content_type="application/json")
+class RelayedStream(StreamingHttpResponse):
+    """As gateway.proxy.streaming.RelayResponse: `aiter()` is the relay itself, not Django's two wrappers."""
 
+    def __init__(self, upstream: httpx.Response):
+        self.chunks = self._relay(upstream)
+        super().__init__(self.chunks, status=upstream.status_code, content_type="text/event-stream")
 
-async def forward_stream(request):
-    upstream = await _send(_STREAM_UPSTREAM, request.body, stream=True)
-
-    async def relay():
+    @staticmethod
+    async def _relay(upstream: httpx.Response):
         try:
             async for data in upstream.aiter_raw():
                 yield data
         finally:
             await upstream.aclose()
 
-    return StreamingHttpResponse(relay(), status=upstream.status_code, content_type="text/event-stream")
+    def __aiter__(self):
+        return self.chunks
+
+
+async def forward(request):
+    upstream = await _send(_UPSTREAM, request.body, stream=False)
+    return HttpResponse(upstream.content, status=upstream.status_code, content_type="application/json")
+
+
+async def forward_stream(request):
+    return RelayedStream(await _send(_STREAM_UPSTREAM, request.body, stream=True))
 
 
 async def liveliness(request):
     return HttpResponse(b'"I\'m alive!"', content_type="application/json")
+
+
+async def tuning(request):
+    """What the floor's process runs with, for tests/bench/test_floor.py to compare with Tollgate's serving."""
+    state = {
+        "handler": type(sys.modules["bench.floor.asgi"].handler).__qualname__,
+        "gc_frozen_objects": gc.get_freeze_count(),
+        "gc_young_threshold": gc.get_threshold()[0],
+        "gc_young_threshold_tollgate": YOUNG_COLLECTION_THRESHOLD,
+    }
+    return HttpResponse(orjson.dumps(state), content_type="application/json")
