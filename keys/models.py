@@ -18,6 +18,30 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# Teams, users and keys keep the same fields for their spend and limits. Made by a call in the class body (not an
+# abstract base) so that each model keeps its own field order, which the admin's forms and the migrations follow.
+def spend_fields() -> tuple[models.Field, models.Field, models.Field]:
+    """budget_reset_at, spend and spend_epoch."""
+    return (
+        models.DateTimeField(null=True, blank=True),
+        MoneyField(default=Decimal(0)),
+        models.PositiveBigIntegerField(
+            default=0,
+            editable=False,
+            help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
+        ),
+    )
+
+
+def rate_limit_fields() -> tuple[models.Field, models.Field, models.Field]:
+    """tpm_limit, rpm_limit and max_parallel_requests (a team's or a key's)."""
+    return (
+        models.PositiveBigIntegerField(null=True, blank=True),
+        models.PositiveBigIntegerField(null=True, blank=True),
+        models.PositiveIntegerField(null=True, blank=True),
+    )
+
+
 class Team(models.Model):
     """A group of users and keys sharing a budget, rate limits, allowed models and model aliases."""
 
@@ -26,16 +50,8 @@ class Team(models.Model):
     model_aliases = models.JSONField(default=dict, blank=True, help_text="Requested model → model group.")
     max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
     budget_duration = models.CharField(max_length=20, blank=True, help_text='"30d", "1mo"…; empty: never resets.')
-    budget_reset_at = models.DateTimeField(null=True, blank=True)
-    spend = MoneyField(default=Decimal(0))
-    spend_epoch = models.PositiveBigIntegerField(
-        default=0,
-        editable=False,
-        help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
-    )
-    tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
-    rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
-    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    budget_reset_at, spend, spend_epoch = spend_fields()
+    tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
     metadata = models.JSONField(default=dict, blank=True)
     blocked = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -56,13 +72,7 @@ class InternalUser(models.Model):
     user_email = models.EmailField(blank=True)
     max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
     budget_duration = models.CharField(max_length=20, blank=True)
-    budget_reset_at = models.DateTimeField(null=True, blank=True)
-    spend = MoneyField(default=Decimal(0))
-    spend_epoch = models.PositiveBigIntegerField(
-        default=0,
-        editable=False,
-        help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
-    )
+    budget_reset_at, spend, spend_epoch = spend_fields()
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -101,16 +111,8 @@ class VirtualKey(models.Model):
         null=True, blank=True, help_text="When this period's soft-budget alert went out."
     )
     budget_duration = models.CharField(max_length=20, blank=True)
-    budget_reset_at = models.DateTimeField(null=True, blank=True)
-    spend = MoneyField(default=Decimal(0))
-    spend_epoch = models.PositiveBigIntegerField(
-        default=0,
-        editable=False,
-        help_text="Moves when spend is set by hand: every process's budget counters re-read it.",
-    )
-    tpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
-    rpm_limit = models.PositiveBigIntegerField(null=True, blank=True)
-    max_parallel_requests = models.PositiveIntegerField(null=True, blank=True)
+    budget_reset_at, spend, spend_epoch = spend_fields()
+    tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
     blocked = models.BooleanField(default=False)
     user = models.ForeignKey(
         InternalUser, to_field="user_id", null=True, blank=True, on_delete=models.SET_NULL, related_name="keys"

@@ -13,6 +13,13 @@ class EntityKind(models.TextChoices):
     TEAM = "team"
 
 
+def token_counts(field_class: type[models.Field]) -> tuple[models.Field, ...]:
+    """The five token counts a call is priced by (prompt, completion, cached, cache creation, reasoning; the order
+    of spend.rollups.TOKENS): a call's own, or a day's sums in wider columns. Made in the class body that unpacks
+    them, so each model keeps its field order."""
+    return tuple(field_class(default=0) for _ in range(5))
+
+
 class SpendLog(models.Model):
     """What one call cost and why: tokens, the price it was charged at, who pays. Never edited after writing."""
 
@@ -33,11 +40,9 @@ class SpendLog(models.Model):
     provider = models.CharField(max_length=50, blank=True)
     provider_model = models.CharField(max_length=300, blank=True)
     api_base = models.CharField(max_length=500, blank=True)
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
-    cache_creation_tokens = models.PositiveIntegerField(default=0)
-    reasoning_tokens = models.PositiveIntegerField(default=0)
+    prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens = token_counts(
+        models.PositiveIntegerField
+    )
     cost = MoneyField(default=0)
     cost_breakdown = models.JSONField(default=dict, help_text="Exact decimal strings per part.")
     prices = models.JSONField(default=dict, help_text="The price entry charged, as exact decimal strings.")
@@ -132,11 +137,9 @@ class DailySpend(models.Model):
     requests = models.PositiveIntegerField(default=0)
     failed_requests = models.PositiveIntegerField(default=0)
     unpriced_requests = models.PositiveIntegerField(default=0)
-    prompt_tokens = models.PositiveBigIntegerField(default=0)
-    completion_tokens = models.PositiveBigIntegerField(default=0)
-    cached_tokens = models.PositiveBigIntegerField(default=0)
-    cache_creation_tokens = models.PositiveBigIntegerField(default=0)
-    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens = token_counts(
+        models.PositiveBigIntegerField
+    )
     cost = MoneyField(default=0)
 
     class Meta:
