@@ -68,6 +68,10 @@ THINKING_BUDGETS = {"none": 0, "disable": 0, "minimal": 128, "low": 1024, "mediu
 
 TOOL_CHOICE_MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
 
+# Gemini 3 refuses a conversation whose function calls come back without the thoughtSignature they were made with;
+# OpenAI clients keep only a tool call's id, so the signature rides in it, after LiteLLM's separator.
+THOUGHT_SIGNATURE_SEPARATOR = "__thought__"
+
 # JSON Schema keywords Gemini's function parameters (an OpenAPI subset) refuse with a 400.
 UNSUPPORTED_SCHEMA_KEYS = frozenset({"$schema", "additionalProperties", "strict"})
 
@@ -204,7 +208,11 @@ def _contents(messages: list[dict]) -> tuple[list[dict], list[dict]]:
             for call in message.get("tool_calls") or ():
                 called[call.get("id")] = call["function"]["name"]
                 arguments = tool_arguments("gemini", call["function"])
-                parts.append({"functionCall": {"name": call["function"]["name"], "args": arguments}})
+                part = {"functionCall": {"name": call["function"]["name"], "args": arguments}}
+                signature = str(call.get("id") or "").partition(THOUGHT_SIGNATURE_SEPARATOR)[2]
+                if signature:
+                    part["thoughtSignature"] = signature
+                parts.append(part)
         else:
             role = "user"
             parts = _parts(message.get("content"))
@@ -344,10 +352,13 @@ def candidate_delta(candidate: dict, first_tool_index: int) -> dict:
         if "functionCall" in part:
             call = part["functionCall"]
             arguments = orjson.dumps(call.get("args") or {}).decode()
+            call_id = call.get("id") or f"call_{uuid.uuid4().hex[:24]}"
+            if part.get("thoughtSignature"):
+                call_id += THOUGHT_SIGNATURE_SEPARATOR + part["thoughtSignature"]
             calls.append(
                 {
                     "index": first_tool_index + len(calls),
-                    "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+                    "id": call_id,
                     "type": "function",
                     "function": {"name": call["name"], "arguments": arguments},
                 }

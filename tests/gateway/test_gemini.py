@@ -4,9 +4,14 @@ usage and stream, Google's errors, and the round trip against the fake upstream 
 import httpx
 import orjson
 import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
 
+from gateway.config_import import apply_config, parse_config
 from gateway.providers import get_provider, unservable_reason
 from gateway.providers.base import ProviderError, Target
+from gateway.proxy.upstream import close_upstream_pool
+from tests.e2e.server import MASTER_KEY
 from tests.fakes.upstream import Behaviour, FakeUpstream
 
 GEMINI = get_provider("gemini")
@@ -286,6 +291,23 @@ def test_thoughts_and_function_calls():
     assert call["function"] == {"name": "weather", "arguments": '{"city":"Paris"}'}
 
 
+def test_a_gemini_3_thought_signature_rides_in_the_tool_call_id_and_goes_back_with_the_call():
+    part = {"functionCall": {"name": "weather", "args": {}}, "thoughtSignature": "c2lnbmF0dXJl"}
+    answered = parsed(answer({"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}))
+    [call] = answered["choices"][0]["message"]["tool_calls"]
+
+    history = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "Sunny"},
+    ]
+    _, body = sent({"messages": history})
+
+    assert call["id"].startswith("call_") and call["id"].endswith("__thought__c2lnbmF0dXJl")
+    assert body["contents"][1]["parts"] == [part]
+    assert body["contents"][2]["parts"][0]["functionResponse"]["name"] == "weather"
+
+
 def test_each_candidate_is_a_choice():
     response = parsed(answer(text("one"), text("two", "MAX_TOKENS", index=1)))
 
@@ -499,3 +521,42 @@ def test_a_stream_whose_prompt_is_blocked_ends_filtered():
 
     assert parser.done and parser.usage["prompt_tokens"] == 8
     assert [chunk["choices"][0]["finish_reason"] for chunk in chunks[:-1]] == [None, "content_filter"]
+
+
+# --- through the proxy ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def proxied():
+    async with FakeUpstream() as up:
+        config = f"""
+model_list:
+  - model_name: flash
+    litellm_params: {{model: gemini/gemini-2.5-flash, api_base: "{up.url}", api_key: AIza-proxy-test-key}}
+router_settings: {{num_retries: 2}}
+"""
+        await sync_to_async(apply_config)(parse_config(config))
+        yield up
+    await close_upstream_pool()
+
+
+async def proxy_chat() -> tuple[int, dict]:
+    response = await AsyncClient().post(
+        "/v1/chat/completions",
+        orjson.dumps({**CHAT, "model": "flash"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+    )
+    return response.status_code, orjson.loads(response.content)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_proxy_retries_googles_overload_and_passes_its_refusals_through(proxied):
+    proxied.script(Behaviour(status=503, message="The model is overloaded."))
+    retried = await proxy_chat()
+    proxied.script(Behaviour(status=400, message="API key not valid. Please pass a valid API key."))
+    refused = await proxy_chat()
+
+    assert retried[0] == 200 and retried[1]["choices"][0]["message"]["content"] == proxied.reply
+    assert refused[0] == 400 and "API key not valid" in refused[1]["error"]["message"]
+    assert len(proxied.requests) == 3  # 503, then its retry; the 400 is not retried
