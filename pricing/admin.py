@@ -46,17 +46,8 @@ class CostMapEntryAdmin(ReadOnlyAdmin):
     search_fields = ("model_name",)
     list_select_related = ("version",)
     list_per_page = 100
-    fields = (
-        "model_name",
-        "provider",
-        "mode",
-        "input_price",
-        "output_price",
-        "cache_read_price",
-        "cache_write_price",
-        "version",
-        "entry",
-    )
+    # The list's columns, and the whole entry as the cost map gave it.
+    fields = (*list_display, "entry")
     readonly_fields = fields
     input_price = _price_column("input_per_million", "input / 1M tokens")
     output_price = _price_column("output_per_million", "output / 1M tokens")
