@@ -304,20 +304,29 @@ def _tool_choice(choice: Any) -> dict:
 # --- response -------------------------------------------------------------------------------------------------
 
 
-def usage(raw: dict | None) -> dict:
+def usage(raw: dict | None, searched: int = 0) -> dict:
+    """`searched`: the candidates grounded with Google Search, each one web search request as LiteLLM counts them
+    (one per grounded prompt, as Google bills Gemini 2.x), priced at the entry's search_context_cost_per_query."""
     raw = raw or {}
     prompt = (raw.get("promptTokenCount") or 0) + (raw.get("toolUsePromptTokenCount") or 0)
     thoughts = raw.get("thoughtsTokenCount")
     audio = sum(
         item.get("tokenCount") or 0 for item in raw.get("promptTokensDetails") or () if item.get("modality") == "AUDIO"
     )
-    return make_usage(
+    normalized = make_usage(
         prompt,
         (raw.get("candidatesTokenCount") or 0) + (thoughts or 0),
         cached_tokens=raw.get("cachedContentTokenCount"),
         reasoning_tokens=thoughts,
         prompt_audio_tokens=audio or None,
     )
+    if searched:
+        normalized.setdefault("prompt_tokens_details", {})["web_search_requests"] = searched
+    return normalized
+
+
+def searched(candidates: list[dict]) -> int:
+    return sum(1 for candidate in candidates if (candidate.get("groundingMetadata") or {}).get("webSearchQueries"))
 
 
 def parse_generated(target: Target, data: dict) -> dict:
@@ -339,7 +348,9 @@ def parse_generated(target: Target, data: dict) -> dict:
         finish = finish_reason(candidate, bool(delta.get("tool_calls")))
         choices.append({"index": candidate.get("index", position), "message": message, "logprobs": None})
         choices[-1]["finish_reason"] = finish
-    response = envelope.response(choices[0]["message"], choices[0]["finish_reason"], usage(data.get("usageMetadata")))
+    response = envelope.response(
+        choices[0]["message"], choices[0]["finish_reason"], usage(data.get("usageMetadata"), searched(candidates))
+    )
     response["choices"] = choices
     return response
 
@@ -397,13 +408,14 @@ class GeminiStream(SSEStream):
         self._opened = False
         self._tool_calls: dict[int, int] = {}  # candidate index -> tool calls streamed so far
         self._unfinished: set[int] = set()
+        self._grounded: set[int] = set()  # candidates that searched the web
+        self._raw_usage: dict | None = None
 
     def _event(self, name: str, data: str) -> list[dict]:
         event = decode_json(data)
         if "error" in event:
             raise stream_error(event["error"])
-        if event.get("usageMetadata"):
-            self.usage = usage(event["usageMetadata"])
+        self._raw_usage = event.get("usageMetadata") or self._raw_usage
         chunks = []
         if not self._opened:
             self._opened = True
@@ -414,7 +426,12 @@ class GeminiStream(SSEStream):
         if not candidates and (event.get("promptFeedback") or {}).get("blockReason"):
             candidates = [{"index": 0, "finishReason": "PROHIBITED_CONTENT"}]
         for position, candidate in enumerate(candidates):
-            chunks.extend(self._candidate(candidate.get("index", position), candidate))
+            index = candidate.get("index", position)
+            if searched([candidate]):
+                self._grounded.add(index)
+            chunks.extend(self._candidate(index, candidate))
+        if self._raw_usage:
+            self.usage = usage(self._raw_usage, len(self._grounded))
         if candidates and not self._unfinished:
             self.done = True
             chunks.append(self._envelope.usage_chunk(self.usage or usage(None)))

@@ -1,6 +1,9 @@
 """Gemini (`gemini/`, Google AI Studio): what is sent for an OpenAI chat, what is made of generateContent's answers,
 usage and stream, Google's errors, and the round trip against the fake upstream speaking Google's wire format."""
 
+import json
+from decimal import Decimal
+
 import httpx
 import orjson
 import pytest
@@ -11,6 +14,8 @@ from gateway.config_import import apply_config, parse_config
 from gateway.providers import get_provider, unservable_reason
 from gateway.providers.base import ProviderError, Target
 from gateway.proxy.upstream import close_upstream_pool
+from pricing.active import SHIPPED_COST_MAP
+from pricing.calculator import Usage, compute_cost
 from tests.e2e.server import MASTER_KEY
 from tests.fakes.upstream import Behaviour, FakeUpstream
 
@@ -306,6 +311,36 @@ def test_a_gemini_3_thought_signature_rides_in_the_tool_call_id_and_goes_back_wi
     assert call["id"].startswith("call_") and call["id"].endswith("__thought__c2lnbmF0dXJl")
     assert body["contents"][1]["parts"] == [part]
     assert body["contents"][2]["parts"][0]["functionResponse"]["name"] == "weather"
+
+
+GROUNDED = {"groundingMetadata": {"webSearchQueries": ["weather paris"], "groundingChunks": []}}
+
+
+def test_a_search_grounded_answer_is_one_web_search_priced_from_the_cost_map():
+    entry = json.loads(SHIPPED_COST_MAP.read_text(), parse_float=Decimal)["gemini/gemini-2.5-flash"]
+    raw = {"promptTokenCount": 10, "candidatesTokenCount": 4}
+
+    grounded = parsed(answer({**text("Sunny."), **GROUNDED}, usage=raw))["usage"]
+    plain = parsed(answer(text("Sunny."), usage=raw))["usage"]
+
+    assert grounded["prompt_tokens_details"] == {"web_search_requests": 1}
+    assert "prompt_tokens_details" not in plain
+    search = compute_cost(entry, Usage.from_openai(grounded)).search
+    assert search == entry["search_context_cost_per_query"]["search_context_size_medium"] == Decimal("0.035")
+
+
+def test_a_grounded_stream_reports_its_search_in_the_usage():
+    data = sse(
+        {**piece({"text": "Sunny."}), "usageMetadata": {"promptTokenCount": 10}},
+        {
+            "candidates": [{**text("", "STOP"), **GROUNDED}],
+            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 2},
+        },
+    )
+
+    chunks, parser = streamed(data, len(data))
+
+    assert parser.done and chunks[-1]["usage"]["prompt_tokens_details"] == {"web_search_requests": 1}
 
 
 def test_each_candidate_is_a_choice():
