@@ -4,12 +4,16 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from gateway.proxy import views as proxy
+from gateway.proxy.fronts import views as fronts
 
 proxy_patterns = [
     path("chat/completions", proxy.chat_completions, name="chat-completions"),
     path("completions", proxy.completions, name="completions"),
     path("embeddings", proxy.embeddings, name="embeddings"),
     path("models", proxy.list_models, name="models"),
+    path("messages", fronts.anthropic_messages, name="messages"),
+    path("messages/count_tokens", fronts.anthropic_count_tokens, name="messages-count-tokens"),
+    path("responses", fronts.responses, name="responses"),
 ]
 
 urlpatterns = [

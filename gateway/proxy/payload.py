@@ -15,7 +15,9 @@ _MAX_TOKENS_CEILING = 10_000_000
 _MAX_DIMENSIONS = 65_536
 
 
-def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: str = "") -> dict:
+def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: str = "", translate=None) -> dict:
+    """The checked payload of a request body. `translate` turns another API's body (a front's: Anthropic's Messages,
+    OpenAI's Responses) into a chat payload first, so that it is checked as any chat call is."""
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {max_bytes} bytes.")
     try:
@@ -24,6 +26,8 @@ def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: st
         raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise BadRequest("Request body must be a JSON object.", code="invalid_json")
+    if translate is not None:
+        payload = translate(payload)
     if default_model and "model" not in payload:
         payload["model"] = default_model
     model = payload.get("model")

@@ -40,11 +40,15 @@ _ZERO = Decimal(0)
 class Call:
     """What the pipeline knows about one call as it goes: used for headers and the spend log."""
 
-    def __init__(self, call_type: str, received: float):
+    def __init__(self, call_type: str, received: float, front=None):
         self.call_type = call_type
+        self.front = front  # the API the client speaks, when not OpenAI's (gateway.proxy.fronts)
         self.received = received
         self.start_time = datetime.now(UTC)
-        self.request_id = f"chatcmpl-{uuid.uuid4().hex}" if call_type == "chat" else uuid.uuid4().hex
+        if front is not None:
+            self.request_id = front.id_prefix + uuid.uuid4().hex
+        else:
+            self.request_id = f"chatcmpl-{uuid.uuid4().hex}" if call_type == "chat" else uuid.uuid4().hex
         self.caller: Caller | None = None
         self.payload: dict = {}
         self.body_size = 0
@@ -78,7 +82,7 @@ class Call:
         caller = self.caller
         return SpendEntry(
             request_id=self.request_id,
-            call_type=self.call_type,
+            call_type=self.front.call_type if self.front else self.call_type,
             requested_model=str(self.payload.get("model", ""))[:300],
             model_group=self.group,
             deployment_id=deployment.model_id if deployment else "",
@@ -176,12 +180,16 @@ def _reset_periods(entities: list[tuple[str, str]]) -> None:
     sync_key_cache()  # this reset's key changes, or another process's: the caller is read in its new period
 
 
-async def handle(request, call_type: str, default_model: str = "") -> HttpResponse:
-    call = Call(call_type, time.perf_counter())
+async def handle(request, call_type: str, default_model: str = "", front=None) -> HttpResponse:
+    """One proxied call. With a `front`, the client speaks another API (gateway.proxy.fronts): its body is
+    translated to a chat call, run as any chat call is, and the answer, stream or refusal translated back."""
+    call = Call(call_type, time.perf_counter(), front)
     try:
         call.caller = await authenticate_request(request)
         body = read_body(request)
-        call.payload = parse_payload(body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model)
+        call.payload = parse_payload(
+            body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model, front.to_chat if front else None
+        )
         call.body_size = len(body)
         await ledger().ensure_available()
         state = await gateway_state()
@@ -218,7 +226,7 @@ async def handle(request, call_type: str, default_model: str = "") -> HttpRespon
     except Exception as exc:
         if not is_domain_error(exc):
             logger.exception("proxy call %s failed unexpectedly", call.request_id)
-        return error_response(exc)
+        return front.error_response(exc) if front else error_response(exc)
 
 
 _DEFAULT_MAX_OUTPUT_TOKENS = 4096
@@ -318,7 +326,8 @@ async def _complete(call: Call, state, admission) -> HttpResponse:
         cost.total,
         usage.prompt_tokens + usage.completion_tokens,
     )
-    response = HttpResponse(orjson.dumps(body), content_type="application/json")
+    answer = call.front.answer(body, call) if call.front else body
+    response = HttpResponse(orjson.dumps(answer), content_type="application/json")
     for name, value in {**_common_headers(call, attempted), **_cost_headers(cost), **admission.headers()}.items():
         response[name] = value
     return response

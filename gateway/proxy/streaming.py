@@ -49,7 +49,8 @@ def _sse(chunk: dict) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-def _error_event(exc: Exception) -> bytes:
+def stream_error(exc: Exception) -> tuple[str, str]:
+    """The error code and message a stream ended by `exc` tells its client, in whatever shape its API has."""
     if isinstance(exc, IncompleteStream):
         code, message = "upstream_stream_incomplete", "The upstream ended the stream before the answer was complete."
     elif isinstance(exc, ProviderError):
@@ -60,6 +61,11 @@ def _error_event(exc: Exception) -> bytes:
         code, message = "upstream_stream_error", "The upstream closed the connection before the end of the stream."
     else:
         code, message = "upstream_stream_error", "The upstream stream failed."
+    return code, message
+
+
+def _error_event(exc: Exception) -> bytes:
+    code, message = stream_error(exc)
     return _sse({"error": {"message": message, "type": "api_error", "param": None, "code": code}})
 
 
@@ -92,6 +98,8 @@ class Relay:
         self.charged = False
         self.finished = False  # the upstream response is closed and the charge under way
         self.journaled_at = time.perf_counter()  # when the journal last had the words relayed so far
+        # A front's encoder (gateway.proxy.fronts) turns the chat chunks into its own API's events.
+        self.front = call.front.stream(call) if call.front else None
         self.events = self._events()
 
     # --- what was used --------------------------------------------------------------------------------------
@@ -147,7 +155,8 @@ class Relay:
 
     async def _events(self):
         self.started = True
-        wants_usage = client_wants_usage(self.call.payload)
+        front = self.front
+        wants_usage = front is None and client_wants_usage(self.call.payload)
         usage_chunk: dict | None = None
         try:
             try:
@@ -160,17 +169,23 @@ class Relay:
                     if "usage" in chunk and not wants_usage:
                         chunk = {key: value for key, value in chunk.items() if key != "usage"}
                     self._note(chunk)
-                    yield _sse(chunk)
+                    if front is None:
+                        yield _sse(chunk)
+                    elif events := front.chunk(chunk):
+                        yield events
                 if not self._complete():
                     raise IncompleteStream()
             except Exception as exc:
                 logger.warning("stream %s ended by an upstream error: %s", self.call.request_id, type(exc).__name__)
                 entry, cost, tokens = self._entry(SpendLog.Status.FAILURE, type(exc).__name__)
                 await charge(entry, self.admission, cost, tokens)
-                yield _error_event(exc)
+                yield _error_event(exc) if front is None else front.error(*stream_error(exc))
                 return
             entry, cost, tokens = self._entry(SpendLog.Status.SUCCESS, "")
             await charge(entry, self.admission, cost, tokens)
+            if front is not None:
+                yield front.end(self._usage(), cost)
+                return
             if wants_usage:
                 usage_chunk = usage_chunk or {
                     "id": self.call.request_id,

@@ -211,6 +211,7 @@ class FakeUpstream:
 
     def _routes(self) -> dict[str, Callable[[dict, str], Answer]]:
         return {
+            "/v1/messages/count_tokens": self._anthropic_count_tokens,
             "/v1/chat/completions": self._openai_chat,
             "/v1/completions": self._openai_completion,
             "/v1/embeddings": self._openai_embedding,
@@ -489,6 +490,10 @@ class FakeUpstream:
         end = [b'event: message_stop\ndata: {"type":"message_stop"}\n\n']
         malformed = b"event: content_block_delta\ndata: " + MALFORMED_JSON + b"\n\n"
         return Answer(frames=frames, end=end, content_type="text/event-stream", malformed_frame=malformed)
+
+    def _anthropic_count_tokens(self, request: dict, path: str) -> Answer:
+        """Anthropic's count: the input tokens a call would report, cache excluded."""
+        return Answer({"input_tokens": self._anthropic_usage()["input_tokens"]})
 
     # --- Ollama ---------------------------------------------------------------------------------------------
 
