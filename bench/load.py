@@ -122,6 +122,23 @@ class LoadResult:
     def abandoned(self) -> int:
         return max(self.sent - self.completed, 0)
 
+    def problems(self, expected: tuple[int, ...] | None = None) -> list[str]:
+        """Why these numbers are not a result (none when they are): answers other than `expected` (any non-2xx
+        if not given), socket errors or timeouts, requests left unanswered after the drain, no answer at all."""
+        reasons = []
+        if expected is None and self.non_2xx:
+            reasons.append(f"{self.non_2xx} non-2xx answers")
+        other = {status: n for status, n in self.statuses.items() if expected and status not in expected}
+        if other:
+            reasons.append(f"answers other than {'/'.join(map(str, expected))}: {other}")
+        if self.socket_errors or self.timeouts:
+            reasons.append(f"{self.socket_errors} socket errors, {self.timeouts} timeouts")
+        if self.abandoned:
+            reasons.append(f"{self.abandoned} requests unanswered after the drain")
+        if not self.completed:
+            reasons.append("no answer at all")
+        return reasons
+
 
 def _lua_string(text: str) -> str:
     level = "=" * 4
@@ -138,19 +155,6 @@ def wrk_version() -> str:
         return ""
     output = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     return output.splitlines()[0].strip() if output else "wrk"
-
-
-def run_wrk(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connections: int,
-    duration: float,
-    drain: float,
-    workdir: Path,
-    rotate_keys: bool = False,
-) -> LoadResult:
-    return start_wrk(url, body, headers, connections, duration, drain, workdir, rotate_keys).result()
 
 
 class WrkRun:

@@ -13,6 +13,7 @@ def build(
         base = upstream.get((row["mode"], row["connections"]))
         row["overhead_p50_ms"] = round(row["p50_ms"] - base["p50_ms"], 3) if base and row is not base else None
     ledgers = {t.name: t.info["ledger"] for t in targets if "ledger" in t.info}
+    peers = {t.name for t in targets if t.info.get("peer")}
     return {
         "command": command,
         "machine": machine,
@@ -33,8 +34,12 @@ def build(
         "ledger": ledgers,
         "failures": failures,
         "scenarios": scenarios,
+        # A peer's failures are its result (Portkey's streams on Node 20), counted in its rows, not the bench's.
+        "peer_failures": [
+            f"{r['target']} {r['mode']} c={r['connections']}" for r in rows if r["target"] in peers and not r["valid"]
+        ],
         "ok": not failures
-        and all(r["valid"] for r in rows)
+        and all(r["valid"] for r in rows if r["target"] not in peers)
         and all(ledger["ok"] for ledger in ledgers.values())
         and _scenarios_ok(scenarios),
     }
@@ -49,24 +54,26 @@ def _scenarios_ok(scenarios: dict | None) -> bool:
 
 
 def _ratios(rows: list[dict]) -> list[dict]:
-    """Tollgate against LiteLLM, the floor and itself with more workers, for every mode and concurrency."""
+    """Tollgate against each peer, the floor and itself with more workers, for every mode and concurrency: req/s,
+    CPU per request (the whole machine's: server + PostgreSQL + Redis) and the p50 added over the upstream."""
     index = {(r["target"], r["mode"], r["connections"]): r for r in rows if r["valid"] and not r.get("profiled")}
     ratios = []
     cells = sorted({(r["mode"], r["connections"]) for r in rows}, key=lambda c: (c[0] != "json", c[1]))
     others = sorted({r["target"] for r in rows if r["target"].startswith("tollgate-w")})
+    peers = sorted({r["target"] for r in rows} - {_PRIMARY, "upstream", *others}, key=lambda name: name != "floor")
     for mode, connections in cells:
         ours = index.get((_PRIMARY, mode, connections))
         if ours is None:
             continue
-        for name, label in (("litellm", "tollgate/litellm"), ("floor", "tollgate/floor")):
+        for name in peers:
             theirs = index.get((name, mode, connections))
             if theirs and theirs["rps"]:
-                entry = {"ratio": label, "mode": mode, "connections": connections}
+                entry = {"ratio": f"tollgate/{name}", "mode": mode, "connections": connections}
                 entry["rps"] = round(ours["rps"] / theirs["rps"], 2)
-                if ours.get("server_cpu_ms_per_req") and theirs.get("server_cpu_ms_per_req"):
-                    entry["cpu_per_req"] = round(ours["server_cpu_ms_per_req"] / theirs["server_cpu_ms_per_req"], 2)
-                if name == "litellm" and theirs.get("overhead_p50_ms"):
-                    entry["overhead_p50"] = round(ours["overhead_p50_ms"] / theirs["overhead_p50_ms"], 3)
+                if ours.get("cpu_ms_per_req") and theirs.get("cpu_ms_per_req"):
+                    entry["cpu_per_req"] = round(ours["cpu_ms_per_req"] / theirs["cpu_ms_per_req"], 2)
+                if ours.get("overhead_p50_ms") is not None and (theirs.get("overhead_p50_ms") or 0) > 0:
+                    entry["overhead_p50"] = round(ours["overhead_p50_ms"] / theirs["overhead_p50_ms"], 2)
                 ratios.append(entry)
         for name in others:
             theirs = index.get((name, mode, connections))
@@ -97,8 +104,8 @@ def print_table(result: dict) -> None:
         f"load avg {', '.join(f'{x:.2f}' for x in machine['load_average'])}  "
         f"{result['settings']['duration_s']:.0f} s per row"
     )
-    header = f"{'target':<12} {'mode':<6} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'overhead':>9} "
-    header += f"{'non-2xx':>7} {'cpu ms/req':>10} {'srv cpu%':>8} {'box busy%':>9}  valid"
+    header = f"{'target':<20} {'mode':<6} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'overhead':>9} "
+    header += f"{'non-2xx':>7} {'cpu ms/req':>10} {'of it srv':>9} {'srv cpu%':>8} {'box busy%':>9}  valid"
     print("\n" + header)
     print("-" * len(header))
     for row in result["rows"]:
@@ -106,19 +113,23 @@ def print_table(result: dict) -> None:
         if row.get("profiled"):
             valid += " (under py-spy)"
         print(
-            f"{row['target']:<12} {row['mode']:<6} {row['connections']:>5} {row['rps']:>9.1f} {row['p50_ms']:>8.2f} "
+            f"{row['target']:<20} {row['mode']:<6} {row['connections']:>5} {row['rps']:>9.1f} {row['p50_ms']:>8.2f} "
             f"{row['p99_ms']:>8.2f} {_ms(row['overhead_p50_ms']):>9} {row['non_2xx']:>7} "
-            f"{_ms(row.get('server_cpu_ms_per_req')):>10} {_pct(row.get('server_cpu_pct')):>8} "
+            f"{_ms(row.get('cpu_ms_per_req')):>10} {_ms(row.get('server_cpu_ms_per_req')):>9} "
+            f"{_pct(row.get('server_cpu_pct')):>8} "
             f"{_pct(row.get('machine_busy_pct')):>9}  {valid}"
         )
-    print("\noverhead: p50 minus the upstream's p50 at the same mode and connections; cpu ms/req: the server's own CPU")
-    print("time per answered request (all its processes); srv cpu%: of one core; box busy%: the whole machine's CPUs")
-    print(f"\n{'server':<12} {'start s':>8} {'ready s':>8} {'RSS idle MB':>12} {'RSS peak MB':>12}  auth")
+    print(
+        "\noverhead: p50 minus the upstream's p50 at the same mode and connections; cpu ms/req: CPU time per answered"
+    )
+    print("request of every process the call makes work for (server + PostgreSQL backends + Redis; of it srv: the")
+    print("server's processes); srv cpu%: the server's, of one core; box busy%: the whole machine's CPUs")
+    print(f"\n{'server':<20} {'start s':>8} {'ready s':>8} {'RSS idle MB':>12} {'RSS peak MB':>12}  auth")
     for name, info in result["targets"].items():
         if "startup_s" not in info:
             continue
         print(
-            f"{name:<12} {_ms(info.get('startup_s')):>8} {_ms(info.get('ready_s')):>8} "
+            f"{name:<20} {_ms(info.get('startup_s')):>8} {_ms(info.get('ready_s')):>8} "
             f"{_ms(info.get('rss_idle_mb')):>12} {_ms(info.get('rss_peak_mb')):>12}  {info.get('auth', '')}"
         )
     print("start: to the first 200 on /health/liveliness; ready: to the first 200 on a chat completion")
@@ -127,7 +138,7 @@ def print_table(result: dict) -> None:
         for ratio in result["ratios"]:
             extra = f"  CPU/request x{ratio['cpu_per_req']}" if "cpu_per_req" in ratio else ""
             extra += f"  p50 overhead x{ratio['overhead_p50']}" if "overhead_p50" in ratio else ""
-            print(f"{ratio['ratio']:<18} {ratio['mode']:<6} c={ratio['connections']:<3} req/s x{ratio['rps']}{extra}")
+            print(f"{ratio['ratio']:<28} {ratio['mode']:<6} c={ratio['connections']:<3} req/s x{ratio['rps']}{extra}")
     print()
     for ledger in result["ledger"].values():
         print(ledger["line"])
@@ -189,3 +200,45 @@ def print_scenarios(scenarios: dict) -> None:
     for failure in scenarios["failures"]:
         last = failure["error"].strip().splitlines()[-1] if failure["error"].strip() else "?"
         print(f"!!! scenario {failure['scenario']} ({failure['who']}) did not run: {last}")
+
+
+def _rps_cell(row: dict | None) -> str:
+    if row is None:
+        return ""
+    if not row["ok"]:
+        statuses = ", ".join(f"{n:,} x {status}" for status, n in sorted(row.get("statuses", {}).items()))
+        return f"fails ({statuses or 'no answer'})"
+    return f"{row['rps']:,.0f}" + ("" if row["valid"] else " (invalid)")
+
+
+def markdown(result: dict) -> str:
+    """The README's main table and ratio lines, from a result file: `python -m bench.report [FILE]`."""
+    rows = {(r["target"], r["mode"], r["connections"]): r for r in result["rows"]}
+    names = list(dict.fromkeys(r["target"] for r in result["rows"]))
+    cells = [(mode, c) for mode in result["settings"]["modes"] for c in result["settings"]["connections"]]
+    head = [f"{mode} c={c} req/s" for mode, c in cells]
+    head += ["p50 added, c=1 json / stream (ms)", "CPU ms/req, server + PostgreSQL + Redis (json c=16)", "RSS idle MB"]
+    lines = ["| | " + " | ".join(head) + " |", "| --- " * (len(head) + 1) + "|"]
+    for name in names:
+        added = [rows.get((name, mode, 1), {}).get("overhead_p50_ms") for mode in ("json", "stream")]
+        cpu = rows.get((name, "json", 16), {}).get("cpu_ms_per_req")
+        rss = result["targets"].get(name, {}).get("rss_idle_mb")
+        line = [_rps_cell(rows.get((name, mode, c))) for mode, c in cells]
+        line += [" / ".join(_ms(a) or "-" for a in added), _ms(cpu), "" if rss is None else f"{rss:.0f}"]
+        lines.append(f"| {name} | " + " | ".join(line) + " |")
+    lines.append("")
+    by_pair: dict[str, list[str]] = {}
+    for ratio in result["ratios"]:
+        text = f"{ratio['mode']} c={ratio['connections']} {ratio['rps']}x"
+        text += f" (CPU/req {ratio['cpu_per_req']}x)" if "cpu_per_req" in ratio else ""
+        by_pair.setdefault(ratio["ratio"], []).append(text)
+    lines += [f"- {pair} req/s: " + ", ".join(texts) for pair, texts in by_pair.items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("results") / "latest.json")
+    print(markdown(json.loads(source.read_text())))

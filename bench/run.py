@@ -1,14 +1,16 @@
 """Tollgate's benchmark: one command, run by hand (never by the test suite).
 
-    .venv/bin/python bench/run.py [--peer] [--quick] [--duration S] [--workers 1,2] [--scenarios all|none|a,b]
+    .venv/bin/python bench/run.py [--peers] [--quick] [--duration S] [--workers 1,2] [--scenarios all|none|a,b]
                                   [--no-main] [--out bench/results/latest.json]
 
-In turn, each alone on the machine: the fake upstream called directly, the floor (a bare Django ASGI view that
-forwards to the same upstream with the same HTTP client: the ceiling of our stack), Tollgate on PostgreSQL + Redis
-with the full hot path (a virtual key with budget, rpm/tpm limits and aliases when /key/generate exists, pricing
-with cache tokens, spend logging) and, with --peer, the LiteLLM proxy. wrk drives 1, 16 and 64 keep-alive
-connections, non-streaming and streaming. Afterwards the spend ledger must hold exactly one log per request
-Tollgate answered. Then the scenarios of bench/scenarios (prompt sizes, streams, head-of-line, a flood of wrong
+In turn, each alone on the machine: the fake upstream called directly, the floor (Tollgate's own server, handler,
+process tuning and upstream client forwarding to the same upstream with none of Tollgate's work: the ceiling of
+our stack, bench/floor), Tollgate on PostgreSQL + Redis with the full hot path (a virtual key with budget, rpm/tpm
+limits and aliases, pricing with cache tokens, spend logging) and, with --peers, Portkey's gateway (as npm
+installs it, and with the node-server release its streams work on) and the LiteLLM proxy (bench/peers.py). wrk
+drives 1, 16 and 64 keep-alive connections, non-streaming and streaming. CPU per request counts every process a
+call makes work for: the server's, its PostgreSQL backends and the bench's own redis-server. Afterwards the spend
+ledger must hold exactly one log per request Tollgate answered. Then the scenarios of bench/scenarios (prompt sizes, streams, head-of-line, a flood of wrong
 keys, failover, memory, scale, the ledger's writer, 2 workers over 1), on servers of their own. Everything it
 starts it stops, on errors and Ctrl-C too; only 127.0.0.1 is contacted.
 """
@@ -31,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import load, report, scenarios, services, targets  # noqa: E402
+from bench import load, peers, report, scenarios, services, targets  # noqa: E402
 from bench.targets import Target  # noqa: E402
 
 WARMUP_CALLS = 20
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     scenario_result = None
     try:
         upstream_started = _ensure_upstream()
+        if args.redis_url is None:
+            redis = services.PrivateRedis(workdir).start()  # stopped with every other service on the way out
+            args.redis_url, args.redis_pid = redis.url, redis.pid
         for name, factory in _plan(args) if args.main else ():
             print(f"\n== {name}", flush=True)
             try:
@@ -87,7 +92,13 @@ def _exit_on_signal(signum, frame):
 
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--peer", action="store_true", help="also measure the LiteLLM proxy (installs it once)")
+    parser.add_argument(
+        "--peers",
+        "--peer",
+        dest="peers",
+        action="store_true",
+        help="also measure Portkey's gateway and the LiteLLM proxy (installs each once)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="3 s per row, 1 and 16 connections only; scenarios with fewer calls"
     )
@@ -104,7 +115,7 @@ def _parse(argv):
     parser.add_argument("--connections", default=None, help="comma-separated (default 1,16,64)")
     parser.add_argument("--modes", default="json,stream", help="json (non-streaming), stream")
     parser.add_argument("--workers", default="1", help="Tollgate server processes; a list (1,2) measures each")
-    parser.add_argument("--targets", default="upstream,floor,tollgate,litellm", help="subset to measure")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="subset to measure")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument(
         "--source",
@@ -122,7 +133,9 @@ def _parse(argv):
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    parser.add_argument(
+        "--redis-url", default=None, help="a Redis to use (its CPU is then not counted); default: a private one"
+    )
     parser.add_argument("--redis-db", type=int, default=13, help="flushed before each Tollgate server: the bench's own")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args(argv)
@@ -130,9 +143,8 @@ def _parse(argv):
     args.connections = [int(c) for c in (args.connections or ("1,16" if args.quick else "1,16,64")).split(",")]
     args.modes = args.modes.split(",")
     args.workers = [int(w) for w in args.workers.split(",")]
-    args.targets = args.targets.split(",")
-    if not args.peer and "litellm" in args.targets:
-        args.targets.remove("litellm")
+    args.targets = [name for name in args.targets.split(",") if args.peers or name not in PEERS]
+    args.redis_pid = None
     args.scenarios = scenarios.parse(args.scenarios)
     if "workers" in args.scenarios and args.main and "tollgate" in args.targets and 2 not in args.workers:
         args.workers.append(2)  # the workers scenario compares the main rows of 1 and 2 workers
@@ -151,17 +163,28 @@ def _install_wrk() -> bool:
     return load.have_wrk()
 
 
+PEERS = {
+    "portkey": peers.portkey_factory("portkey", peers.PORTKEY_DIR),
+    f"portkey-hono{peers.PORTKEY_WORKING_HONO}": peers.portkey_factory(
+        f"portkey-hono{peers.PORTKEY_WORKING_HONO}",
+        Path(f"/tmp/portkey-peer-hono{peers.PORTKEY_WORKING_HONO}"),
+        peers.PORTKEY_WORKING_HONO,
+    ),
+    "litellm": peers.litellm,
+}
+TARGETS = ("upstream", "floor", "tollgate", *PEERS)
+
+
 def _plan(args):
     plan = []
     if "upstream" in args.targets:
         plan.append(("upstream (direct)", targets.upstream_target))
     if "floor" in args.targets:
-        plan.append(("floor (bare Django view)", targets.floor))
+        plan.append(("floor (Tollgate's server and upstream client, no accounting)", targets.floor))
     if "tollgate" in args.targets:
         for workers in args.workers:
             plan.append((f"tollgate ({workers} worker{'s' if workers > 1 else ''})", targets.tollgate_factory(workers)))
-    if "litellm" in args.targets:
-        plan.append(("litellm (peer)", targets.litellm))
+    plan.extend((f"{name} (peer)", factory) for name, factory in PEERS.items() if name in args.targets)
     return plan
 
 
@@ -195,12 +218,21 @@ def _stop_upstream() -> None:
 
 
 def _warm_up(target: Target, args) -> None:
+    """WARMUP_CALLS of each mode. A mode that fails is noted and still measured, its failures counted in its
+    rows (Portkey's streams on Node 20); a target that fails in every mode is not started right."""
+    failed = {}
     for mode in args.modes:
         for _ in range(WARMUP_CALLS):
             response = target.call(mode)
             if response.status_code != 200:
-                raise RuntimeError(f"{target.name} {mode} warm-up: {response.status_code} {response.text[:300]}")
+                failed[mode] = f"{response.status_code} {response.text[:300]}"
+                print(f"  ! {mode} warm-up: {failed[mode]}", flush=True)
+                break
             target.expected_logs += 1
+    if len(failed) == len(args.modes):
+        raise RuntimeError(f"{target.name} failed every warm-up call: {failed}")
+    if failed:
+        target.info["warm_up_failed"] = failed
 
 
 def _measure(target: Target, args, workdir: Path) -> list[dict]:
@@ -220,22 +252,18 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
                 spy = _start_profiler(target, args, workdir) if profiling and not profiled_once else None
                 logs_before = target.spend_logs() if target.database else None
                 load_average = os.getloadavg()[0]
-                cpu_before = services.cpu_seconds(target.service.pid) if target.service else 0.0
+                meter = target.cpu_meter().start() if target.service else None
                 machine_before = services.machine_busy_seconds()
                 result = _load(target, mode, connections, args, workdir)
                 machine_after = services.machine_busy_seconds()
-                cpu_used = services.cpu_seconds(target.service.pid) - cpu_before if target.service else 0.0
+                cpu_used = meter.stop() if meter else {}
                 if spy:
                     _finish_profiler(target, spy)
             if sampler:
                 peak = max(peak, sampler.peak)
             row = _row(target, mode, connections, result, args)
             row["profiled"] = bool(spy)
-            # CPU per request is what other load on the machine disturbs least; req/s moves with it.
-            row["server_cpu_ms_per_req"] = (
-                round(1000 * cpu_used / result.ok, 3) if target.service and result.ok else None
-            )
-            row["server_cpu_pct"] = round(100 * cpu_used / result.window_s, 1) if target.service else None
+            _cpu_columns(row, cpu_used, result)
             # Over the load's window, as the server's own share: wrk runs on through the drain, when little is left
             # to do, and dividing by that whole time made the machine look half as busy as the server alone.
             capacity = result.window_s * (os.cpu_count() or 1)
@@ -258,23 +286,29 @@ def _measure(target: Target, args, workdir: Path) -> list[dict]:
     return rows
 
 
+def _cpu_columns(row: dict, used: dict[str, float], result: load.LoadResult) -> None:
+    """CPU per answered request, whole (the server, its PostgreSQL backends, Redis) and by part. CPU per request
+    is what other load on the machine disturbs least; req/s moves with it."""
+    per_request = {part: round(1000 * seconds / result.ok, 3) if result.ok else None for part, seconds in used.items()}
+    for part in ("server", "postgres", "redis"):
+        row[f"{part}_cpu_ms_per_req"] = per_request.get(part)
+    row["cpu_ms_per_req"] = round(sum(per_request.values()), 3) if used and result.ok else None
+    row["cpu_parts"] = sorted(used)
+    row["server_cpu_pct"] = round(100 * used["server"] / result.window_s, 1) if used else None
+
+
 def _load(target: Target, mode: str, connections: int, args, workdir: Path) -> load.LoadResult:
-    headers = dict(target.headers)
+    headers = target.headers_for(mode)
     body = target.body(mode)
     if args.loadgen == "wrk":
-        return load.run_wrk(target.urls[mode], body, headers, connections, args.duration, args.drain, workdir)
+        run = load.start_wrk(target.urls[mode], body, headers, connections, args.duration, args.drain, workdir)
+        return run.result()
     return load.run_python(target.urls[mode], body, headers, connections, args.duration, args.drain)
 
 
 def _row(target: Target, mode: str, connections: int, result: load.LoadResult, args) -> dict:
-    reasons = []
-    if result.non_2xx:
-        reasons.append(f"{result.non_2xx} non-2xx answers")
-    if result.socket_errors or result.timeouts:
-        reasons.append(f"{result.socket_errors} socket errors, {result.timeouts} timeouts")
-    if result.abandoned:
-        reasons.append(f"{result.abandoned} requests unanswered after the {args.drain:.0f} s drain")
-    if not result.ok:
+    reasons = result.problems()
+    if result.completed and not result.ok:
         reasons.append("no successful request")
     return {
         "target": target.name,
@@ -288,6 +322,7 @@ def _row(target: Target, mode: str, connections: int, result: load.LoadResult, a
         "requests": result.completed,
         "ok": result.ok,
         "non_2xx": result.non_2xx,
+        "statuses": result.statuses,
         "socket_errors": result.socket_errors + result.timeouts,
         "unanswered": result.abandoned,
         "window_s": result.window_s,
@@ -358,6 +393,9 @@ def _machine(args) -> dict:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "wrk": load.wrk_version(),
+        "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("node")
+        else "",
         "load_average": os.getloadavg(),
         "git_head": git("rev-parse", "--short", "HEAD"),
         "tollgate_commit": git("rev-parse", "--short", "HEAD") if args.source != "tree" else "working tree",

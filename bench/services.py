@@ -7,6 +7,8 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,18 +34,18 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+@dataclass(eq=False)
 class Service:
     """A server process in its own process group (so its workers stop with it), with a log file."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict, cwd: Path, log_path: Path, health_url: str):
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.cwd = cwd
-        self.log_path = log_path
-        self.health_url = health_url
-        self.process: subprocess.Popen | None = None
-        self.started_at = 0.0
+    name: str
+    argv: list[str]
+    env: dict
+    cwd: Path
+    log_path: Path
+    health_url: str
+    process: subprocess.Popen | None = field(default=None, init=False)
+    started_at: float = field(default=0.0, init=False)
 
     @property
     def pid(self) -> int:
@@ -153,17 +155,48 @@ def hwm_mb(root: int) -> float:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system CPU ticks a process has used so far; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def cpu_seconds(root: int) -> float:
     """CPU time (user + system) the process tree has used so far."""
-    total = 0
-    for pid in process_tree(root):
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
+    return sum(filter(None, map(_cpu_ticks, process_tree(root)))) / _TICKS
+
+
+class CpuMeter:
+    """CPU seconds each part of a system (the server, its PostgreSQL backends, Redis) used between `start()` and
+    `stop()`: what one call costs the whole machine, not the server's processes alone. A part is a function that
+    lists its processes now (backends come and go); a process that appears during the window counts from zero,
+    one that ends during it loses its share (the bench's servers keep their database connections open)."""
+
+    def __init__(self, parts: dict[str, Callable[[], Iterable[int]]]):
+        self.parts = parts
+        self.used: dict[str, float] = {}
+        self._before: dict[str, dict[int, int]] = {}
+
+    def _read(self) -> dict[str, dict[int, int]]:
+        readings = {}
+        for name, pids in self.parts.items():
+            ticks = {pid: _cpu_ticks(pid) for pid in pids()}
+            readings[name] = {pid: value for pid, value in ticks.items() if value is not None}
+        return readings
+
+    def start(self) -> "CpuMeter":
+        self._before = self._read()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        for name, after in self._read().items():
+            before = self._before.get(name, {})
+            self.used[name] = sum(value - before.get(pid, 0) for pid, value in after.items()) / _TICKS
+        return self.used
 
 
 def machine_busy_seconds() -> float:
@@ -228,6 +261,15 @@ class BenchDatabase:
         with psycopg.connect(self.url, autocommit=True) as conn:
             return conn.execute(sql).fetchall()
 
+    def backend_pids(self) -> list[int]:
+        """The PostgreSQL server processes serving this database's connections now (the bench's own: no other
+        client connects to it), read from the maintenance database so that asking adds no backend of its own."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.name,)).fetchall()
+        return [pid for (pid,) in rows]
+
     def drop(self) -> None:
         if not self.created:
             return
@@ -247,3 +289,42 @@ def flush_redis(url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+class PrivateRedis:
+    """A redis-server of the benchmark's own on a free loopback port, no persistence: the Redis of a shared
+    machine also serves other programs, and a private one is what lets its CPU be counted as the bench's."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.service = Service(
+            "redis", argv, env=dict(os.environ), cwd=workdir, log_path=workdir / "redis.log", health_url=""
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.service.pid
+
+    def start(self) -> "PrivateRedis":
+        from redis import Redis
+        from redis.exceptions import ConnectionError as RedisDown
+
+        self.service.start()
+        client = Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except RedisDown:
+                    if time.monotonic() > deadline or self.service.process.poll() is not None:
+                        raise RuntimeError(f"redis-server did not start:\n{self.service.log_tail()}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.service.stop()

@@ -1,5 +1,6 @@
 """What a benchmark run puts under load, and how each is started and always stopped: the fake upstream called
-directly, the floor, Tollgate (its code snapshot, database, server process and virtual key) and the LiteLLM peer."""
+directly, the floor and Tollgate (its code snapshot, database, server process and virtual key). The peers
+(LiteLLM, Portkey) are in bench/peers.py."""
 
 import contextlib
 import json
@@ -20,12 +21,10 @@ from bench import services
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
-PEER_VENV = Path(os.environ.get("PEER_VENV", "/tmp/litellm-peer"))
 UPSTREAM = {"json": "http://127.0.0.1:9100/v1/chat/completions", "stream": "http://127.0.0.1:9101/v1/chat/completions"}
 MASTER_KEY = "sk-bench-master-" + secrets.token_hex(12)
 # One for the whole run: servers that share a database must decrypt the provider keys the first one stored.
 SECRET_KEY = "bench-" + secrets.token_hex(24)
-LITELLM_KEY = "sk-peer-6f1c2a9e4b7d8c0f3a5e1b2c4d6f8a0b"  # the peer's start.sh default
 ALIASES = {"bench-alias": "bench-model", "bench-stream-alias": "bench-stream"}
 MESSAGES = [{"role": "user", "content": "Hello! Say hello back, briefly."}]
 
@@ -65,6 +64,11 @@ class Target:
     info: dict = field(default_factory=dict)
     expected_logs: int = 0  # 2xx answers from Tollgate, each of which must have its spend log
     base: str = ""
+    mode_headers: dict[str, dict[str, str]] = field(default_factory=dict)  # added to `headers` for one mode
+    redis_pid: int | None = None  # the bench's own redis-server, when this target uses it
+
+    def headers_for(self, mode: str) -> dict[str, str]:
+        return {**self.headers, **self.mode_headers.get(mode, {})}
 
     def body(self, mode: str, model: str | None = None, messages: list | None = None) -> bytes:
         payload = {"model": model or self.models[mode], "messages": messages or MESSAGES}
@@ -73,10 +77,27 @@ class Target:
         return json.dumps(payload, separators=(",", ":")).encode()
 
     def call(self, mode: str, timeout: float = 120, model: str | None = None) -> httpx.Response:
-        return httpx.post(self.urls[mode], content=self.body(mode, model), headers=self.headers, timeout=timeout)
+        headers = self.headers_for(mode)
+        return httpx.post(self.urls[mode], content=self.body(mode, model), headers=headers, timeout=timeout)
 
     def spend_logs(self) -> int:
         return self.database.scalar("SELECT count(*) FROM spend_spendlog")
+
+    def cpu_meter(self) -> services.CpuMeter:
+        """Every process a call to this target makes work for: its server's, its database's backends, Redis."""
+        parts = {"server": lambda: services.process_tree(self.service.pid)}
+        if self.database is not None:
+            parts["postgres"] = self.database.backend_pids
+        if self.redis_pid is not None:
+            parts["redis"] = lambda: [self.redis_pid]
+        return services.CpuMeter(parts)
+
+
+def chat_target(name: str, base: str, headers: dict[str, str], **fields) -> Target:
+    """A server answering both modes on its /v1/chat/completions (the stream from the bench-stream model)."""
+    fields.setdefault("models", {"json": "bench-model", "stream": "bench-stream"})
+    urls = {"json": f"{base}/v1/chat/completions", "stream": f"{base}/v1/chat/completions"}
+    return Target(name, urls=urls, headers=headers, base=base, **fields)
 
 
 def first_answer(target: Target) -> float:
@@ -132,18 +153,22 @@ def upstream_target(args, workdir):
 
 @contextlib.contextmanager
 def floor(args, workdir, stream_upstream: str | None = None):
-    """The floor (bench/floor), streaming from `stream_upstream` when given (else the shared upstream's :9101)."""
+    """The floor (bench/floor): Tollgate's serving stack and upstream client with none of its work, run from the
+    same code snapshot as Tollgate; streaming from `stream_upstream` when given (else the shared upstream's :9101)."""
     port = services.free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     if stream_upstream:
         env["FLOOR_STREAM_UPSTREAM"] = stream_upstream
-    argv = [sys.executable, "-m", "uvicorn", "bench.floor.asgi:application", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "httptools"]
-    argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+    argv = [sys.executable, "-m", "bench.floor.serve", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     service = services.Service(
-        "floor", argv, env=env, cwd=ROOT, log_path=workdir / "floor.log", health_url=f"{base}/health/liveliness"
+        "floor",
+        argv,
+        env=env,
+        cwd=snapshot(args, workdir),
+        log_path=workdir / "floor.log",
+        health_url=f"{base}/health/liveliness",
     ).start()
     try:
         target = Target(
@@ -156,6 +181,7 @@ def floor(args, workdir, stream_upstream: str | None = None):
         )
         target.info["startup_s"] = service.wait_healthy(60)
         target.info["ready_s"] = first_answer(target)
+        target.info["tuning"] = httpx.get(f"{base}/floor/tuning", timeout=5).json()
         yield target
     finally:
         service.stop()
@@ -277,15 +303,14 @@ def tollgate_server(
         services.flush_redis(redis_url(args))
         logs_at_start = database.scalar("SELECT count(*) FROM spend_spendlog")
         service.start()
-        target = Target(
+        target = chat_target(
             name,
-            urls={"json": f"{base}/v1/chat/completions", "stream": f"{base}/v1/chat/completions"},
-            models={"json": "bench-model", "stream": "bench-stream"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+            base,
+            {"Authorization": f"Bearer {MASTER_KEY}"},
             service=service,
             database=database,
             info={"workers": workers, "env": args.tollgate_env + [f"{k}={v}" for k, v in (env or {}).items()]},
-            base=base,
+            redis_pid=getattr(args, "redis_pid", None),
         )
         target.info["logs_at_start"] = logs_at_start
         target.info["startup_s"] = service.wait_healthy(120)
@@ -312,8 +337,8 @@ def tollgate_factory(workers: int):
     return factory
 
 
-def use_virtual_key(target: Target, models: list[str], aliases: dict[str, str] | None = None) -> str | None:
-    """Switch the target to a virtual key with a budget, limits and aliases, if this Tollgate can make one."""
+def use_virtual_key(target: Target, models: list[str], aliases: dict[str, str] | None = None) -> str:
+    """Switch the target to a virtual key with a budget, limits and aliases: the full hot path, or no result."""
     payload = {
         "key_alias": "bench",
         "models": models,
@@ -324,17 +349,9 @@ def use_virtual_key(target: Target, models: list[str], aliases: dict[str, str] |
         "metadata": {"purpose": "bench/run.py"},
     }
     master = {"Authorization": f"Bearer {MASTER_KEY}"}
-    try:
-        response = httpx.post(f"{target.base}/key/generate", json=payload, headers=master, timeout=30)
-    except httpx.HTTPError as exc:
-        target.info["auth"] = f"master key (/key/generate failed: {type(exc).__name__})"
-        return None
-    if response.status_code == 404:
-        target.info["auth"] = "master key (/key/generate: 404, virtual keys not built yet)"
-        return None
+    response = httpx.post(f"{target.base}/key/generate", json=payload, headers=master, timeout=30)
     if response.status_code >= 300 or "key" not in response.json():
-        target.info["auth"] = f"master key (/key/generate answered {response.status_code}: {response.text[:200]})"
-        return None
+        raise RuntimeError(f"/key/generate answered {response.status_code}: {response.text[:300]}")
     virtual = response.json()["key"]
     models_by_mode = {
         mode: next((a for a, g in (aliases or {}).items() if g == m), m) for mode, m in target.models.items()
@@ -347,57 +364,8 @@ def use_virtual_key(target: Target, models: list[str], aliases: dict[str, str] |
             break
         time.sleep(0.1)
     if answer.status_code != 200:
-        target.info["auth"] = f"master key (the virtual key was refused: {answer.status_code} {answer.text[:200]})"
-        return None
+        raise RuntimeError(f"the virtual key was refused: {answer.status_code} {answer.text[:300]}")
     target.expected_logs += 1
     target.models, target.headers = trial.models, trial.headers
     target.info["auth"] = "virtual key (max_budget, rpm/tpm limits" + (", model aliases)" if aliases else ")")
     return virtual
-
-
-# -- the LiteLLM peer --------------------------------------------------------------------------------------------
-
-
-def litellm_installed() -> bool:
-    return (PEER_VENV / "bin" / "litellm").exists()
-
-
-@contextlib.contextmanager
-def litellm(args, workdir, name: str = "litellm", config: Path | None = None):
-    """The peer as ../shared/peers/litellm/start.sh runs it; with `config`, the same command on another config
-    (start.sh always takes the config beside it), which needs the peer installed already."""
-    installed = litellm_installed()
-    port = services.free_port(preferred=4000)
-    env = {**os.environ, "PORT": str(port), "LITELLM_MASTER_KEY": LITELLM_KEY, "WORKERS": "1"}
-    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.pop("DATABASE_URL", None)  # the peer runs as measured in the issue: master key only, no database
-    if config is None:
-        argv = ["bash", str(PEERS / "litellm" / "start.sh")]
-    elif installed:
-        argv = [str(PEER_VENV / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--num_workers", "1"]
-    else:
-        raise RuntimeError(f"the LiteLLM peer is not installed in {PEER_VENV}: run once with --peer first")
-    base = f"http://127.0.0.1:{port}"
-    service = services.Service(
-        name, argv, env=env, cwd=workdir, log_path=workdir / f"{name}.log", health_url=f"{base}/health/liveliness"
-    ).start()
-    if not installed:
-        print("installing the LiteLLM peer into /tmp/litellm-peer (first run: minutes)", flush=True)
-    try:
-        target = Target(
-            name,
-            urls={"json": f"{base}/v1/chat/completions", "stream": f"{base}/v1/chat/completions"},
-            models={"json": "bench-model", "stream": "bench-stream"},
-            headers={"Authorization": f"Bearer {LITELLM_KEY}"},
-            service=service,
-            info={"installed_this_run": not installed},
-            base=base,
-        )
-        startup = service.wait_healthy(180 if installed else 1800)
-        target.info["startup_s"] = startup if installed else None
-        target.info["ready_s"] = first_answer(target) if installed else None
-        yield target
-    finally:
-        service.stop()

@@ -31,9 +31,10 @@ import sys
 import httpx
 
 from bench import services
+from bench.peers import litellm, litellm_installed
 from bench.scenarios import configs, flood, latency, memory, scale, spend_logging
 from bench.scenarios.kit import Kit
-from bench.targets import ROOT, floor, ledger_check, litellm, litellm_installed, tollgate_database, tollgate_server
+from bench.targets import ROOT, floor, ledger_check, tollgate_database, tollgate_server
 from bench.targets import use_virtual_key as make_virtual_key
 
 NAMES = ("prompt", "streams", "hol", "flood", "failover", "memory", "scale", "ledger", "workers")

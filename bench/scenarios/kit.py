@@ -113,9 +113,10 @@ class Kit:
     ) -> load.LoadResult:
         service = target.service if target is not None else None
         cpu_before = services.cpu_seconds(service.pid) if service else 0.0
-        result = load.run_wrk(
-            url, body, headers, connections, seconds or self.seconds, self.drain, self.workdir, rotate_keys
-        )
+        seconds = seconds or self.seconds
+        result = load.start_wrk(
+            url, body, headers, connections, seconds, self.drain, self.workdir, rotate_keys
+        ).result()
         if service and result.completed:
             result.server_cpu_ms = 1000 * (services.cpu_seconds(service.pid) - cpu_before) / result.completed
         if target is not None and target.database is not None:
@@ -178,19 +179,9 @@ class Kit:
 
 
 def load_problem(result: load.LoadResult, expect_status: int | tuple[int, ...] = 200) -> str:
-    """Why a load's numbers are not a result ("" when they are): other answers than expected, errors, leftovers."""
-    reasons = []
+    """Why a load's numbers are not a result ("" when they are)."""
     expected = expect_status if isinstance(expect_status, tuple) else (expect_status,)
-    other = {status: n for status, n in result.statuses.items() if status not in expected}
-    if other:
-        reasons.append(f"answers other than {'/'.join(map(str, expected))}: {other}")
-    if result.socket_errors or result.timeouts:
-        reasons.append(f"{result.socket_errors} socket errors, {result.timeouts} timeouts")
-    if result.abandoned:
-        reasons.append(f"{result.abandoned} requests unanswered after the drain")
-    if not result.completed:
-        reasons.append("no answer at all")
-    return "; ".join(reasons)
+    return "; ".join(result.problems(expected))
 
 
 def stream_problem(result: dict) -> str:
