@@ -362,17 +362,32 @@ def _off_peak_rate(block: Mapping[str, Any] | None, key: str, standard: Decimal 
     return standard if block is None else _or(_rate(block, key), standard)
 
 
+NOT_A_NUMBER = "is not a number"
+
+
+def price_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a price, or None if it can: a price is an exact number (a Decimal or an int; never a
+    float, which cannot hold one exactly, nor a bool), finite and not negative. The one rule set: the calculator
+    refuses such a price when it charges, pricing.costmap refuses a cost map that holds one."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        return NOT_A_NUMBER
+    if isinstance(value, Decimal) and not value.is_finite():
+        return "is not a finite number"
+    if value < 0:
+        return "is negative"
+    return None
+
+
 def _rate(price: Mapping[str, Any], key: str) -> Decimal | None:
-    """A price as Decimal, None when absent or null. Floats are refused: they cannot hold a price exactly."""
+    """A price as Decimal, None when absent or null."""
     value = price.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+    problem = price_problem(value)
+    if problem == NOT_A_NUMBER:
         raise TypeError(f"{key} must be a Decimal, not {type(value).__name__} ({value!r})")
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise ValueError(f"{key} is not a finite number: {value}")
-    if value < 0:
-        raise ValueError(f"{key} is negative: {value}")
+    if problem:
+        raise ValueError(f"{key} {problem}: {value}")
     return Decimal(value)
 
 

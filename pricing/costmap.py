@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pricing.calculator import format_money
+from pricing.calculator import NOT_A_NUMBER, format_money, price_problem
 
 # The map's own documentation of its fields; not a model.
 SPEC_KEY = "sample_spec"
@@ -73,12 +73,9 @@ def validate_cost_map(new: dict, current: dict | None, max_loss_share: Decimal =
         if not isinstance(entry, dict):
             raise CostMapError(f"{model}: entry is a {type(entry).__name__}, not an object")
         for name, value in _price_fields(entry):
-            if isinstance(value, bool) or not isinstance(value, Decimal | int):
-                raise CostMapError(f"{model}: {name} is not a number ({value!r})")
-            if isinstance(value, Decimal) and not value.is_finite():
-                raise CostMapError(f"{model}: {name} is not a finite number ({value})")
-            if value < 0:
-                raise CostMapError(f"{model}: {name} is negative ({value})")
+            if problem := price_problem(value):
+                shown = repr(value) if problem == NOT_A_NUMBER else value
+                raise CostMapError(f"{model}: {name} {problem} ({shown})")
     if current:
         lost = sorted(set(current) - set(new))
         if len(lost) > max_loss_share * len(current):
