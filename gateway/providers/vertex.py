@@ -1,5 +1,6 @@
-"""Vertex AI (`vertex_ai/`): Gemini's generateContent body at a Google Cloud project's regional address, called
-with an OAuth access token that a service account's key (or a gcloud user's refresh token) is exchanged for.
+"""Vertex AI (`vertex_ai/`): Gemini's generateContent body at a Google Cloud project's regional address (and
+Claude's Messages body at Anthropic's), called with an OAuth access token that a service account's key (or a gcloud
+user's refresh token) is exchanged for.
 
 Why not google-auth: its service-account refresh is a blocking call on its own `requests` session, so on the
 proxy it would need a thread per refresh and a second HTTP client beside the gateway's pool. The exchange itself
@@ -27,8 +28,11 @@ import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from gateway.providers.anthropic import AnthropicProvider, AnthropicStream
+from gateway.providers.anthropic import request_body as anthropic_body
 from gateway.providers.base import (
     SHAPE_ERRORS,
+    CallType,
     ProviderError,
     Send,
     Target,
@@ -39,8 +43,9 @@ from gateway.providers.base import (
     json_headers,
     make_usage,
     upstream_message,
+    with_extra_headers,
 )
-from gateway.providers.gemini import GeminiProvider, embedding_inputs
+from gateway.providers.gemini import GeminiProvider, GeminiStream, embedding_inputs
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -54,6 +59,15 @@ LOCATION_ENV = ("VERTEXAI_LOCATION", "VERTEX_LOCATION")
 CREDENTIALS_ENV = ("VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS")
 DEFAULT_LOCATION = "us-central1"
 
+# Claude on Vertex (LiteLLM's vertex_ai/claude-...): Anthropic's Messages body at Anthropic's publisher address,
+# the model named by the address and the API version in the body.
+ANTHROPIC_VERSION = "vertex-2023-10-16"
+ANTHROPIC = AnthropicProvider()
+
+
+def is_claude(model: str) -> bool:
+    return model.startswith("claude")
+
 
 class VertexProvider(GeminiProvider):
     name = "vertex_ai"
@@ -62,14 +76,35 @@ class VertexProvider(GeminiProvider):
     fetches_credentials = True
     embedding_method = "predict"
 
-    def model_url(self, target: Target) -> str:
+    def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
+        if not is_claude(target.model):
+            return super().build_request(target, call_type, payload, stream)
+        body = anthropic_body(payload)
+        del body["model"]  # named by the address
+        body["anthropic_version"] = ANTHROPIC_VERSION
+        if stream:
+            body["stream"] = True
+        url = self.model_url(target, "anthropic") + (":streamRawPredict" if stream else ":rawPredict")
+        return UpstreamRequest("POST", url, with_extra_headers(json_headers(), target), orjson.dumps(body))
+
+    def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
+        if is_claude(target.model):
+            return ANTHROPIC.parse_success(target, call_type, payload, data)
+        return super().parse_success(target, call_type, payload, data)
+
+    def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> GeminiStream | AnthropicStream:
+        if is_claude(target.model):
+            return AnthropicStream(target)
+        return super().stream_parser(target, call_type, payload)
+
+    def model_url(self, target: Target, publisher: str = "google") -> str:
         project = _setting(target, "vertex_project", PROJECT_ENV)
         if not project:
             raise config_error(self.name, "no project (set vertex_project, or VERTEXAI_PROJECT in the environment)")
         location = _setting(target, "vertex_location", LOCATION_ENV) or DEFAULT_LOCATION
         host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
         base = (target.api_base or f"https://{host}").rstrip("/")
-        return f"{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{target.model}"
+        return f"{base}/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target.model}"
 
     def headers(self, target: Target) -> dict[str, str]:
         return json_headers()  # the access token is added by `authorization`

@@ -29,6 +29,13 @@ model_list:
       vertex_project: proj-e2e
       vertex_location: europe-west4
       vertex_credentials: "{credentials}"
+  - model_name: vertex-claude
+    litellm_params:
+      model: vertex_ai/claude-3-5-sonnet@20240620
+      api_base: "{up}"
+      vertex_project: proj-e2e
+      vertex_location: us-east5
+      vertex_credentials: "{credentials}"
 """
 
 # The fake's usage: 30 prompt tokens of which 10 cache reads, 7 completion tokens of which 2 thoughts.
@@ -136,3 +143,22 @@ def test_a_gemini_stream_reaches_the_sdk_piece_by_piece_with_its_priced_usage_la
     assert Decimal(str(chunks[-1].usage.model_extra["cost"])) == expected_cost(
         cost_map_entry("gemini/gemini-2.5-flash")
     )
+
+
+def test_claude_on_vertex_is_served_and_priced_from_its_vertex_entry(server, upstream, client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="vertex-claude", messages=[{"role": "user", "content": "Hello"}]
+    )
+
+    entry = cost_map_entry("vertex_ai/claude-3-5-sonnet@20240620")
+    # The entry prices no cache read: the cached tokens cost the input rate, as LiteLLM charges them.
+    price = PROMPT * entry["input_cost_per_token"] + COMPLETION * entry["output_cost_per_token"]
+    assert raw.parse().choices[0].message.content == upstream.reply
+    assert (
+        Decimal(raw.headers["x-litellm-response-cost"])
+        == logged_cost(server, raw.headers["x-litellm-call-id"])
+        == price
+    )
+    [seen] = [seen for seen in upstream.requests if seen.path.endswith("/claude-3-5-sonnet@20240620:rawPredict")]
+    assert seen.path.startswith("/v1/projects/proj-e2e/locations/us-east5/publishers/anthropic/models/")
+    assert seen.headers["authorization"].startswith("Bearer ya29.fake-")

@@ -1,11 +1,10 @@
 """Google's wire formats for the fake upstream (tests/fakes/upstream.py): Gemini's generateContent and its SSE
-stream at AI Studio's and Vertex AI's paths, batchEmbedContents and Vertex's predict, Google's error body, and an
-OAuth token endpoint (`/token`).
+stream at AI Studio's and Vertex AI's paths, batchEmbedContents and Vertex's predict, Claude on Vertex (Anthropic's
+format at Anthropic's publisher path), Google's error body, and an OAuth token endpoint (`/token`).
 
 Usage is written as Google writes it from the fake's counts (given as the gateway should report them):
 `promptTokenCount` includes the cache reads (`cachedContentTokenCount`), `candidatesTokenCount` excludes the
-thoughts (`thoughtsTokenCount`). Every access token issued is `ya29.fake-<n>`, n counting
-the token requests.
+thoughts (`thoughtsTokenCount`). Every access token issued is `ya29.fake-<n>`, n counting the token requests.
 """
 
 import uuid
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from tests.fakes.upstream import Answer, FakeUpstream
 
 MODEL_PATHS = ("/v1beta/models/{call}", "/v1/projects/{project}/locations/{location}/publishers/google/models/{call}")
+CLAUDE_PATH = "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{call}"
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 
 
@@ -26,6 +26,7 @@ def is_google(path: str) -> bool:
 
 def google_routes(up: "FakeUpstream") -> dict:
     routes: dict = {path: lambda request, path: google_answer(up, request, path) for path in MODEL_PATHS}
+    routes[CLAUDE_PATH] = lambda request, path: up._anthropic(request, path)  # rawPredict, streamRawPredict
     routes["/token"] = lambda request, path: token_answer(up, request)
     return routes
 

@@ -406,3 +406,58 @@ model_list:
     assert orjson.loads(response.content)["choices"][0]["message"]["content"] == google.reply
     assert [seen.path for seen in google.requests][0] == "/token"
     assert google.requests[1].headers["authorization"] == "Bearer ya29.fake-1"
+
+
+# --- Claude on Vertex -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_claude_on_vertex_speaks_anthropics_format_at_its_publisher_address(google, private_key, stream):
+    google.prompt_tokens, google.completion_tokens, google.cached_tokens = 30, 7, 10
+    account = service_account(private_key, f"{google.url}/token")
+    target = Target(
+        "vertex_ai",
+        "claude-3-5-sonnet@20240620",
+        api_base=google.url,
+        extra={"vertex_project": "proj-1", "vertex_location": "us-east5", "vertex_credentials": account},
+    )
+    payload = {
+        **CHAT,
+        "model": "claude-3-5-sonnet@20240620",
+        "messages": [{"role": "system", "content": "Be brief."}, *CHAT["messages"]],
+    }
+
+    request = VERTEX.build_request(target, "chat", payload, stream)
+    request.headers.update(await VERTEX.authorization(target, send))
+    response = await send(request)
+    if stream:
+        parser = VERTEX.stream_parser(target, "chat", payload)
+        chunks = parser.feed(response.content) + parser.finish()
+        text, usage = (
+            "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]),
+            parser.usage,
+        )
+    else:
+        answer = VERTEX.parse_response(target, "chat", payload, response.status_code, response.content, {})
+        text, usage = answer["choices"][0]["message"]["content"], answer["usage"]
+
+    seen = google.requests[-1]
+    method = "streamRawPredict" if stream else "rawPredict"
+    assert (
+        seen.path
+        == f"/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/claude-3-5-sonnet@20240620:{method}"
+    )
+    assert seen.headers["authorization"] == "Bearer ya29.fake-1"
+    body = seen.json
+    assert "model" not in body and body["anthropic_version"] == "vertex-2023-10-16"
+    assert (body["system"], body["messages"]) == (
+        "Be brief.",
+        [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+    )
+    assert body.get("stream", False) is stream
+    assert text == google.reply
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["prompt_tokens_details"]) == (
+        30,
+        7,
+        {"cached_tokens": 10},
+    )
