@@ -44,21 +44,26 @@ def _wants_csv(request) -> bool:
     return getattr(request.accepted_renderer, "format", None) == "csv"
 
 
-@extend_schema(
-    parameters=[s.LogsIn, FORMAT],
-    responses={
-        (200, "application/json"): s.SPEND_LOGS_OUT,
-        (200, "text/csv"): CSV,
-        400: INVALID,
-        404: NO_FORMAT,
-    },
-)
-@api_view(["GET"])
-@renderer_classes(_RENDERERS)
-def spend_logs(request):
-    query = s.LogsIn(data=request.query_params.dict())
+def _json_or_csv(query_input, json_output):
+    """A GET endpoint that answers JSON, or CSV with ?format=csv: its method, renderers and schema."""
+
+    def decorate(view):
+        responses = {(200, "application/json"): json_output, (200, "text/csv"): CSV, 400: INVALID, 404: NO_FORMAT}
+        endpoint = api_view(["GET"])(renderer_classes(_RENDERERS)(view))
+        return extend_schema(parameters=[query_input, FORMAT], responses=responses)(endpoint)
+
+    return decorate
+
+
+def _query(query_input, request) -> dict:
+    query = query_input(data=request.query_params.dict())
     query.is_valid(raise_exception=True)
-    params = dict(query.validated_data)
+    return dict(query.validated_data)
+
+
+@_json_or_csv(s.LogsIn, s.SPEND_LOGS_OUT)
+def spend_logs(request):
+    params = _query(s.LogsIn, request)
     summarize, limit = params.pop("summarize"), params.pop("limit")
     logs = selectors.spend_logs(selectors.LogFilter(**params))
     if summarize and params["start_date"] and params["end_date"] and not _wants_csv(request):
@@ -70,21 +75,10 @@ def spend_logs(request):
     return Response([selectors.log_as_litellm(log) for log in logs.values(*selectors.LOG_FIELDS)[:limit]])
 
 
-@extend_schema(
-    parameters=[s.ReportIn, FORMAT],
-    responses={
-        (200, "application/json"): s.SPEND_REPORT_OUT,
-        (200, "text/csv"): CSV,
-        400: INVALID,
-        404: NO_FORMAT,
-    },
-)
-@api_view(["GET"])
-@renderer_classes(_RENDERERS)
+@_json_or_csv(s.ReportIn, s.SPEND_REPORT_OUT)
 def global_spend_report(request):
-    query = s.ReportIn(data=request.query_params.dict())
-    query.is_valid(raise_exception=True)
-    start, end, group_by = (query.validated_data[name] for name in ("start_date", "end_date", "group_by"))
+    query = _query(s.ReportIn, request)
+    start, end, group_by = (query[name] for name in ("start_date", "end_date", "group_by"))
     if _wants_csv(request):
         response, as_of = _report_csv(start, end, group_by)
     else:
