@@ -44,6 +44,11 @@ _PROXY_PATHS = (
     "/embeddings",
     "/models",
     "/openai/deployments/",
+    # The front protocols (gateway/proxy/fronts): Anthropic's Messages API (and its count_tokens), OpenAI's Responses.
+    "/v1/messages",
+    "/v1/responses",
+    "/messages",
+    "/responses",
     # Counts the event loop's tasks: served without the middleware's thread hops, on the loop it describes.
     "/debug/asyncio-tasks",
 )
