@@ -8,11 +8,12 @@ Nothing is ever rounded: arithmetic runs in a local context that raises ``decima
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal, Inexact, localcontext
 from typing import Any
 
+from pricing.charges import SEARCH_CONTEXT_SIZES, requested_search, search_context_key
 from pricing.off_peak import open_off_peak_block
 
 # Widest product is ~10 digits of tokens times a ~17-digit price; 100 digits leaves room for any sum of them.
@@ -31,6 +32,17 @@ _INCLUSIVE_THRESHOLD_PROVIDERS = frozenset({"xai"})
 _FIREWORKS_CACHE_READ_RATIO = Decimal("0.5")
 _WALL_CLOCK_PRICED_MODES = frozenset({"audio_transcription", "chat", "completion", "embedding", "responses"})
 _PER_SECOND_KEYS = ("cost_per_second", "input_cost_per_second", "output_cost_per_second")
+_COUNTS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "input_audio_tokens",
+    "reasoning_tokens",
+    "output_audio_tokens",
+    "search_queries",
+    "citation_tokens",
+)
 _CHAT_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 _RESPONSES_USAGE_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
@@ -38,7 +50,8 @@ _RESPONSES_USAGE_KEYS = ("input_tokens", "output_tokens", "input_tokens_details"
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts of one call, in OpenAI's convention: prompt_tokens includes cache reads and cache writes,
-    completion_tokens includes reasoning and audio output."""
+    completion_tokens includes reasoning and audio output. Besides tokens: the web searches it ran and their
+    context size ("" when not known: the provider's default), and the citation tokens it read (Perplexity)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -47,10 +60,15 @@ class Usage:
     input_audio_tokens: int = 0
     reasoning_tokens: int = 0
     output_audio_tokens: int = 0
+    search_queries: int = 0
+    citation_tokens: int = 0
+    search_context_size: str = ""
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            _check_count(getattr(self, field.name), field.name)
+        for name in _COUNTS:
+            _check_count(getattr(self, name), name)
+        if self.search_context_size not in ("", *SEARCH_CONTEXT_SIZES):
+            raise ValueError(f"search_context_size must be low, medium or high, not {self.search_context_size!r}")
 
     @classmethod
     def as_logged(cls, record) -> "Usage":
@@ -64,11 +82,15 @@ class Usage:
         )
 
     @classmethod
-    def from_openai(cls, usage: Mapping | None) -> "Usage":
+    def from_openai(cls, usage: Mapping | None, request: Mapping | None = None) -> "Usage":
         """Read an OpenAI ``usage`` object: chat completions and embeddings (``prompt_tokens``) or the Responses
         API (``input_tokens``). Missing or null counts and sub-objects are 0; a negative or non-integer count
         raises ValueError. LiteLLM's top-level ``cache_read_input_tokens``/``cache_creation_input_tokens``
-        mirrors win over ``prompt_tokens_details``, as in LiteLLM's own Usage."""
+        mirrors win over ``prompt_tokens_details``, as in LiteLLM's own Usage.
+
+        Web searches are the count the upstream reports (Perplexity's ``num_search_queries``, LiteLLM's
+        ``prompt_tokens_details.web_search_requests``), else one when Perplexity reports the context it searched
+        with or the ``request`` asked for a search (see pricing.charges)."""
         if usage is None:
             return cls()
         _check_mapping(usage, "usage")
@@ -84,6 +106,13 @@ class Usage:
         prompt_key, completion_key, prompt_details_key, completion_details_key = keys
         prompt_details = _sub_object(usage, prompt_details_key)
         completion_details = _sub_object(usage, completion_details_key)
+        asked, asked_size = requested_search(request)
+        reported_size = usage.get("search_context_size")
+        searches = ((usage, "num_search_queries"), (prompt_details, "web_search_requests"))
+        if any(source.get(key) is not None for source, key in searches):
+            search_queries = _first_count(*searches)
+        else:
+            search_queries = 1 if reported_size or asked else 0
         return cls(
             prompt_tokens=_count(usage, prompt_key),
             completion_tokens=_count(usage, completion_key),
@@ -100,6 +129,9 @@ class Usage:
             input_audio_tokens=_count(prompt_details, "audio_tokens"),
             reasoning_tokens=_count(completion_details, "reasoning_tokens"),
             output_audio_tokens=_count(completion_details, "audio_tokens"),
+            search_queries=search_queries,
+            citation_tokens=_count(usage, "citation_tokens"),
+            search_context_size=reported_size if reported_size in SEARCH_CONTEXT_SIZES else asked_size,
         )
 
 
@@ -108,7 +140,8 @@ class CostBreakdown:
     """What one call cost, by kind of token, in dollars. ``total`` is the exact sum of the other fields.
 
     Reasoning and audio tokens land in ``reasoning``/``audio`` only when the entry prices them separately;
-    otherwise they are plain input or output tokens and are counted there."""
+    otherwise they are plain input or output tokens and are counted there. ``search`` and ``citation`` are the
+    provider-specific charges of pricing.charges."""
 
     input: Decimal
     output: Decimal
@@ -117,6 +150,8 @@ class CostBreakdown:
     reasoning: Decimal
     audio: Decimal
     per_second: Decimal
+    search: Decimal = field(default=_ZERO, kw_only=True)
+    citation: Decimal = field(default=_ZERO, kw_only=True)
     total: Decimal
 
     def as_dict(self) -> dict[str, Decimal]:
@@ -242,7 +277,16 @@ def _token_cost(price: Mapping[str, Any], usage: Usage, billed_at: datetime | No
         audio_cost,
         _ZERO,
     )
-    return CostBreakdown(*parts, total=sum(parts, _ZERO))
+    search = usage.search_queries * _search_rate(price, usage.search_context_size)
+    citation = usage.citation_tokens * (_rate(price, "citation_cost_per_token") or _ZERO)
+    return CostBreakdown(*parts, search=search, citation=citation, total=sum(parts, search + citation))
+
+
+def _search_rate(price: Mapping[str, Any], size: str) -> Decimal:
+    table = price.get("search_context_cost_per_query")
+    if not isinstance(table, Mapping):
+        return _ZERO
+    return _rate(table, search_context_key(size, price.get("litellm_provider"))) or _ZERO
 
 
 def _threshold_rates(price: Mapping[str, Any], prompt_tokens: int) -> _Rates:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pricing.calculator import NOT_A_NUMBER, format_money, price_problem
+from pricing.charges import together_ai_bucket
 
 # The map's own documentation of its fields; not a model.
 SPEC_KEY = "sample_spec"
@@ -104,13 +105,17 @@ def lookup(cost_map: Mapping[str, dict], model: str, provider: str | None) -> tu
     """The entry that prices ``model`` served by ``provider``, as ``(key, entry)``, or None.
 
     Tries ``provider/model``, then ``model`` as given, then, for a prefixed name such as
-    ``azure/gpt-4-1106-preview``, the name without its prefix: the order LiteLLM's cost_per_token tries."""
+    ``azure/gpt-4-1106-preview``, the name without its prefix: the order LiteLLM's cost_per_token tries. A
+    Together AI model the map does not name is priced at its size bucket (pricing.charges.together_ai_bucket)."""
     candidates = [model]
     if provider and not model.startswith(f"{provider}/"):
         candidates.insert(0, f"{provider}/{model}")
     if "/" in model:
         candidates.append(model.split("/", 1)[1])
-    return next(((key, cost_map[key]) for key in candidates if key in cost_map), None)
+    found = next(((key, cost_map[key]) for key in candidates if key in cost_map), None)
+    if found is None and provider == "together_ai" and (bucket := together_ai_bucket(model)) and bucket in cost_map:
+        return bucket, cost_map[bucket]
+    return found
 
 
 def sha256_of(data: bytes) -> str:

@@ -49,7 +49,10 @@ def every_model(staff_client, deployment) -> dict:
     Group.objects.create(name="gpt-operators")
     RouterSettings.load()
     priced = Deployment.objects.create(
-        model_id="priced-1", model_name="gpt-priced", litellm_model="openai/gpt-4o", input_cost_per_token=Decimal("1e-6")
+        model_id="priced-1",
+        model_name="gpt-priced",
+        litellm_model="openai/gpt-4o",
+        input_cost_per_token=Decimal("1e-6"),
     )
     priced.record_price_revision(changed_by="admin-pages-test", note="a price set by hand")
     team = make_team(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1))

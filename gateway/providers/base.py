@@ -272,7 +272,27 @@ def normalize_openai_usage(raw: Mapping[str, Any]) -> dict:
     for name in ("accepted_prediction_tokens", "rejected_prediction_tokens"):
         if isinstance(completion_details.get(name), int):
             usage.setdefault("completion_tokens_details", {})[name] = completion_details[name]
+    _perplexity_counts(raw, usage)
     return usage
+
+
+def _perplexity_counts(raw: Mapping[str, Any], usage: dict) -> None:
+    """Perplexity's own counts, kept for pricing.charges: searches, their context size, citation tokens; and its
+    reasoning tokens, which it counts outside completion_tokens, moved inside them as OpenAI counts them."""
+    reasoning = raw.get("reasoning_tokens")
+    if (
+        isinstance(reasoning, int)
+        and reasoning > 0
+        and "reasoning_tokens" not in usage.get("completion_tokens_details", {})
+    ):
+        usage["completion_tokens"] += reasoning
+        usage["total_tokens"] += reasoning
+        usage.setdefault("completion_tokens_details", {})["reasoning_tokens"] = reasoning
+    for name in ("num_search_queries", "citation_tokens"):
+        if isinstance(raw.get(name), int):
+            usage[name] = raw[name]
+    if isinstance(raw.get("search_context_size"), str):
+        usage["search_context_size"] = raw["search_context_size"]
 
 
 def estimate_tokens(text: str) -> int:

@@ -317,7 +317,7 @@ async def _complete(call: Call, state, admission) -> HttpResponse:
         lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload),
     )
     body, call.upstream_seconds = attempted.result
-    usage = Usage.from_openai(body.get("usage"))
+    usage = Usage.from_openai(body.get("usage"), call.payload)
     cost = price_call(attempted.deployment, usage, call.upstream_seconds)
     call.charged = True
     await charge(

@@ -107,7 +107,7 @@ class Relay:
     def _usage(self) -> Usage:
         parser = self.opened.parser
         if parser.usage:
-            return Usage.from_openai(parser.usage)
+            return Usage.from_openai(parser.usage, self.call.payload)
         return Usage(
             prompt_tokens=self.call.estimated_prompt_tokens,
             completion_tokens=(self.streamed_characters + 3) // 4,

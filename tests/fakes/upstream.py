@@ -116,6 +116,9 @@ class FakeUpstream:
         self.on_request: Callable[[Recorded], None] | None = None
         # If set, OpenAI chat answers report the usage it gives for the request: (prompt, completion) tokens.
         self.billing: Callable[[dict], tuple[int, int]] | None = None
+        # More fields for OpenAI usage objects, as other OpenAI-compatible servers add them (Perplexity's
+        # num_search_queries, citation_tokens...).
+        self.usage_extra: dict[str, Any] = {}
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,6 +141,7 @@ class FakeUpstream:
             self.streams_cancelled = self.cancelled = 0
             self.on_request = None
             self.billing = None
+            self.usage_extra = {}
 
     def fail(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         self.script(*[Behaviour(status=status, retry_after=retry_after)] * times)
@@ -351,6 +355,7 @@ class FakeUpstream:
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
             },
+            **self.usage_extra,
         }
 
     def _openai_chat(self, request: dict, path: str) -> Answer:

@@ -154,7 +154,7 @@ def test_jsonl_answers_each_line_in_order_with_exact_numbers(spec_deployments, t
     assert answers[0] == {
         "cost": D("0.06"), "source": "custom", "matched": "",
         "breakdown": {"input": D("0.03"), "output": D("0.03"), "cache_read": 0, "cache_creation": 0, "reasoning": 0,
-                      "audio": 0, "per_second": 0, "total": D("0.06")},
+                      "audio": 0, "per_second": 0, "search": 0, "citation": 0, "total": D("0.06")},
     }  # fmt: skip
     assert (answers[2]["cost"], answers[2]["breakdown"]["per_second"]) == (D("0.0021"), D("0.0021"))
     assert (answers[4]["cost"], answers[4]["breakdown"]["cache_read"]) == (D("0.012"), D("0.0015"))

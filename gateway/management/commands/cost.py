@@ -2,12 +2,14 @@
 
 One call from options (``--explain`` shows the resolution chain and the breakdown), or many as JSON lines
 (``--jsonl FILE``, ``-`` for stdin): each ``{"model" | "deployment": ..., "usage": {...}, "seconds": ...}`` line
-gets one line back, in order, ``{"cost": ..., "source": ..., "matched": ..., "breakdown": {...}}`` or
+(and the call's ``"request"`` body, whose ``web_search_options`` or web search tool asks for a search) gets one
+line back, in order, ``{"cost": ..., "source": ..., "matched": ..., "breakdown": {...}}`` or
 ``{"error": ...}``. Costs are JSON numbers written from the Decimal's own digits.
 """
 
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -18,6 +20,7 @@ from gateway.models import Deployment
 from pricing import store
 from pricing.active import ActiveCostMap
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
+from pricing.charges import SEARCH_CONTEXT_SIZES, search_context_key
 from pricing.resolve import (
     SOURCE_BASE_MODEL,
     SOURCE_COST_MAP,
@@ -128,6 +131,11 @@ class Command(BaseCommand):
         parser.add_argument("--cached-tokens", type=int, default=0)
         parser.add_argument("--cache-creation-tokens", type=int, default=0)
         parser.add_argument("--reasoning-tokens", type=int, default=0)
+        parser.add_argument("--search-queries", type=int, default=0, help="Web searches the call ran.")
+        parser.add_argument(
+            "--search-context-size", choices=SEARCH_CONTEXT_SIZES, default="", help="Default: the provider's."
+        )
+        parser.add_argument("--citation-tokens", type=int, default=0, help="Perplexity's citation tokens.")
         parser.add_argument("--seconds", type=_decimal, default=None, help="Duration, for per-second prices.")
         parser.add_argument("--billed-at", type=_moment, default=None, help="ISO time billed at (default: now).")
         parser.add_argument("--explain", action="store_true", help="Show the resolution chain and the breakdown.")
@@ -147,13 +155,16 @@ class Command(BaseCommand):
                 cached_tokens=options["cached_tokens"],
                 cache_creation_tokens=options["cache_creation_tokens"],
                 reasoning_tokens=options["reasoning_tokens"],
+                search_queries=options["search_queries"],
+                search_context_size=options["search_context_size"],
+                citation_tokens=options["citation_tokens"],
             )
             priced = pricer.resolve(model=options["model"], deployment=options["deployment"])
             breakdown = pricer.cost(priced, usage, options["seconds"])
         except (PricingError, ValueError) as error:
             raise CommandError(str(error)) from error
         if options["explain"]:
-            self._explain(priced, pricer.cost_map, breakdown)
+            self._explain(priced, pricer.cost_map, breakdown, usage)
         else:
             self.stdout.write(format_money(breakdown.total))
         if not priced.price.priced:
@@ -174,7 +185,7 @@ class Command(BaseCommand):
             if stream is not sys.stdin:
                 stream.close()
 
-    def _explain(self, priced: Priced, cost_map: ActiveCostMap, breakdown: CostBreakdown) -> None:
+    def _explain(self, priced: Priced, cost_map: ActiveCostMap, breakdown: CostBreakdown, usage: Usage) -> None:
         price = priced.price
         write = self.stdout.write
         write(f"pricing {priced.subject}")
@@ -197,8 +208,22 @@ class Command(BaseCommand):
         write("breakdown (USD):")
         for name, value in breakdown.as_dict().items():
             if name != "total":
-                write(f"  {name:<15} {format_money(value)}")
+                write(f"  {name:<15} {format_money(value)}" + _charge_detail(name, price.entry, usage))
         write(f"total: {format_money(breakdown.total)}")
+
+
+def _charge_detail(name: str, entry: Mapping, usage: Usage) -> str:
+    """What a provider-specific part was charged for (pricing.charges), or ""."""
+    if name == "search" and usage.search_queries:
+        key = search_context_key(usage.search_context_size, entry.get("litellm_provider"))
+        rate = (entry.get("search_context_cost_per_query") or {}).get(key)
+        priced_at = f"{key} = {format_money(rate)}" if isinstance(rate, Decimal) else f"no {key} price"
+        return f"  ({usage.search_queries} web search(es), {priced_at} each)"
+    if name == "citation" and usage.citation_tokens:
+        rate = entry.get("citation_cost_per_token")
+        priced_at = f"citation_cost_per_token = {format_money(rate)}" if isinstance(rate, Decimal) else "no price"
+        return f"  ({usage.citation_tokens} citation tokens, {priced_at})"
+    return ""
 
 
 def _price_line(pricer: Pricer, line: str) -> str:
@@ -209,7 +234,10 @@ def _price_line(pricer: Pricer, line: str) -> str:
         if not isinstance(request, dict):
             raise PricingError("a line must be a JSON object")
         priced = pricer.resolve(model=_text(request, "model"), deployment=_text(request, "deployment"))
-        usage = Usage.from_openai(request.get("usage"))
+        body = request.get("request")
+        if body is not None and not isinstance(body, dict):
+            raise PricingError('"request" must be an object')
+        usage = Usage.from_openai(request.get("usage"), body)
         seconds = request.get("seconds")
         if seconds is not None:
             seconds = _decimal(seconds)
