@@ -1,21 +1,20 @@
 """Keys, users and teams in the admin: spend against budgets, expiry, limits; generating a key shows its secret once.
 
-Every change made here goes through the same change log as the API (KeyChange: who, when, what), so the proxy
-processes pick it up within a sync interval, and Django's LogEntry keeps the admin's own history as well.
+Every change made here is made by keys.services, as the API's are, so it lands in the same change log (KeyChange:
+who, when, what) and the proxy processes pick it up within a sync interval; Django's LogEntry keeps the admin's own
+history as well.
 """
 
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from keys import services
-from keys.auth import hash_key, sync_key_cache
-from keys.models import InternalUser, KeyChange, Team, VirtualKey, record_change
+from keys.models import InternalUser, KeyChange, Team, VirtualKey
 from pricing.admin_base import ReadOnlyAdmin
 from pricing.calculator import format_money
 
@@ -45,20 +44,63 @@ def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
 
-class _ChangeLogged(admin.ModelAdmin):
-    """Admin edits append a KeyChange (the proxies reload) in the same transaction as the edit."""
+def _service_data(form, change: bool) -> dict:
+    """The form's values as keys.services takes them, in the API's names: a team or user by its id. A new row takes
+    every field (what the form showed is what is made); a changed one only those the form changed."""
+    data = {name: form.cleaned_data[name] for name in (form.changed_data if change else form.cleaned_data)}
+    for relation in ("team", "user"):
+        if relation in data:
+            data[f"{relation}_id"] = getattr(data.pop(relation), f"{relation}_id", None)
+    if "teams" in data:
+        data["teams"] = [team.team_id for team in data["teams"]]
+    return data
 
-    kind: str = ""
-    id_field: str = ""
+
+def _adopt(obj, saved) -> None:
+    """The form's instance becomes the row the service saved: the admin's own steps after save_model (inlines,
+    many-to-many fields, its LogEntry, the response) work on that instance."""
+    obj.__dict__.update({name: value for name, value in vars(saved).items() if name != "_state"})
+    obj._state.adding, obj._state.db = False, saved._state.db
+
+
+class _SavedByServices(admin.ModelAdmin):
+    """Adding, changing and deleting go through keys.services, as the API's do: one transaction that appends the
+    KeyChange (every proxy process reloads), derives what follows (budget_reset_at, the key's secret and hint) and
+    refreshes this process's key cache when it commits. Django's LogEntry keeps the admin's own history as well."""
+
+    # Each subclass names its services: create(data, actor=) -> row, update(row, data, actor=) -> row and
+    # delete(rows, actor=).
+    create = update = delete = None
 
     def save_model(self, request, obj, form, change):
-        if "budget_duration" in form.changed_data:
-            obj.budget_reset_at = services.budget_reset_for(obj.budget_duration, timezone.now())
-        super().save_model(request, obj, form, change)
-        changes = {name: str(form.cleaned_data.get(name)) for name in form.changed_data}
-        action = "updated" if change else "created"
-        record_change(self.kind, getattr(obj, self.id_field), action=action, actor=_actor(request), changes=changes)
-        transaction.on_commit(sync_key_cache)
+        data = _service_data(form, change)
+        actor = _actor(request)
+        _adopt(obj, self.update(obj, data, actor=actor) if change else self.create(data, actor=actor))
+
+    def delete_model(self, request, obj):
+        self.delete([obj], actor=_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        self.delete(list(queryset), actor=_actor(request))
+
+
+class _BudgetHolderAdmin(_SavedByServices):
+    """A team or a user: their keys counted (annotated as key_total) and their spend against their budget."""
+
+    id_field = ""
+
+    def get_readonly_fields(self, request, obj=None):
+        # Keys name their team and user by this id (to_field), as the API's callers do: it is fixed once made.
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, self.id_field] if obj is not None else fields
+
+    @admin.display(description="keys", ordering="key_total")
+    def key_count(self, holder):
+        return holder.key_total
+
+    @admin.display(description="spend / budget")
+    def spend_vs_budget(self, holder):
+        return budget_bar(holder.spend, holder.max_budget)
 
 
 class KeyInline(admin.TabularInline):
@@ -109,9 +151,7 @@ class OverBudgetFilter(admin.SimpleListFilter):
 
 
 @admin.register(VirtualKey)
-class VirtualKeyAdmin(_ChangeLogged):
-    kind = KeyChange.Kind.KEY
-    id_field = "token_hash"
+class VirtualKeyAdmin(_SavedByServices):
     list_display = ["__str__", "key_hint", "team", "user", "spend_vs_budget", "expiry", "limits", "blocked"]
     list_select_related = ["team", "user"]
     list_filter = [ExpiryFilter, "blocked", OverBudgetFilter, "team", "user"]
@@ -160,26 +200,17 @@ class VirtualKeyAdmin(_ChangeLogged):
             "–" if value is None else str(value) for value in (key.rpm_limit, key.tpm_limit, key.max_parallel_requests)
         )
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        # A new key: the secret is made here and shown once, by response_add; only its hash is stored. The first
-        # secret's hash is the key's identity (token_hash) for good.
-        raw_key = services.new_raw_key()
-        obj.token_hash = obj.secret_hash = hash_key(raw_key)
-        obj.key_hint = services.key_hint(raw_key)
-        obj.created_by = _actor(request)
-        obj.raw_key = raw_key
-        return super().save_model(request, obj, form, change)
+    def create(self, data, *, actor):
+        # The secret is made by the service and shown once, by response_add; only its hash is stored.
+        raw_key, key = services.generate_key(data, actor=actor)
+        key.raw_key = raw_key
+        return key
+
+    update = staticmethod(services.update_key)
+    delete = staticmethod(services.delete_keys)
 
     def response_add(self, request, obj, post_url_continue=None):
         return _show_secrets(request, self, [(obj, obj.raw_key)], "The new key")
-
-    def delete_model(self, request, obj):
-        services.delete_keys([obj], actor=_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_keys(list(queryset), actor=_actor(request))
 
     @admin.action(description="Block the selected keys")
     def block(self, request, queryset):
@@ -235,8 +266,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(_ChangeLogged):
-    kind = KeyChange.Kind.TEAM
+class TeamAdmin(_BudgetHolderAdmin):
     id_field = "team_id"
     list_display = [
         "__str__",
@@ -264,24 +294,13 @@ class TeamAdmin(_ChangeLogged):
     def member_count(self, team):
         return team.member_total
 
-    @admin.display(description="keys", ordering="key_total")
-    def key_count(self, team):
-        return team.key_total
-
-    @admin.display(description="spend / budget")
-    def spend_vs_budget(self, team):
-        return budget_bar(team.spend, team.max_budget)
-
-    def delete_model(self, request, obj):
-        services.delete_teams([obj], actor=_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_teams(list(queryset), actor=_actor(request))
+    create = staticmethod(services.create_team)
+    update = staticmethod(services.update_team)
+    delete = staticmethod(services.delete_teams)
 
 
 @admin.register(InternalUser)
-class InternalUserAdmin(_ChangeLogged):
-    kind = KeyChange.Kind.USER
+class InternalUserAdmin(_BudgetHolderAdmin):
     id_field = "user_id"
     list_display = ["user_id", "user_email", "team_list", "key_count", "spend_vs_budget"]
     search_fields = ["user_id", "user_email"]
@@ -296,19 +315,12 @@ class InternalUserAdmin(_ChangeLogged):
     def team_list(self, user):
         return ", ".join(str(team) for team in user.teams.all())
 
-    @admin.display(description="keys", ordering="key_total")
-    def key_count(self, user):
-        return user.key_total
+    def create(self, data, *, actor):
+        user, _, _ = services.create_user(data, actor=actor)
+        return user
 
-    @admin.display(description="spend / budget")
-    def spend_vs_budget(self, user):
-        return budget_bar(user.spend, user.max_budget)
-
-    def delete_model(self, request, obj):
-        services.delete_users([obj], actor=_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_users(list(queryset), actor=_actor(request))
+    update = staticmethod(services.update_user)
+    delete = staticmethod(services.delete_users)
 
 
 @admin.register(KeyChange)

@@ -140,8 +140,11 @@ _KEY_EMPTY = {"key_alias": str, "models": list, "aliases": dict, "config": dict,
 
 
 def _apply_key_fields(key: VirtualKey, data: dict, now: datetime) -> None:
+    """`expires` (a moment, as the admin's form gives it) or `duration` (from now, as the API's)."""
     _apply_budget_fields(key, data, _KEY_FIELDS, _KEY_EMPTY, now)
-    if "duration" in data:
+    if "expires" in data:
+        key.expires = data["expires"]
+    elif "duration" in data:
         key.expires = expiry_for(data["duration"], now)
     if "team_id" in data:
         key.team = find_team(data["team_id"]) if data["team_id"] else None
@@ -158,7 +161,7 @@ def generate_key(data: dict, *, actor: str) -> tuple[str, VirtualKey]:
     key = VirtualKey(
         token_hash=hash_key(raw_key), secret_hash=hash_key(raw_key), key_hint=key_hint(raw_key), created_by=actor
     )
-    _apply_key_fields(key, {"duration": None, **data}, now)
+    _apply_key_fields(key, {"duration": None, **data}, now)  # no duration: KEY_DEFAULT_DURATION
     key.save()
     record_change(KeyChange.Kind.KEY, key.token_hash, action="created", actor=actor, changes=_audit(data))
     _after_commit()
@@ -198,7 +201,7 @@ def delete_keys(keys: list[VirtualKey], *, actor: str) -> list[str]:
     return [key.token_hash for key in keys]
 
 
-# -- teams -------------------------------------------------------------------------------------------------------------
+# -- teams and users ---------------------------------------------------------------------------------------------------
 
 _TEAM_FIELDS = (
     "team_alias",
@@ -212,52 +215,64 @@ _TEAM_FIELDS = (
     "blocked",
 )
 _TEAM_EMPTY = {"team_alias": str, "models": list, "model_aliases": dict, "metadata": dict, "blocked": bool}
+_USER_FIELDS = ("user_email", "models", "max_budget", "metadata")
+_USER_EMPTY = {"user_email": str, "models": list, "metadata": dict}
 
 
-def _set_members(team: Team, user_ids: list[str]) -> None:
-    users = [InternalUser.objects.get_or_create(user_id=user_id)[0] for user_id in user_ids]
-    team.members.set(users)
+def _set_members(team: Team, data: dict) -> None:
+    if data.get("members") is not None:
+        team.members.set([InternalUser.objects.get_or_create(user_id=user_id)[0] for user_id in data["members"]])
+
+
+def _set_teams(user: InternalUser, data: dict) -> None:
+    if data.get("teams") is not None:
+        user.teams.set([find_team(team_id) for team_id in data["teams"]])
+
+
+# A budget holder's change-log kind (also the name keys use for it: key.team, key.user_id), its settable fields, the
+# empty value of each that null clears, and what sets its memberships.
+_HOLDERS = {
+    Team: (KeyChange.Kind.TEAM, _TEAM_FIELDS, _TEAM_EMPTY, _set_members),
+    InternalUser: (KeyChange.Kind.USER, _USER_FIELDS, _USER_EMPTY, _set_teams),
+}
+
+
+def _save_holder(holder, data: dict, *, actor: str, action: str):
+    """Set a team's or user's fields and memberships from `data`, save it and log the change."""
+    kind, fields, empty, set_memberships = _HOLDERS[type(holder)]
+    _apply_budget_fields(holder, data, fields, empty, timezone.now())
+    holder.save()
+    set_memberships(holder, data)
+    record_change(kind, getattr(holder, f"{kind}_id"), action=action, actor=actor, changes=_audit(data))
+    _after_commit()
+    return holder
+
+
+@transaction.atomic
+def _delete_with_keys(model, entities: list, *, actor: str) -> list[str]:
+    """Delete teams or users and their keys: a key left without its team or user would escape their budget."""
+    kind = _HOLDERS[model][0]
+    delete_keys(list(VirtualKey.objects.filter(**{f"{kind}__in": entities})), actor=actor)
+    ids = [getattr(entity, f"{kind}_id") for entity in entities]
+    for entity_id in ids:
+        record_change(kind, entity_id, action="deleted", deleted=True, actor=actor)
+    model.objects.filter(pk__in=[entity.pk for entity in entities]).delete()
+    return ids
 
 
 @transaction.atomic
 def create_team(data: dict, *, actor: str) -> Team:
     team = Team(team_id=data["team_id"]) if data.get("team_id") else Team()
-    _apply_budget_fields(team, data, _TEAM_FIELDS, _TEAM_EMPTY, timezone.now())
-    team.save()
-    if data.get("members") is not None:
-        _set_members(team, data["members"])
-    record_change(KeyChange.Kind.TEAM, team.team_id, action="created", actor=actor, changes=_audit(data))
-    _after_commit()
-    return team
+    return _save_holder(team, data, actor=actor, action="created")
 
 
 @transaction.atomic
 def update_team(team: Team, data: dict, *, actor: str) -> Team:
-    team = Team.objects.select_for_update().get(pk=team.pk)
-    _apply_budget_fields(team, data, _TEAM_FIELDS, _TEAM_EMPTY, timezone.now())
-    team.save()
-    if data.get("members") is not None:
-        _set_members(team, data["members"])
-    record_change(KeyChange.Kind.TEAM, team.team_id, actor=actor, changes=_audit(data))
-    _after_commit()
-    return team
+    return _save_holder(Team.objects.select_for_update().get(pk=team.pk), data, actor=actor, action="updated")
 
 
-@transaction.atomic
 def delete_teams(teams: list[Team], *, actor: str) -> list[str]:
-    """Delete teams and their keys (a key without its team would escape the team's budget)."""
-    keys = list(VirtualKey.objects.filter(team__in=teams))
-    delete_keys(keys, actor=actor)
-    for team in teams:
-        record_change(KeyChange.Kind.TEAM, team.team_id, action="deleted", deleted=True, actor=actor)
-    Team.objects.filter(pk__in=[team.pk for team in teams]).delete()
-    return [team.team_id for team in teams]
-
-
-# -- users -------------------------------------------------------------------------------------------------------------
-
-_USER_FIELDS = ("user_email", "models", "max_budget", "metadata")
-_USER_EMPTY = {"user_email": str, "models": list, "metadata": dict}
+    return _delete_with_keys(Team, teams, actor=actor)
 
 
 @transaction.atomic
@@ -266,12 +281,7 @@ def create_user(
 ) -> tuple[InternalUser, str | None, VirtualKey | None]:
     """A new user; with `with_key`, also a key of theirs (LiteLLM's /user/new does both): (user, raw key, key)."""
     user = InternalUser(user_id=data["user_id"]) if data.get("user_id") else InternalUser()
-    _apply_budget_fields(user, data, _USER_FIELDS, _USER_EMPTY, timezone.now())
-    user.save()
-    if data.get("teams") is not None:
-        user.teams.set([find_team(team_id) for team_id in data["teams"]])
-    record_change(KeyChange.Kind.USER, user.user_id, action="created", actor=actor, changes=_audit(data))
-    _after_commit()
+    _save_holder(user, data, actor=actor, action="created")
     if not with_key:
         return user, None, None
     raw_key, key = generate_key({"user_id": user.user_id}, actor=actor)
@@ -280,21 +290,8 @@ def create_user(
 
 @transaction.atomic
 def update_user(user: InternalUser, data: dict, *, actor: str) -> InternalUser:
-    user = InternalUser.objects.select_for_update().get(pk=user.pk)
-    _apply_budget_fields(user, data, _USER_FIELDS, _USER_EMPTY, timezone.now())
-    user.save()
-    if data.get("teams") is not None:
-        user.teams.set([find_team(team_id) for team_id in data["teams"]])
-    record_change(KeyChange.Kind.USER, user.user_id, actor=actor, changes=_audit(data))
-    _after_commit()
-    return user
+    return _save_holder(InternalUser.objects.select_for_update().get(pk=user.pk), data, actor=actor, action="updated")
 
 
-@transaction.atomic
 def delete_users(users: list[InternalUser], *, actor: str) -> list[str]:
-    """Delete users and their keys."""
-    delete_keys(list(VirtualKey.objects.filter(user__in=users)), actor=actor)
-    for user in users:
-        record_change(KeyChange.Kind.USER, user.user_id, action="deleted", deleted=True, actor=actor)
-    InternalUser.objects.filter(pk__in=[user.pk for user in users]).delete()
-    return [user.user_id for user in users]
+    return _delete_with_keys(InternalUser, users, actor=actor)

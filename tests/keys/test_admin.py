@@ -117,9 +117,11 @@ def test_generate_key_shows_the_secret_once_and_stores_its_hash(admin_client, po
 def test_block_actions_are_recorded(admin_client, populated, action, blocked):
     _, _, key = populated
     VirtualKey.objects.filter(pk=key.pk).update(blocked=not blocked)
-    admin_client.post(
+    response = admin_client.post(
         reverse("admin:keys_virtualkey_changelist"), {"action": action, "_selected_action": [key.pk]}, follow=True
     )
+    assert response.status_code == 200
+    assert f"{action.capitalize()}ed 1 key(s)." in response.content.decode()
     key.refresh_from_db()
     assert key.blocked is blocked
     assert KeyChange.objects.filter(entity_id=key.token_hash, action=f"{action}ed", actor="admin:admin").exists()
@@ -132,6 +134,7 @@ def test_regenerate_action_shows_the_new_secret(admin_client, populated):
     response = admin_client.post(
         reverse("admin:keys_virtualkey_changelist"), {"action": "regenerate", "_selected_action": [key.pk]}
     )
+    assert response.status_code == 200
     secret = re.search(r'class="tollgate-secret">(sk-[\w-]+)<', response.content.decode()).group(1)
     key.refresh_from_db()
     assert key.secret_hash == hash_key(secret) != old_hash == key.token_hash  # a new secret, the same key
@@ -144,7 +147,8 @@ def test_regenerate_action_shows_the_new_secret(admin_client, populated):
 
 def test_deleting_a_team_in_the_admin_deletes_its_keys_through_the_change_log(admin_client, populated):
     team, _, key = populated
-    admin_client.post(reverse("admin:keys_team_delete", args=[team.pk]), {"post": "yes"})
+    response = admin_client.post(reverse("admin:keys_team_delete", args=[team.pk]), {"post": "yes"})
+    assert response.status_code == 302
     assert not Team.objects.exists()
     assert not VirtualKey.objects.exists()
     assert KeyChange.objects.filter(entity_id=key.token_hash, deleted=True).exists()
@@ -177,3 +181,76 @@ def test_editing_a_team_budget_is_recorded_with_who_and_what(admin_client, popul
     assert set(change.changes) >= {"max_budget", "budget_duration"}
     history = admin_client.get(reverse("admin:keys_keychange_changelist") + f"?q={team.team_id}").content.decode()
     assert "admin:admin" in history
+
+
+KEY_FORM = {"models": "[]", "aliases": "{}", "config": "{}", "metadata": "{}"}
+# What a browser posts back for fields with a callable default, which Django compares to tell what changed.
+KEY_FORM_INITIAL = {f"initial-{name}": value for name, value in KEY_FORM.items()}
+
+
+def test_a_key_made_in_the_admin_is_made_by_the_service_as_the_api_makes_it(admin_client, populated, settings):
+    # The service records the change in the API's names (team_id, money as its digits); a blank expiry is the
+    # form's "never", whatever default a key made without one gets.
+    settings.KEY_DEFAULT_DURATION = "30d"
+    team, _, _ = populated
+    response = admin_client.post(
+        reverse("admin:keys_virtualkey_add"),
+        {**KEY_FORM, "key_alias": "made", "team": team.team_id, "max_budget": "2.5"},
+    )
+    assert response.status_code == 200
+    key = VirtualKey.objects.get(key_alias="made")
+    change = KeyChange.objects.get(entity_id=key.token_hash, action="created")
+    assert (change.changes["team_id"], change.changes["max_budget"], change.changes["expires"]) == (
+        team.team_id,
+        "2.5",
+        None,
+    )
+    assert key.expires is None
+
+
+def test_editing_a_key_in_the_admin_records_only_what_changed(admin_client, populated):
+    _, _, key = populated
+    form = {
+        **KEY_FORM,
+        **KEY_FORM_INITIAL,
+        "key_alias": key.key_alias,
+        "team": key.team_id,
+        "user": key.user_id,
+        "max_budget": "1",
+    }
+    response = admin_client.post(
+        reverse("admin:keys_virtualkey_change", args=[key.pk]), {**form, "soft_budget": "0.5", "budget_duration": "1d"}
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    key.refresh_from_db()
+    change = KeyChange.objects.filter(entity_id=key.token_hash).latest("id")
+    assert (change.action, change.actor, change.changes) == ("updated", "admin:admin", {"budget_duration": "1d"})
+    assert key.budget_reset_at is not None and key.spend == Decimal("0.75")
+
+
+def test_a_user_made_in_the_admin_joins_its_teams_through_the_service(admin_client, populated):
+    team, _, _ = populated
+    response = admin_client.post(
+        reverse("admin:keys_internaluser_add"),
+        {
+            "user_id": "bob",
+            "models": "[]",
+            "metadata": "{}",
+            "teams": [team.pk],
+            "keys-TOTAL_FORMS": "0",
+            "keys-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(InternalUser.objects.get(user_id="bob").teams.all()) == [team]
+    change = KeyChange.objects.get(entity_id="bob", action="created")
+    assert change.changes["teams"] == [team.team_id]
+
+
+def test_a_team_id_keys_name_cannot_be_changed_in_the_admin(admin_client, populated):
+    team, _, key = populated
+    page = admin_client.get(reverse("admin:keys_team_change", args=[team.pk])).content.decode()
+    assert 'name="team_id"' not in page
+    assert 'name="team_id"' in admin_client.get(reverse("admin:keys_team_add")).content.decode()
+    key.refresh_from_db()
+    assert key.team == team
