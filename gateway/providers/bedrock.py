@@ -67,6 +67,8 @@ IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 CACHE_POINT = {"cachePoint": {"type": "default"}}
+JSON_TOOL = "json_tool_call"  # LiteLLM's name for the tool that carries a response_format
+ANY_OBJECT = {"type": "object", "additionalProperties": True, "properties": {}}
 
 
 class BedrockProvider(AWSProvider):
@@ -105,16 +107,19 @@ class BedrockProvider(AWSProvider):
                 use = block["toolUse"]
                 function = {"name": use["name"], "arguments": orjson.dumps(use["input"]).decode()}
                 tool_calls.append({"id": use["toolUseId"], "type": "function", "function": function})
+        reason = FINISH_REASONS.get(data.get("stopReason"), "stop")
+        json_tool = _json_tool_name(payload)
+        if json_tool and [call["function"]["name"] for call in tool_calls] == [json_tool]:
+            text, tool_calls, reason = [tool_calls[0]["function"]["arguments"]], [], "stop"
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not tool_calls else None}
         if tool_calls:
             message["tool_calls"] = tool_calls
         if reasoning:
             message["reasoning_content"] = "".join(reasoning)
-        reason = FINISH_REASONS.get(data.get("stopReason"), "stop")
         return Envelope("chat", target.model).response(message, reason, usage(data["usage"]))
 
     def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "BedrockStream":
-        return BedrockStream(target)
+        return BedrockStream(target, _json_tool_name(payload))
 
 
 def model_id(model: str) -> str:
@@ -146,13 +151,34 @@ def converse_body(payload: dict) -> bytes:
     inference = {key: value for key, value in inference.items() if value is not None}
     if inference:
         body["inferenceConfig"] = inference
-    tool_config = _tool_config(payload.get("tools"), payload.get("tool_choice"))
+    tools, choice = payload.get("tools"), payload.get("tool_choice")
+    if (answer_tool := _json_tool(payload)) is not None:
+        tools, choice = [*(tools or ()), answer_tool], {"type": "function", "function": answer_tool["function"]}
+    tool_config = _tool_config(tools, choice)
     if tool_config:
         body["toolConfig"] = tool_config
     extra = {key: payload[key] for key in ("top_k", "thinking") if payload.get(key) is not None}
     if extra:  # model-specific fields Converse passes through to the model (Anthropic's top_k and thinking)
         body["additionalModelRequestFields"] = extra
     return orjson.dumps(body)
+
+
+def _json_tool(payload: dict) -> dict | None:
+    """A `response_format` as LiteLLM sends it to Converse, which has none: one tool the model is made to call,
+    whose input is the answer (given back as the message content)."""
+    answer = payload.get("response_format")
+    if not isinstance(answer, dict) or answer.get("type") not in ("json_schema", "json_object"):
+        return None
+    spec = (answer.get("json_schema") or {}) if answer["type"] == "json_schema" else {}
+    function = {"name": spec.get("name") or JSON_TOOL, "parameters": spec.get("schema") or ANY_OBJECT}
+    if spec.get("description"):
+        function["description"] = spec["description"]
+    return {"type": "function", "function": function}
+
+
+def _json_tool_name(payload: dict) -> str | None:
+    tool = _json_tool(payload)
+    return tool["function"]["name"] if tool else None
 
 
 def _tool_result(message: dict) -> dict:
@@ -256,12 +282,14 @@ class BedrockStream:
     """Event-stream messages -> Converse stream events -> OpenAI chunks. The metadata event, after messageStop,
     carries the usage and ends the stream."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, json_tool: str | None = None) -> None:
         self.usage: dict | None = None
         self.done = False
         self._decoder = EventStreamDecoder("bedrock")
         self._envelope = Envelope("chat", target.model)
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool call index
+        self._json_tool = json_tool  # the tool carrying a response_format: its input streams as the content
+        self._json_block: int | None = None
 
     def feed(self, data: bytes) -> list[dict]:
         chunks: list[dict] = []
@@ -288,6 +316,9 @@ class BedrockStream:
             start = event["start"].get("toolUse")
             if start is None:
                 return []
+            if start["name"] == self._json_tool:
+                self._json_block = event["contentBlockIndex"]
+                return []
             position = self._tool_index[event["contentBlockIndex"]] = len(self._tool_index)
             call = {"index": position, "id": start["toolUseId"], "type": "function"}
             call["function"] = {"name": start["name"], "arguments": ""}
@@ -295,7 +326,8 @@ class BedrockStream:
         if kind == "contentBlockDelta":
             return self._delta(event["contentBlockIndex"], event["delta"])
         if kind == "messageStop":
-            return [self._envelope.chunk({}, FINISH_REASONS.get(event.get("stopReason"), "stop"))]
+            reason = FINISH_REASONS.get(event.get("stopReason"), "stop")
+            return [self._envelope.chunk({}, "stop" if self._json_block is not None else reason)]
         if kind == "metadata":
             self.usage = usage(event.get("usage") or {})
             self.done = True
@@ -305,6 +337,8 @@ class BedrockStream:
     def _delta(self, index: int, delta: dict) -> list[dict]:
         if "text" in delta:
             return [self._envelope.chunk({"content": delta["text"]})]
+        if "toolUse" in delta and index == self._json_block:
+            return [self._envelope.chunk({"content": delta["toolUse"]["input"]})]
         if "toolUse" in delta:
             call = {"index": self._tool_index[index], "function": {"arguments": delta["toolUse"]["input"]}}
             return [self._envelope.chunk({"tool_calls": [call]})]

@@ -347,3 +347,56 @@ def test_titan_takes_one_input_a_request():
         400,
         "bedrock: amazon.titan-embed-text-v2:0 embeds one input per request, not 2",
     )
+
+
+# --- response_format: a tool the model must call, as LiteLLM sends it ---------------------------------------
+
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+STRUCTURED = {
+    **HI,
+    "response_format": {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER_SCHEMA}},
+}
+
+
+@pytest.mark.parametrize(
+    ("response_format", "tool"),
+    [
+        (STRUCTURED["response_format"], {"name": "weather", "inputSchema": {"json": WEATHER_SCHEMA}}),
+        (
+            {"type": "json_object"},
+            {
+                "name": "json_tool_call",
+                "inputSchema": {"json": {"type": "object", "additionalProperties": True, "properties": {}}},
+            },
+        ),
+    ],
+    ids=["json_schema", "json_object"],
+)
+def test_a_response_format_becomes_a_tool_the_model_must_call(response_format, tool):
+    request = BEDROCK.build_request(bedrock(), "chat", {**HI, "response_format": response_format}, False)
+
+    assert orjson.loads(request.content)["toolConfig"] == {
+        "tools": [{"toolSpec": tool}],
+        "toolChoice": {"tool": {"name": tool["name"]}},
+    }
+
+
+def test_a_text_response_format_changes_nothing():
+    request = BEDROCK.build_request(bedrock(), "chat", {**HI, "response_format": {"type": "text"}}, False)
+
+    assert "toolConfig" not in orjson.loads(request.content)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_the_forced_tools_input_comes_back_as_the_json_content(client, stream):  # noqa: F811
+    with FakeUpstream(reply="", tool_call={"name": "weather", "arguments": {"city": "Paris"}}) as up:
+        response, parser = await call(client, fake(up), "chat", STRUCTURED, stream)
+
+    if stream:
+        assert not [c for c in response if c["choices"] and c["choices"][0]["delta"].get("tool_calls")]
+        content, finish = text_of(response), [c["choices"][0]["finish_reason"] for c in response if c["choices"]][-1]
+    else:
+        [choice] = response["choices"]
+        assert "tool_calls" not in choice["message"]
+        content, finish = choice["message"]["content"], choice["finish_reason"]
+    assert (orjson.loads(content), finish) == ({"city": "Paris"}, "stop")
