@@ -2,7 +2,8 @@
 
     prompt    overhead against prompt size: 1k, 10k and 100k-token prompts (4, 40, 400 KB bodies)
     streams   time to first chunk and gaps between chunks, alone and under 16 concurrent streams; chunks 1:1, in order;
-              what the floor (bench/floor: a bare Django view) adds to the first chunk, for comparison
+              what the floor (bench/floor: Tollgate's server and upstream client, no accounting) adds to the first
+              chunk, for comparison
     hol       head-of-line: small streams while one 400 KB call is always in flight
     flood     wrong keys: rejections/s against valid calls/s, database transactions and upstream calls per attempt
     failover  the cost of a retry when the first deployment answers 500 or 429

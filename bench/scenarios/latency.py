@@ -109,15 +109,15 @@ def streams_baseline(kit: Kit) -> None:
 
 
 def streams_floor(kit: Kit, floor: Target) -> None:
-    """The same streams through the floor (a bare Django view relaying the paced upstream with the same HTTP
-    client): what the stack itself adds to the first chunk, in the baseline column of the "over the upstream's" row."""
+    """The same streams through the floor (Tollgate's server, handler and upstream client relaying the paced
+    upstream, no accounting): what the stack itself adds to the first chunk, in the baseline column of the "over the upstream's" row."""
     body = _body("gpt-4o-mini", stream=True)
     for case, concurrency in _STREAM_CASES:
         result = kit.streams(None, floor.urls["stream"], body, floor.headers, concurrency, expect=PACED["chunks"])
         problem = stream_problem(result)
         if problem:
             raise RuntimeError(f"the floor's streams ({case}): {problem}")
-        _put_added_to_first_chunk(kit, case, "baseline", result, baseline_is="floor (a bare Django view)")
+        _put_added_to_first_chunk(kit, case, "baseline", result, baseline_is="floor (Tollgate's stack, no accounting)")
 
 
 def streams_gateway(kit: Kit, target: Target, who: str) -> None:
