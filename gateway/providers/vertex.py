@@ -17,6 +17,7 @@ the old token, so a busy deployment never waits for a token after the first.
 
 import asyncio
 import base64
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -98,9 +99,11 @@ class VertexProvider(GeminiProvider):
         return super().stream_parser(target, call_type, payload)
 
     def model_url(self, target: Target, publisher: str = "google") -> str:
-        project = _setting(target, "vertex_project", PROJECT_ENV)
+        project = _setting(target, "vertex_project", PROJECT_ENV) or credentials_project(_credentials(target))
         if not project:
-            raise config_error(self.name, "no project (set vertex_project, or VERTEXAI_PROJECT in the environment)")
+            raise config_error(
+                self.name, "no project (set vertex_project, VERTEXAI_PROJECT, or credentials with a project_id)"
+            )
         location = _setting(target, "vertex_location", LOCATION_ENV) or DEFAULT_LOCATION
         host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
         base = (target.api_base or f"https://{host}").rstrip("/")
@@ -110,7 +113,7 @@ class VertexProvider(GeminiProvider):
         return json_headers()  # the access token is added by `authorization`
 
     async def authorization(self, target: Target, send: Send) -> dict[str, str]:
-        source = target.extra.get("vertex_credentials") or _first_env(CREDENTIALS_ENV)
+        source = _credentials(target)
         if not source:
             raise config_error(
                 self.name,
@@ -131,6 +134,27 @@ class VertexProvider(GeminiProvider):
         tokens = sum(int(item.get("statistics", {}).get("token_count") or 0) for item in embeddings)
         vectors = [item["values"] for item in embeddings]
         return embedding_list(vectors, target.model, make_usage(tokens, 0), payload.get("encoding_format"))
+
+
+def _credentials(target: Target) -> str | dict | None:
+    return target.extra.get("vertex_credentials") or _first_env(CREDENTIALS_ENV)
+
+
+def credentials_project(source: str | dict | None) -> str | None:
+    """The project_id of the credentials, the project LiteLLM calls when a deployment names none."""
+    if isinstance(source, dict):
+        return source.get("project_id")
+    return _project_in(source) if source else None
+
+
+@functools.lru_cache(maxsize=64)
+def _project_in(source: str) -> str | None:
+    # Read once per process and credentials (a key file is read here, on the first call that needs it: a few
+    # microseconds, once), not per call.
+    try:
+        return load_credentials(source).get("project_id")
+    except (ProviderError, AttributeError):
+        return None
 
 
 def _setting(target: Target, name: str, env: tuple[str, ...]) -> str | None:

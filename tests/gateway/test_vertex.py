@@ -129,6 +129,23 @@ def test_a_deployment_without_a_project_cannot_be_called(monkeypatch):
     assert "vertex_project" in missing.value.message
 
 
+@pytest.mark.parametrize("form", ["path", "json text", "mapping"])
+def test_without_a_project_the_credentials_project_is_called(monkeypatch, private_key, tmp_path, form):
+    for name in vertex_module.PROJECT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    project = {"path": "p-path", "json text": "p-json", "mapping": "p-mapping"}[form]
+    account = {**service_account(private_key, "https://oauth2.googleapis.com/token"), "project_id": project}
+    path = tmp_path / "account.json"
+    path.write_bytes(orjson.dumps(account))
+    source = {"path": str(path), "json text": orjson.dumps(account).decode(), "mapping": account}[form]
+
+    request = VERTEX.build_request(
+        Target("vertex_ai", "gemini-2.5-flash", extra={"vertex_credentials": source}), "chat", CHAT, False
+    )
+
+    assert f"/v1/projects/{project}/locations/us-central1/" in request.url
+
+
 # --- the signed JWT -------------------------------------------------------------------------------------------
 
 
