@@ -20,12 +20,28 @@ from django.db import transaction
 from gateway import secrets
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from gateway.providers import unservable_reason
+from gateway.proxy.router import ROUTING_STRATEGIES
 from keys.api.inputs import check_storable_text
 
 logger = logging.getLogger(__name__)
 
-_ROUTER_FIELDS = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks")
-_ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "latency-based-routing")
+_ROUTER_FIELDS = (
+    "routing_strategy",
+    "routing_strategy_args",
+    "num_retries",
+    "timeout",
+    "cooldown_time",
+    "allowed_fails",
+    "fallbacks",
+)
+# litellm_settings Tollgate reads (as router settings), and general_settings it reads (the process's database and
+# master key, applied before Django starts). Any other key of these sections is reported at import as not
+# supported: a LiteLLM config is full of them (success_callback, cache, alerting...), and dropping one silently
+# would let an operator think it applies.
+_LITELLM_SETTINGS = {"num_retries": "num_retries", "request_timeout": "timeout", "fallbacks": "fallbacks"}
+_GENERAL_SETTINGS = frozenset({"database_url", "master_key"})
+# latency-based-routing's routing_strategy_args, LiteLLM's names.
+_STRATEGY_ARGS = ("ttl", "lowest_latency_buffer")
 _SECRET_WORDS = ("key", "secret", "token", "password")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -112,6 +128,7 @@ class ParsedConfig:
     deployments: list[DeploymentSpecIn] = field(default_factory=list)
     router: dict = field(default_factory=dict)
     general: dict = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)  # settings Tollgate does not apply, as section.key
 
 
 @dataclass
@@ -121,10 +138,15 @@ class ImportSummary:
     deleted: int = 0
     unchanged: int = 0
     disabled: int = 0  # of the file's deployments, those Tollgate cannot serve
+    unsupported: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = f"{self.created} created, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged"
-        return text + (f"; {self.disabled} disabled, not served (see the warnings)" if self.disabled else "")
+        if self.disabled:
+            text += f"; {self.disabled} disabled, not served (see the warnings)"
+        if self.unsupported:
+            text += f"; not supported, ignored: {', '.join(self.unsupported)}"
+        return text
 
 
 def _non_negative_number(value, mapping, key, path, *, integer=False):
@@ -207,6 +229,8 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
             values["base_model"] = str(value or "")
         elif _is_price_field(key):
             prices[key] = (_non_negative_number(value, info, key, path), info, key, path)
+        elif key == "access_groups":
+            model_info[key] = _names(value, info, key, path)
         else:
             model_info[key] = _json_safe(value)
     extra_pricing = {}
@@ -224,6 +248,13 @@ def parse_deployment(entry, index: int = 0) -> DeploymentSpecIn:
         model_id = hashlib.sha256(identity.encode()).hexdigest()[:32]
     _check_storable(model_id, values, origins)
     return DeploymentSpecIn(model_id=model_id, values=values, line=_line(entry))
+
+
+def _names(value, mapping, key, path) -> list[str]:
+    """A list of names (model_info.access_groups), each once, in the order written."""
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ConfigError("must be a list of names", line=_line(mapping, key), field=path)
+    return list(dict.fromkeys(item.strip() for item in value))
 
 
 def _storable_text(value, mapping, key, path):
@@ -277,29 +308,45 @@ def _json_safe(value):
     return value
 
 
-def _parse_router(document) -> dict:
-    router_settings = document.get("router_settings") or {}
-    litellm_settings = document.get("litellm_settings") or {}
-    if not isinstance(router_settings, dict):
-        raise ConfigError("must be a mapping", line=_line(document, "router_settings"), field="router_settings")
+def _section(document, name: str) -> dict:
+    section = document.get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError("must be a mapping", line=_line(document, name), field=name)
+    return section
+
+
+def _parse_router(document, unsupported: list[str]) -> dict:
+    router_settings = _section(document, "router_settings")
+    litellm_settings = _section(document, "litellm_settings")
     merged = {}
     # LiteLLM also accepts these under litellm_settings; router_settings wins when both are set.
-    for key, source_key in (("num_retries", "num_retries"), ("timeout", "request_timeout"), ("fallbacks", "fallbacks")):
-        if isinstance(litellm_settings, dict) and source_key in litellm_settings:
-            merged[key] = (litellm_settings[source_key], litellm_settings, source_key, f"litellm_settings.{source_key}")
+    for source_key, value in litellm_settings.items():
+        if source_key in _LITELLM_SETTINGS:
+            merged[_LITELLM_SETTINGS[source_key]] = (
+                value,
+                litellm_settings,
+                source_key,
+                f"litellm_settings.{source_key}",
+            )
+        else:
+            unsupported.append(f"litellm_settings.{source_key}")
     for key, value in router_settings.items():
         if key in _ROUTER_FIELDS:
             merged[key] = (value, router_settings, key, f"router_settings.{key}")
+        else:
+            unsupported.append(f"router_settings.{key}")
     router: dict = {}
     for key, (value, mapping, source_key, path) in merged.items():
         if key == "routing_strategy":
-            if value not in _ROUTING_STRATEGIES:
+            if value not in ROUTING_STRATEGIES:
                 raise ConfigError(
-                    f"unknown strategy {value!r} (known: {', '.join(_ROUTING_STRATEGIES)})",
+                    f"unknown strategy {value!r} (known: {', '.join(ROUTING_STRATEGIES)})",
                     line=_line(mapping, source_key),
                     field=path,
                 )
             router[key] = value
+        elif key == "routing_strategy_args":
+            router[key] = _strategy_args(value, mapping, source_key, path, unsupported)
         elif key in ("num_retries", "allowed_fails"):
             router[key] = _non_negative_number(value, mapping, source_key, path, integer=True)
         elif key in ("timeout", "cooldown_time"):
@@ -307,6 +354,20 @@ def _parse_router(document) -> dict:
         elif key == "fallbacks":
             router[key] = _parse_fallbacks(value, mapping, source_key, path)
     return router
+
+
+def _strategy_args(value, mapping, key, path, unsupported: list[str]) -> dict:
+    """latency-based-routing's `ttl` (seconds a latency is remembered) and `lowest_latency_buffer` (a fraction:
+    deployments this much slower than the fastest share its traffic); any other argument is reported unsupported."""
+    if not isinstance(value, dict):
+        raise ConfigError("must be a mapping", line=_line(mapping, key), field=path)
+    args = {}
+    for name, number in value.items():
+        if name in _STRATEGY_ARGS:
+            args[name] = float(_non_negative_number(number, value, name, f"{path}.{name}"))
+        else:
+            unsupported.append(f"{path}.{name}")
+    return args
 
 
 def _parse_fallbacks(value, mapping, key, path) -> list:
@@ -349,18 +410,18 @@ def parse_config(text: str) -> ParsedConfig:
             )
         seen[spec.model_id] = index
         parsed.deployments.append(spec)
-    parsed.router = _parse_router(document)
+    parsed.router = _parse_router(document, parsed.unsupported)
     groups = {spec.values["model_name"] for spec in parsed.deployments}
     for item in parsed.router.get("fallbacks", []):
         for group, targets in item.items():
             for target in [group, *targets]:
                 if target not in groups:
                     raise ConfigError(f"names model group {target!r}, which no model_list entry has", field="fallbacks")
-    general = document.get("general_settings") or {}
-    if not isinstance(general, dict):
-        raise ConfigError("must be a mapping", line=_line(document, "general_settings"), field="general_settings")
+    general = _section(document, "general_settings")
     for key, value in general.items():
         _resolve_references(value, general, key, f"general_settings.{key}")
+        if key not in _GENERAL_SETTINGS:
+            parsed.unsupported.append(f"general_settings.{key}")
     parsed.general = dict(general)
     return parsed
 
@@ -368,7 +429,9 @@ def parse_config(text: str) -> ParsedConfig:
 @transaction.atomic
 def apply_config(parsed: ParsedConfig) -> ImportSummary:
     """Make the database match the file: upsert its deployments, drop config deployments it no longer lists."""
-    summary = ImportSummary()
+    summary = ImportSummary(unsupported=list(parsed.unsupported))
+    for name in parsed.unsupported:
+        logger.warning("config setting %s is not supported by Tollgate: ignored", name)
     existing = {deployment.model_id: deployment for deployment in Deployment.objects.select_for_update()}
     for spec in parsed.deployments:
         deployment = existing.get(spec.model_id)

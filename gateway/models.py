@@ -82,6 +82,11 @@ class Deployment(models.Model):
         return self.litellm_model.split("/", 1)[0] if "/" in self.litellm_model else "openai"
 
     @property
+    def access_groups(self) -> list[str]:
+        """model_info.access_groups: names a key or team may list to reach this deployment's model group."""
+        return list(self.model_info.get("access_groups") or ())
+
+    @property
     def provider_model(self) -> str:
         return self.litellm_model.split("/", 1)[1] if "/" in self.litellm_model else self.litellm_model
 
@@ -116,6 +121,9 @@ class RouterSettings(models.Model):
     """LiteLLM's router_settings: one row."""
 
     routing_strategy = models.CharField(max_length=50, default="simple-shuffle")
+    routing_strategy_args = models.JSONField(
+        default=dict, blank=True, help_text="latency-based-routing: ttl (seconds), lowest_latency_buffer (fraction)."
+    )
     num_retries = models.PositiveIntegerField(default=2)
     timeout = models.FloatField(default=600.0, help_text="Seconds per upstream attempt.")
     cooldown_time = models.FloatField(default=5.0, help_text="Seconds a failing deployment is skipped.")

@@ -1,5 +1,7 @@
 """What the proxy knows about a caller: its models, aliases, expiry, and the limits of its key, user and team."""
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,22 +64,24 @@ class Caller:
         """The model group a requested name maps to (the key's aliases, then its team's)."""
         return self.aliases.get(requested, requested)
 
-    def _refusing_lists(self, group: str):
-        """The model lists that do not name `group`: the deployment group a call reaches, never the name it asked
+    def _refusing_lists(self, group: str, access_groups: frozenset[str]):
+        """The model lists that do not allow `group`: the deployment group a call reaches, never the name it asked
         for (an alias the key or its team defines must not carry a call past a list that leaves its target out)."""
         for owner, allowed in (("key", self.models), ("team", self.team_models), ("user", self.user_models)):
-            if allowed and group not in allowed:
+            if allowed and not _allows(allowed, group, access_groups):
                 yield owner, allowed
 
-    def check_model_access(self, group: str, requested: str) -> None:
-        for owner, allowed in self._refusing_lists(group):
+    def check_model_access(self, group: str, requested: str, access_groups: frozenset[str] = frozenset()) -> None:
+        """Refuse a model none of the caller's lists allow. `access_groups`: the access groups of the deployments
+        serving `group` (model_info.access_groups), any of which a list may name instead of the group."""
+        for owner, allowed in self._refusing_lists(group, access_groups):
             reached = f"model {requested!r}" if requested == group else f"model {requested!r} (model group {group!r})"
             raise AccessDenied(
                 f"This {owner} may not call {reached}. Allowed models: {', '.join(sorted(allowed))}", param="model"
             )
 
-    def may_use(self, group: str) -> bool:
-        return next(self._refusing_lists(group), None) is None
+    def may_use(self, group: str, access_groups: frozenset[str] = frozenset()) -> bool:
+        return next(self._refusing_lists(group, access_groups), None) is None
 
     @property
     def limits(self) -> tuple[Limits, ...]:
@@ -101,3 +105,17 @@ class Caller:
 
 
 MASTER = Caller(is_master=True)
+
+
+def _allows(allowed: frozenset[str], group: str, access_groups: frozenset[str]) -> bool:
+    """A models list allows a group it names, one of its access groups, or a pattern matching it (`openai/*`
+    allows `openai/gpt-4o`, as LiteLLM's key model lists do)."""
+    if group in allowed or not access_groups.isdisjoint(allowed):
+        return True
+    return any(_pattern(entry).fullmatch(group) for entry in allowed if "*" in entry)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pattern(entry: str) -> re.Pattern:
+    """A models-list entry with `*` as a regular expression, compiled once per entry, not per call."""
+    return re.compile(re.escape(entry).replace(r"\*", ".*"))

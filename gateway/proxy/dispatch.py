@@ -7,6 +7,7 @@ the connection cut mid-answer), 503 when no connection could be made, 504 when t
 """
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import httpx
 from gateway.providers.base import SHAPE_ERRORS, ProviderError
 from gateway.proxy.errors import UpstreamFailed, UpstreamRejected
 from gateway.proxy.registry import RoutedDeployment
-from gateway.proxy.router import weighted_order
+from gateway.proxy.router import NoCapacity, strategy_order
 from gateway.proxy.state import GatewayState
 from gateway.proxy.upstream import send_upstream
 
@@ -47,7 +48,7 @@ def is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException)
 
 
-def _could_not_connect(exc: BaseException) -> bool:
+def could_not_connect(exc: BaseException) -> bool:
     """No connection was made (refused, unknown host): unlike a connection the upstream broke off mid-answer."""
     cause = exc.__cause__
     if cause is not None:
@@ -60,7 +61,10 @@ async def dispatch(
     group: str,
     call_type: str,
     attempt: Callable[[RoutedDeployment, httpx.Timeout], Awaitable],
+    tokens: int = 0,
 ) -> Attempted:
+    """`tokens`: what the call is expected to use (its estimated prompt and the max_tokens it asks for), for
+    usage-based routing."""
     table = state.table
     config = table.config
     retries = 0
@@ -70,13 +74,17 @@ async def dispatch(
         deployments = [d for d in table.group(group_name) if call_type in d.provider.call_types]
         if not deployments:
             continue
-        order = weighted_order(state.cooldowns.available(deployments))
+        try:
+            order = strategy_order(config, state.cooldowns.available(deployments), state.stats, tokens)
+        except NoCapacity as exc:
+            last_error = exc  # the group's fallbacks may have room
+            continue
         for try_index in range(config.num_retries + 1):
             deployment = order[try_index % len(order)]
             if try_index >= len(order):
                 await asyncio.sleep(_backoff(try_index - len(order), last_error))
             try:
-                result = await attempt(deployment, _timeout(deployment, state))
+                result = await _tracked(state, deployment, attempt, tokens)
             except ProviderError as exc:
                 if not exc.retryable:
                     if 400 <= exc.status < 500:
@@ -93,6 +101,25 @@ async def dispatch(
     raise _final_error(last_error, retries)
 
 
+async def _tracked(state: GatewayState, deployment: RoutedDeployment, attempt, tokens: int):
+    """One attempt, counted in the routing stats: in flight until it ends (a stream: until the relay closes it),
+    and its latency to an answer, or to a failure."""
+    stats = state.stats
+    stats.started(deployment.model_id, tokens)
+    began = time.perf_counter()
+    held = False
+    try:
+        result = await attempt(deployment, _timeout(deployment, state))
+        if isinstance(result, OpenedStream) and result.response is not None:
+            result.on_close = lambda: stats.finished(deployment.model_id)
+            held = True
+        return result
+    finally:
+        stats.answered(deployment.model_id, time.perf_counter() - began)
+        if not held:
+            stats.finished(deployment.model_id)
+
+
 def _backoff(repeat: int, last_error: BaseException | None) -> float:
     retry_after = getattr(last_error, "retry_after", None)
     if retry_after:
@@ -102,6 +129,14 @@ def _backoff(repeat: int, last_error: BaseException | None) -> float:
 
 def _final_error(last_error: BaseException | None, attempts: int) -> Exception:
     headers = {"x-litellm-attempted-retries": str(max(attempts - 1, 0))}
+    if isinstance(last_error, NoCapacity):
+        headers["retry-after"] = str(math.ceil(last_error.seconds_left))
+        return UpstreamFailed(
+            "No deployment has capacity: every one is at its rpm or tpm limit for this minute (usage-based-routing).",
+            status=429,
+            code="no_deployment_capacity",
+            headers=headers,
+        )
     if isinstance(last_error, ProviderError):
         if last_error.status == 429:
             if last_error.retry_after:
@@ -119,7 +154,7 @@ def _final_error(last_error: BaseException | None, attempts: int) -> Exception:
         return UpstreamFailed(
             f"Upstream timed out after {attempts} attempt(s).", status=504, code="upstream_timeout", headers=headers
         )
-    if last_error is not None and _could_not_connect(last_error):
+    if last_error is not None and could_not_connect(last_error):
         return UpstreamFailed(
             f"Upstream unreachable after {attempts} attempt(s): the connection could not be made.",
             status=503,
@@ -187,6 +222,13 @@ class OpenedStream:
     parser: object
     local_chunks: list | None
     started: float
+    on_close: Callable[[], None] | None = None  # the routing stats' end of this call: the relay closes the stream
+
+    def closed(self) -> None:
+        """The relay is done with the upstream stream (however it ended): the call is no longer in flight."""
+        release, self.on_close = self.on_close, None
+        if release is not None:
+            release()
 
 
 async def open_stream(deployment: RoutedDeployment, timeout: httpx.Timeout, call_type: str, payload: dict):

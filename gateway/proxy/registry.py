@@ -1,9 +1,11 @@
 """The routing table a server process serves from: deployments, their providers and prices, held in memory.
 
 Built from the database off the event loop; replaced whole (never edited) when the routing version or the
-active cost map changes, so a request sees one consistent table.
+active cost map changes, so a request sees one consistent table. Wildcard deployments (`model_name: "openai/*"`)
+are kept apart, in gateway.proxy.wildcards, and serve the names no exact group has.
 """
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -13,6 +15,7 @@ from gateway.models import Deployment, RouterSettings
 from gateway.providers import get_provider
 from gateway.providers.base import Provider, Target
 from gateway.proxy.router import RouterConfig
+from gateway.proxy.wildcards import WildcardRoutes, access_groups_of, is_wildcard
 from pricing.active import ActiveCostMap
 from pricing.resolve import ResolvedPrice, resolve_deployment_price
 from pricing.revisions import latest_revision_labels
@@ -37,6 +40,7 @@ class RoutedDeployment:
     max_output_tokens: int | None
     prices: Mapping[str, str] = field(default_factory=dict)  # price.snapshot(), made once: every log keeps it
     price_key: str = ""  # names this price in the spend journal while the table lasts
+    access_groups: frozenset[str] = frozenset()  # model_info.access_groups: a key listing one may call this group
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,36 @@ class RoutingTable:
     cost_map_version: str
     groups: Mapping[str, tuple[RoutedDeployment, ...]]
     config: RouterConfig = field(default_factory=RouterConfig)
+    wildcards: WildcardRoutes = field(default_factory=WildcardRoutes)
 
     def group(self, name: str) -> tuple[RoutedDeployment, ...]:
-        return self.groups.get(name, ())
+        """The deployments serving a model name: its exact group, else the most specific wildcard matching it."""
+        exact = self.groups.get(name)
+        return exact if exact is not None else self.wildcards.route(name)
+
+    def access_groups(self, name: str) -> frozenset[str]:
+        """The access groups through which a key may call `name`: those of any deployment serving it."""
+        return access_groups_of(self.group(name))
+
+    def listed_models(self, *, wildcard_routes: bool = False) -> dict[str, frozenset[str]]:
+        """What /v1/models lists, each name with its access groups: every exact group and the known models each
+        wildcard serves (with `wildcard_routes`, the wildcards themselves too), as LiteLLM's does."""
+        listed = self.wildcards.listed(routes=wildcard_routes)
+        listed.update((name, access_groups_of(deployments)) for name, deployments in self.groups.items())
+        return listed
 
 
-def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Mapping[str, str]) -> RoutedDeployment:
+def _routed(
+    deployment: Deployment,
+    cost_map: ActiveCostMap,
+    revision_labels: Mapping[str, str],
+    served_model: str = "",
+) -> RoutedDeployment:
+    """The deployment as the hot path needs it; `served_model`, for a wildcard deployment, is the litellm model one
+    requested name became: the deployment calls and is priced as that model."""
+    if served_model:
+        deployment = copy.copy(deployment)
+        deployment.litellm_model = served_model
     provider_name = deployment.provider
     provider = get_provider(provider_name)
     extra = {
@@ -87,7 +115,9 @@ def _routed(deployment: Deployment, cost_map: ActiveCostMap, revision_labels: Ma
         price=price,
         max_output_tokens=_whole_number(max_output),
         prices=price.snapshot(),
-        price_key=f"{deployment.model_id}@{price.version}",
+        # A wildcard deployment has one price per model it serves: each needs its own name in the journal.
+        price_key=f"{deployment.model_id}{':' + served_model if served_model else ''}@{price.version}",
+        access_groups=frozenset(deployment.access_groups),
     )
 
 
@@ -146,8 +176,12 @@ def build_routing_table(version: int, cost_map: ActiveCostMap) -> RoutingTable:
     # Not the deployments a config named with a provider Tollgate has no adapter for, even if enabled by hand.
     deployments = list(Deployment.objects.filter(enabled=True, disabled_reason="").order_by("model_name", "id"))
     revision_labels = latest_revision_labels(deployment.model_id for deployment in deployments)
+    patterns: dict[str, list[Deployment]] = {}
     for deployment in deployments:
-        groups.setdefault(deployment.model_name, []).append(_routed(deployment, cost_map, revision_labels))
+        if is_wildcard(deployment.model_name):
+            patterns.setdefault(deployment.model_name, []).append(deployment)
+        else:
+            groups.setdefault(deployment.model_name, []).append(_routed(deployment, cost_map, revision_labels))
     fallbacks: dict[str, tuple[str, ...]] = {}
     for item in router.fallbacks or []:
         for group, targets in item.items():
@@ -159,10 +193,16 @@ def build_routing_table(version: int, cost_map: ActiveCostMap) -> RoutingTable:
         allowed_fails=router.allowed_fails,
         fallbacks=fallbacks,
         routing_strategy=router.routing_strategy,
+        routing_strategy_args=router.routing_strategy_args or {},
     )
     return RoutingTable(
         version=version,
         cost_map_version=cost_map.version,
         groups={name: tuple(items) for name, items in groups.items()},
         config=config,
+        wildcards=WildcardRoutes(
+            patterns,
+            lambda deployment, served_model: _routed(deployment, cost_map, revision_labels, served_model),
+            cost_map.entries,
+        ),
     )

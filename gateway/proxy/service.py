@@ -202,7 +202,7 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
                 param="model",
                 code="model_not_found",
             )
-        call.caller.check_model_access(call.group, requested)
+        call.caller.check_model_access(call.group, requested, state.table.access_groups(call.group))
         if not any(call_type in deployment.provider.call_types for deployment in deployments):
             raise BadRequest(
                 f"Model {requested!r} does not serve {call_type} calls.", param="model", code="unsupported_call_type"
@@ -280,7 +280,7 @@ async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Att
             call.attempt_started = None
 
     try:
-        return await dispatch(state, call.group, call.call_type, counted_attempt)
+        return await dispatch(state, call.group, call.call_type, counted_attempt, tokens=_estimated_tokens(call))
     except (UpstreamFailed, UpstreamRejected) as exc:
         failed = call.entry(
             call.deployment,

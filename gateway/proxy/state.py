@@ -15,7 +15,7 @@ from django.db import connection, connections
 
 from gateway.models import RoutingVersion
 from gateway.proxy.registry import RoutingTable, build_routing_table
-from gateway.proxy.router import Cooldowns
+from gateway.proxy.router import Cooldowns, RoutingStats
 from keys.auth import sync_key_cache
 from keys.limits import renew_leases
 from pricing import store
@@ -51,6 +51,7 @@ class GatewayState:
     def __init__(self):
         self.table: RoutingTable | None = None
         self.cooldowns = Cooldowns()
+        self.stats = RoutingStats()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-sync")
         self._ready: asyncio.Future | None = None
         self._task: asyncio.Task | None = None

@@ -215,6 +215,7 @@ class Relay:
 
     async def _close_upstream(self) -> None:
         self.finished = True
+        self.opened.closed()
         response, self.opened.response = self.opened.response, None
         if response is not None:
             await response.aclose()

@@ -68,7 +68,8 @@ def _json(data, status: int = 200) -> HttpResponse:
 async def list_models(request, caller):
     """The model groups this caller may call (OpenAI's /v1/models)."""
     state = await gateway_state()
-    names = {name for name in state.table.groups if caller.may_use(name)}
+    listed = state.table.listed_models(wildcard_routes=request.GET.get("return_wildcard_routes") == "true")
+    names = {name for name, access_groups in listed.items() if caller.may_use(name, access_groups)}
     names.update(alias for alias, group in caller.aliases.items() if group in state.table.groups)
     created = int(time.time())
     return _json(

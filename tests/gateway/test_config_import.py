@@ -262,3 +262,51 @@ def test_a_deployment_that_becomes_servable_is_enabled_again_on_the_next_import(
 
     later = Deployment.objects.get(model_id="bad-1")
     assert (later.enabled, later.disabled_reason) == (True, "")
+
+
+LITELLM_EXTRAS = """
+model_list:
+  - model_name: demo
+    litellm_params: {model: mock/demo}
+litellm_settings:
+  num_retries: 4
+  success_callback: ["langfuse"]
+  cache: true
+router_settings:
+  routing_strategy: least-busy
+  redis_host: localhost
+general_settings:
+  master_key: sk-master-from-file
+  alerting: ["slack"]
+"""
+
+
+@pytest.mark.django_db
+def test_settings_tollgate_does_not_apply_are_reported_once_in_the_log_and_the_summary(caplog):
+    caplog.set_level("WARNING", logger="gateway.config_import")
+
+    summary = apply_config(parse_config(LITELLM_EXTRAS))
+
+    unsupported = [
+        "litellm_settings.success_callback",
+        "litellm_settings.cache",
+        "router_settings.redis_host",
+        "general_settings.alerting",
+    ]
+    assert summary.unsupported == unsupported
+    assert str(summary).endswith("; not supported, ignored: " + ", ".join(unsupported))
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warned == [f"config setting {name} is not supported by Tollgate: ignored" for name in unsupported]
+    router = RouterSettings.load()
+    assert (router.num_retries, router.routing_strategy) == (4, "least-busy")  # the supported ones apply
+
+
+@pytest.mark.django_db
+def test_routing_strategy_args_are_stored_with_the_router_settings():
+    apply_config(
+        parse_config(
+            "router_settings:\n  routing_strategy: latency-based-routing\n  routing_strategy_args: {ttl: 60}\n"
+        )
+    )
+
+    assert RouterSettings.load().routing_strategy_args == {"ttl": 60.0}

@@ -50,8 +50,8 @@ def test_order_contains_every_deployment_once():
 
 
 class Clock:
-    def __init__(self):
-        self.now = 1000.0
+    def __init__(self, now: float = 1000.0):
+        self.now = now
 
     def __call__(self):
         return self.now
