@@ -27,7 +27,6 @@ from gateway.providers.base import (
     decode_json,
     embedding_list,
     estimate_tokens,
-    header,
     is_retryable,
     json_headers,
     make_usage,
@@ -83,6 +82,7 @@ class GeminiProvider(Provider):
     call_types = frozenset({"chat", "embedding"})
     api_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     api_base_env = ("GEMINI_API_BASE",)
+    embedding_method = "batchEmbedContents"  # Vertex embeds with predict, another body
 
     def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
         if call_type == "embedding":
@@ -91,8 +91,6 @@ class GeminiProvider(Provider):
             method, body = ("streamGenerateContent" if stream else "generateContent"), request_body(target, payload)
         url = f"{self.model_url(target)}:{method}" + ("?alt=sse" if stream else "")
         return UpstreamRequest("POST", url, with_extra_headers(self.headers(target), target), orjson.dumps(body))
-
-    embedding_method = "batchEmbedContents"
 
     def model_url(self, target: Target) -> str:
         return f"{(target.api_base or DEFAULT_API_BASE).rstrip('/')}/v1beta/models/{target.model}"
@@ -124,7 +122,7 @@ class GeminiProvider(Provider):
 
     def error_from_response(self, status: int, body: bytes, headers) -> ProviderError:
         error = super().error_from_response(status, body, headers)
-        if error.retry_after is None and header(headers, "retry-after") is None:
+        if error.retry_after is None:  # a retry-after header wins
             error.retry_after = _retry_delay(body)
         return error
 
