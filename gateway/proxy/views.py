@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from gateway.proxy import service
 from gateway.proxy.errors import Forbidden, error_response, is_domain_error
+from gateway.proxy.health import probe_health
 from gateway.proxy.state import gateway_state
 from spend.ledger import database_answers
 
@@ -116,28 +117,13 @@ async def readiness(request):
 @require_GET
 @authenticated(master_only=True)
 async def health(request, caller):
-    """Which deployments are configured (master key only, like LiteLLM's /health)."""
+    """Every deployment probed with a minimal real call (master key only, like LiteLLM's /health); `?model=` probes
+    one model group."""
     state = await gateway_state()
-    endpoints = [
-        {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.public_api_base}
-        for group in state.table.groups.values()
-        for d in group
-        if not state.cooldowns.cooling(d.model_id)
-    ]
-    cooling = [
-        {"model": d.litellm_model, "model_group": d.model_name, "model_id": d.model_id, "api_base": d.public_api_base}
-        for group in state.table.groups.values()
-        for d in group
-        if state.cooldowns.cooling(d.model_id)
-    ]
-    return _json(
-        {
-            "healthy_endpoints": endpoints,
-            "unhealthy_endpoints": cooling,
-            "healthy_count": len(endpoints),
-            "unhealthy_count": len(cooling),
-        }
-    )
+    try:
+        return _json(await probe_health(state.table, request.GET.get("model")))
+    except Exception as exc:
+        return error_response(exc)
 
 
 def _debug_endpoint(view):
