@@ -25,6 +25,7 @@ from django.http import StreamingHttpResponse
 from gateway.providers.base import ProviderError
 from gateway.proxy.charges import charge, charge_in_background, keep_running, price_call
 from gateway.proxy.dispatch import Attempted, is_timeout
+from gateway.proxy.errors import UpstreamFailed, error_payload
 from gateway.proxy.payload import client_wants_usage
 from pricing.calculator import Usage, format_money
 from spend.models import SpendLog
@@ -66,7 +67,8 @@ def stream_error(exc: Exception) -> tuple[str, str]:
 
 def _error_event(exc: Exception) -> bytes:
     code, message = stream_error(exc)
-    return _sse({"error": {"message": message, "type": "api_error", "param": None, "code": code}})
+    # Mid-stream the status is sent already: the event says what went wrong in the shape every error has.
+    return _sse(error_payload(UpstreamFailed(message, status=502, code=code)))
 
 
 def _characters(chunk: dict) -> int:
