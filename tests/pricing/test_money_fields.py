@@ -28,4 +28,3 @@ def test_a_money_input_shows_the_amounts_own_digits(stored, shown):
 
     assert shown in html
     assert 'step="any"' in html
-
