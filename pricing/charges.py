@@ -18,6 +18,7 @@ Pure Python, no Django: the calculator and the price resolution call these.
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
@@ -53,6 +54,19 @@ def requested_search(request: Mapping[str, Any] | None) -> tuple[bool, str]:
     return False, ""
 
 
+def most_searches(price: Mapping[str, Any], request: Mapping[str, Any] | None) -> tuple[int, str]:
+    """The searches a budget reservation counts for a call, and at which size: one at the dearest size when the
+    entry prices searches and the call asks for one or goes to Perplexity (whose sonar models search on every
+    call); else none. Deep research runs many searches and says how many only afterwards: that count is not
+    bounded, nor are citation tokens."""
+    table = price.get("search_context_cost_per_query")
+    if not isinstance(table, Mapping) or not (
+        requested_search(request)[0] or price.get("litellm_provider") == "perplexity"
+    ):
+        return 0, ""
+    return 1, max(SEARCH_CONTEXT_SIZES, key=lambda size: _decimal_or_zero(table.get(f"search_context_size_{size}")))
+
+
 def search_context_key(size: str, provider: object) -> str:
     """The ``search_context_cost_per_query`` key a call of this size (or "" for the default) is charged at."""
     if size not in SEARCH_CONTEXT_SIZES:
@@ -69,6 +83,10 @@ def together_ai_bucket(model: str) -> str | None:
             size = int(match[1])
             return next((bucket for limit, bucket in buckets if size <= limit), None)
     return None
+
+
+def _decimal_or_zero(value: object) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(0)
 
 
 def _size(value: object) -> str:

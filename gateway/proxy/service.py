@@ -27,6 +27,7 @@ from keys.errors import AuthenticationFailed
 from keys.limits import admit
 from keys.throttle import check_auth_throttle, client_ip, record_auth_failure
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
+from pricing.charges import most_searches
 from pricing.errors import UnpricedModelBlocked
 from spend.ledger import SpendEntry, journal, ledger
 from spend.models import SpendLog
@@ -259,7 +260,8 @@ def worst_case_cost(state, call: Call) -> Decimal:
             prompt_tokens = bound.tokens(deployment.price.matched, deployment.target.model, deployment.litellm_model)
             completion = 0 if call.call_type == "embedding" else _max_output_tokens(call.payload, deployment)
             seconds = Decimal(str(deployment.timeout or state.table.config.timeout))
-            usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion)
+            searches, size = most_searches(deployment.price.entry, call.payload)
+            usage = Usage(prompt_tokens, completion, search_queries=searches, search_context_size=size)
             worst = max(worst, compute_cost(deployment.price.entry, usage, seconds).total)
     return worst
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.test import AsyncClient
 
@@ -13,11 +14,12 @@ from gateway.models import Deployment
 from gateway.providers.base import normalize_openai_usage
 from gateway.proxy.upstream import close_upstream_pool
 from pricing.calculator import Usage, compute_cost
-from pricing.charges import requested_search, together_ai_bucket
+from pricing.charges import most_searches, requested_search, together_ai_bucket
 from pricing.costmap import load_cost_map, lookup
 from spend.models import SpendLog
 from tests.e2e.server import MASTER_KEY
 from tests.fakes.upstream import FakeUpstream
+from tests.keys.factories import make_key
 from tests.pricing.test_calculator import SHIPPED_MAP
 
 D = Decimal
@@ -264,3 +266,33 @@ async def test_a_perplexity_calls_spend_log_includes_its_search_fee(perplexity, 
     assert (log.cost, log.cost_breakdown["search"], log.provider) == (expected, "0.01", "perplexity")
     if not stream:
         assert D(response["x-litellm-response-cost"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "searches"),
+    [
+        ("perplexity/sonar", CHAT, (1, "high")),  # every sonar call searches
+        ("perplexity/sonar-deep-research", CHAT, (1, "low")),  # one price for every size: the first
+        ("gpt-4o-search-preview", {**CHAT, "web_search_options": {}}, (1, "low")),
+        ("gpt-4o-search-preview", CHAT, (0, "")),
+        ("gpt-4o", {**CHAT, "web_search_options": {}}, (0, "")),
+    ],
+)
+def test_a_reservation_counts_one_search_at_the_dearest_size(shipped_map, model, body, searches):
+    assert most_searches(shipped_map[model], body) == searches
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_budget_reservation_covers_a_perplexity_calls_search_fee(perplexity):
+    secret, _ = await sync_to_async(make_key)(max_budget=D("0.000001"))
+    body = orjson.dumps({"model": "sonar-pro", "messages": [{"role": "user", "content": "News?"}], "max_tokens": 100})
+
+    response = await AsyncClient().post(
+        "/v1/chat/completions", body, content_type="application/json", headers={"Authorization": f"Bearer {secret}"}
+    )
+
+    # Every byte of the body a token at 3e-6, 100 output tokens at 1.5e-5, and one search at the high size.
+    worst = len(body) * D("0.000003") + 100 * D("0.000015") + D("0.014")
+    assert response.status_code == 400
+    assert f"this call may cost up to {worst}." in orjson.loads(response.content)["error"]["message"]
+    assert perplexity.requests == []
