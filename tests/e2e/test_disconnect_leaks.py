@@ -68,13 +68,6 @@ def server(upstream, tmp_path_factory):
         yield live
 
 
-@pytest.fixture(scope="module")
-def key(server) -> dict:
-    response = server.api("POST", "/key/generate", json={"key_alias": "leaving-clients"})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def tasks_of(server: GatewayServer) -> dict:
     response = httpx.get(f"{server.url}/debug/asyncio-tasks", headers=server.admin_headers(), timeout=10)
     assert response.status_code == 200, response.text

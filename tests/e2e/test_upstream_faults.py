@@ -62,13 +62,6 @@ def server(upstream, tmp_path_factory):
         yield live
 
 
-@pytest.fixture(scope="module")
-def key(server) -> dict:
-    response = server.api("POST", "/key/generate", json={"key_alias": "faults"})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 @pytest.fixture
 def up(upstream):
     upstream.reset()
