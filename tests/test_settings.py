@@ -212,3 +212,30 @@ def test_every_variable_settings_read_is_in_the_readme_table_and_only_those():
 
     assert sorted(read - documented) == [], "read by settings.py, missing from the README's table"
     assert sorted(documented - read) == [], "in the README's table, read by nothing"
+
+
+def test_production_settings_pass_djangos_deployment_checks(tmp_path):
+    """What the README's production section sets (HTTPS, HSTS, a real secret key, DEBUG off) leaves `check --deploy`
+    with nothing to say, warnings included (without TOLLGATE_HTTPS the cookies would travel over plain HTTP)."""
+    env = clean_env(
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY="production-secret-" + "k3y-" * 12,
+        TOLLGATE_HTTPS="true",
+        SECURE_SSL_REDIRECT="true",
+        SECURE_HSTS_SECONDS="31536000",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
+        SECURE_HSTS_PRELOAD="true",
+    )
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
