@@ -2,6 +2,7 @@
 Perplexity's citation and reasoning tokens, Together AI's size buckets. Exact Decimals from the shipped map."""
 
 import io
+import json
 from decimal import Decimal
 
 import orjson
@@ -296,3 +297,22 @@ async def test_a_budget_reservation_covers_a_perplexity_calls_search_fee(perplex
     assert response.status_code == 400
     assert f"this call may cost up to {worst}." in orjson.loads(response.content)["error"]["message"]
     assert perplexity.requests == []
+
+
+@pytest.mark.django_db
+def test_cost_jsonl_prices_the_search_a_lines_request_asks_for(tmp_path):
+    lines = [
+        {"model": "gpt-4o-search-preview", "usage": {"prompt_tokens": 100}, "request": {"web_search_options": {}}},
+        {"model": "gpt-4o-search-preview", "usage": {"prompt_tokens": 100}},
+        {"model": "gpt-4o-search-preview", "usage": {"prompt_tokens": 100}, "request": ["not", "an", "object"]},
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    out = io.StringIO()
+
+    call_command("cost", "--jsonl", str(path), stdout=out)
+
+    answers = [json.loads(line, parse_float=D) for line in out.getvalue().splitlines()]
+    assert [answer.get("cost") for answer in answers[:2]] == [D("0.00025") + D("0.025"), D("0.00025")]
+    assert answers[0]["breakdown"]["search"] == D("0.025")
+    assert answers[2] == {"error": '"request" must be an object'}
