@@ -18,6 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from gateway.providers import unservable_reason
 
 _RESOLVED_LIMIT = 4096
+# What the `*` of a name may match. Some providers put the model in the upstream URL's path (Gemini, Vertex AI):
+# a name the operator wrote is trusted, a part a client chose is not. Letters, digits and the punctuation model
+# ids use (ft:..., llama3:8b, claude-...@2024..., accounts/x/models/y, ARNs) pass; `..`, `?`, `#`, `%`, spaces and
+# control characters would let a client reach another path of the upstream with the deployment's credentials.
+_SAFE_PART = re.compile(r"[A-Za-z0-9._:/@+-]*")
 
 
 def is_wildcard(model_name: str) -> bool:
@@ -97,6 +102,8 @@ class WildcardRoutes:
             match = regex.fullmatch(requested)
             if match is None:
                 continue
+            if not all(_SAFE_PART.fullmatch(part) and ".." not in part for part in match.groups()):
+                return ()
             served = [
                 (deployment, served_model(deployment.litellm_model, match.groups(), requested))
                 for deployment in deployments

@@ -117,6 +117,18 @@ async def test_a_name_no_wildcard_matches_is_not_found(openai_wildcard):
     assert orjson.loads(response.content)["error"]["code"] == "model_not_found"
 
 
+@pytest.mark.parametrize(
+    "requested",
+    ["openai/../../v1/files", "openai/gpt-4o?alt=sse", "openai/gpt-4o#x", "openai/%2e%2e/files", "openai/gpt 4o"],
+)
+async def test_a_name_that_would_leave_the_models_path_upstream_is_not_served(openai_wildcard, upstream, requested):
+    response = await chat(requested)
+
+    assert response.status_code == 400
+    assert orjson.loads(response.content)["error"]["code"] == "model_not_found"
+    assert upstream.requests == []
+
+
 async def test_an_unpriced_model_through_a_wildcard_follows_block_unpriced_models(openai_wildcard, upstream, settings):
     settings.BLOCK_UNPRICED_MODELS = True
     blocked = await chat("openai/no-such-model-in-the-cost-map")
