@@ -11,7 +11,7 @@ import time
 import pytest
 
 
-def wait_until(condition, what: str, timeout: float = 15.0, interval: float = 0.05):
+def wait_until(condition, what: str, timeout: float = 20.0, interval: float = 0.05):
     """The condition's first truthy value; the test fails, naming `what`, if the deadline passes first."""
     deadline = time.monotonic() + timeout
     while not (value := condition()):
@@ -21,7 +21,7 @@ def wait_until(condition, what: str, timeout: float = 15.0, interval: float = 0.
     return value
 
 
-async def wait_until_async(condition, what: str, timeout: float = 15.0, interval: float = 0.02):
+async def wait_until_async(condition, what: str, timeout: float = 20.0, interval: float = 0.02):
     """`wait_until` for a coroutine condition, on the test's event loop."""
     deadline = time.monotonic() + timeout
     while not (value := await condition()):

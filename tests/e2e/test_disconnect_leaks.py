@@ -25,6 +25,7 @@ import pytest
 
 from tests.e2e.server import GatewayServer
 from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.polling import wait_until
 from tests.streams import leave_once
 
 pytestmark = pytest.mark.live
@@ -86,14 +87,6 @@ def quiet_open_files(server: GatewayServer) -> int:
         time.sleep(0.2)
         counts.append(open_files(server))
     return counts[-1]
-
-
-def settled(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"not settled after {timeout} s: {what}"
-        time.sleep(0.1)
-    return result
 
 
 def test_asyncio_tasks_are_for_the_master_key_only(server, key):
@@ -203,19 +196,19 @@ def logs_of(server: GatewayServer, key: dict) -> list[dict]:
 
 def test_a_thousand_clients_leaving_at_every_stage_leak_nothing_and_are_each_charged_once(server, key, upstream):
     warmed = asyncio.run(warm_up(server, key, upstream))
-    settled(lambda: len(logs_of(server, key)) == len(warmed), "the warm-up's logs")
+    wait_until(lambda: len(logs_of(server, key)) == len(warmed), "the warm-up's logs")
     baseline_tasks, baseline_files = tasks_of(server), quiet_open_files(server)
 
     stage_of = asyncio.run(leave_at_every_stage(server, key, upstream))
 
     upstream.wait_for_idle(timeout=20)  # the gateway closed every upstream call its client left
     assert upstream.cancelled == len(stage_of)
-    settled(lambda: len(logs_of(server, key)) >= len(warmed) + len(stage_of), "every call's log")
-    settled(lambda: tasks_of(server)["by_name"] == baseline_tasks["by_name"], "the server's tasks")
+    wait_until(lambda: len(logs_of(server, key)) >= len(warmed) + len(stage_of), "every call's log")
+    wait_until(lambda: tasks_of(server)["by_name"] == baseline_tasks["by_name"], "the server's tasks")
     after_tasks, after_files = tasks_of(server), open_files(server)
     # Idle pooled connections come and go with the traffic: compare with the pools at their size again.
     rewarmed = asyncio.run(warm_up(server, key, upstream))
-    settled(lambda: len(logs_of(server, key)) == len(warmed) + len(stage_of) + len(rewarmed), "the warm-up's logs")
+    wait_until(lambda: len(logs_of(server, key)) == len(warmed) + len(stage_of) + len(rewarmed), "the warm-up's logs")
     rewarmed_files, logs = quiet_open_files(server), logs_of(server, key)
     print(
         f"\n{len(stage_of)} clients left: {dict(Counter(stage_of.values()))}; server tasks "
