@@ -1,37 +1,21 @@
 """The spend overview in a real browser: headless Chromium logs into the admin, opens the dashboard, and the chart
 it draws adds up, to the last decimal place, to the spend logs in the server's database.
 
-Chromium is driven over the DevTools protocol (a websocket, with the `websockets` package uvicorn already brings):
-it types into the login form and submits it, so the login is the real form POST with its CSRF token and cookie.
+Chromium is driven over the DevTools protocol by tests/browser.py, which logs in through the admin's login form.
 """
 
-import base64
-import itertools
-import json
-import os
-import shutil
-import signal
-import subprocess
-import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests import secrets_audit
+from tests.browser import DevTools, chromium, log_in, needs_chromium
 from tests.e2e.server import GatewayServer
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.live,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
 
 # A mock deployment with a custom price: 0.000003 USD per prompt token, 0.000015 per completion token.
 CONFIG = """
@@ -42,88 +26,6 @@ model_list:
 """
 ADMIN_USER, ADMIN_PASSWORD = "finance", "correct-horse-battery-staple-42"
 OVERVIEW = "/admin/spend/spendlog/overview/"
-PAGE_WIDTH, PAGE_HEIGHT = 1280, 1900
-
-
-def _launch_chromium(profile: Path, log_path: Path) -> subprocess.Popen:
-    secrets_audit.register_log_file(log_path, "Chromium's output")
-    with open(log_path, "wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a process group of its own: the zygote and renderers are killed with it
-        )  # fmt: skip
-
-
-def _devtools_url(process: subprocess.Popen, profile: Path, timeout=20.0) -> str:
-    """The browser's websocket, from the DevToolsActivePort file Chromium writes once it listens."""
-    active_port = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"chromium exited with {process.returncode}")
-        lines = active_port.read_text().split() if active_port.exists() else []
-        if len(lines) == 2:
-            return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
-        time.sleep(0.05)
-    raise RuntimeError("chromium did not open its DevTools port in time")
-
-
-class DevTools:
-    """One page of a headless Chromium, over the DevTools protocol (a flat session on the browser's websocket)."""
-
-    def __init__(self, socket):
-        self.socket = socket
-        self._ids = itertools.count(1)
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Page.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=PAGE_WIDTH, height=PAGE_HEIGHT,
-                  deviceScaleFactor=1, mobile=False)  # fmt: skip
-
-    def call(self, method: str, *, session: bool = False, timeout: float = 20.0, **params) -> dict:
-        message_id = next(self._ids)
-        message = {"id": message_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = self.session
-        self.socket.send(json.dumps(message))
-        deadline = time.monotonic() + timeout
-        while True:  # events arrive in between; recv raises TimeoutError once the deadline passes
-            reply = json.loads(self.socket.recv(timeout=max(deadline - time.monotonic(), 0.01)))
-            if reply.get("id") == message_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, predicate_js: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.evaluate(predicate_js):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {predicate_js} on {self.evaluate('location.href')}")
-
-    def navigate(self, url: str) -> None:
-        self.call("Page.navigate", session=True, url=url)
-        self.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
-
-    def type_into(self, selector: str, text: str) -> None:
-        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
-        self.call("Input.insertText", session=True, text=text)
-
-    def screenshot(self, path: Path) -> Path:
-        data = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True)["data"]
-        path.write_bytes(base64.b64decode(data))
-        return path
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +53,8 @@ def dashboard_server(tmp_path_factory):
 
 @pytest.fixture
 def browser(tmp_path):
-    from websockets.sync.client import connect
-
-    profile = tmp_path / "chromium-profile"
-    process = _launch_chromium(profile, tmp_path / "chromium.log")
-    try:
-        with connect(_devtools_url(process, profile), max_size=None, open_timeout=10) as socket:
-            yield DevTools(socket)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium(tmp_path) as browser:
+        yield browser
 
 
 def _daily_costs_in_database(server: GatewayServer, start: date, end: date) -> dict[date, Decimal]:
@@ -177,14 +70,8 @@ def _daily_costs_in_database(server: GatewayServer, start: date, end: date) -> d
 
 
 def _log_in_to_the_overview(browser: DevTools, server: GatewayServer) -> None:
-    browser.navigate(f"{server.url}/admin/login/?next={OVERVIEW}")
-    browser.type_into("#id_username", ADMIN_USER)
-    browser.type_into("#id_password", ADMIN_PASSWORD)
-    browser.evaluate("document.querySelector('#login-form input[type=submit]').click()")
-    browser.wait_for(
-        f"location.pathname === {json.dumps(OVERVIEW)} && document.readyState === 'complete'"
-        " && !!document.querySelector('#daily-spend-chart')"
-    )
+    log_in(browser, server.url, ADMIN_USER, ADMIN_PASSWORD, next_path=OVERVIEW)
+    browser.wait_for("!!document.querySelector('#daily-spend-chart')")
 
 
 def test_chromium_logs_in_and_the_dashboard_chart_adds_up_to_the_logs(dashboard_server, browser, tmp_path):
@@ -207,7 +94,7 @@ def test_chromium_logs_in_and_the_dashboard_chart_adds_up_to_the_logs(dashboard_
             };
         })()"""
     )
-    screenshot = browser.screenshot(tmp_path / "spend-overview.png")
+    screenshot = browser.screenshot_artifact("spend-overview")
     print(f"dashboard screenshot: {screenshot}")
 
     start, end = date.fromisoformat(page["start"]), date.fromisoformat(page["end"])
