@@ -59,3 +59,22 @@ def events(data: bytes) -> list[tuple[str, dict]]:
             name_line, data_line = frame.split("\n")
             parsed.append((name_line.removeprefix("event: "), orjson.loads(data_line.removeprefix("data: "))))
     return parsed
+
+
+def json_values(keys: list[str]):
+    """Any JSON value, objects mostly keyed by `keys` (a front's field names), nested a few levels: fuzz input."""
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
+        | st.sampled_from(keys)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(keys), inner, max_size=5),
+        max_leaves=25,
+    )

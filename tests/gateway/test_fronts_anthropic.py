@@ -5,12 +5,15 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gateway.proxy.errors import BadRequest, UpstreamFailed
 from gateway.proxy.fronts.anthropic_messages import AnthropicMessagesFront
+from gateway.proxy.payload import parse_payload
 from keys.errors import BudgetExceeded
 from pricing.calculator import Usage
-from tests.gateway.fronts_samples import ANSWER_WITH_TOOL_CALL, events, play
+from tests.gateway.fronts_samples import ANSWER_WITH_TOOL_CALL, events, json_values, play
 
 
 def call():
@@ -207,3 +210,58 @@ def test_refusals_in_anthropic_error_shape_with_the_proxy_status(exc, status, ki
     response = AnthropicMessagesFront().error_response(exc)
     assert response.status_code == status
     assert orjson.loads(response.content) == {"type": "error", "error": {"type": kind, "message": str(exc)}}
+
+
+IMAGE = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+FUZZED_KEYS = [
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "role",
+    "content",
+    "type",
+    "text",
+    "image",
+    "source",
+    "base64",
+    "url",
+    "data",
+    "media_type",
+    "tool_use",
+    "tool_result",
+    "tool_use_id",
+    "id",
+    "name",
+    "input",
+    "tools",
+    "input_schema",
+    "tool_choice",
+    "auto",
+    "any",
+    "tool",
+    "none",
+    "stop_sequences",
+    "metadata",
+    "user_id",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stream",
+    "user",
+    "assistant",
+    "thinking",
+    "disable_parallel_tool_use",
+]
+
+
+@settings(deadline=None, derandomize=True, max_examples=400)
+@example(body={"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "system": [IMAGE]})
+@given(body=st.dictionaries(st.sampled_from(FUZZED_KEYS), json_values(FUZZED_KEYS), max_size=8))
+def test_any_body_is_a_checked_chat_call_or_a_bad_request(body):
+    """Whatever a client sends, the front's translation and the chat checks refuse it with a 400 or pass it: never
+    another exception (a 500)."""
+    try:
+        parse_payload(orjson.dumps(body), "chat", 10**7, translate=AnthropicMessagesFront().to_chat)
+    except BadRequest:
+        pass

@@ -4,14 +4,18 @@ each checked against the openai SDK's own types (validated, not merely construct
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import orjson
 import pydantic
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from openai.types.responses import Response, ResponseStreamEvent
 
 from gateway.proxy.errors import BadRequest
 from gateway.proxy.fronts.responses import ResponsesFront
+from gateway.proxy.payload import parse_payload
 from pricing.calculator import Usage
-from tests.gateway.fronts_samples import ANSWER_WITH_TOOL_CALL, play
+from tests.gateway.fronts_samples import ANSWER_WITH_TOOL_CALL, json_values, play
 from tests.gateway.fronts_samples import events as named_events
 
 STREAM_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
@@ -168,3 +172,60 @@ def test_stream_error_event_the_sdk_validates():
     stream = ResponsesFront().stream(call())
     (error,) = validated(stream.error("upstream_timeout", "The upstream stopped."))
     assert (error.type, error.code, error.message) == ("error", "upstream_timeout", "The upstream stopped.")
+
+
+FUZZED_KEYS = [
+    "model",
+    "input",
+    "instructions",
+    "role",
+    "content",
+    "type",
+    "message",
+    "input_text",
+    "input_image",
+    "output_text",
+    "image_url",
+    "detail",
+    "text",
+    "function_call",
+    "function_call_output",
+    "call_id",
+    "name",
+    "arguments",
+    "output",
+    "tools",
+    "function",
+    "parameters",
+    "tool_choice",
+    "auto",
+    "required",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "format",
+    "json_schema",
+    "schema",
+    "metadata",
+    "user",
+    "store",
+    "stream",
+    "reasoning",
+    "effort",
+    "user",
+    "assistant",
+    "system",
+    "developer",
+]
+
+
+@settings(deadline=None, derandomize=True, max_examples=400)
+@example(body={"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": 5}]})
+@given(body=st.dictionaries(st.sampled_from(FUZZED_KEYS), json_values(FUZZED_KEYS), max_size=8))
+def test_any_body_is_a_checked_chat_call_or_a_bad_request(body):
+    """Whatever a client sends, the front's translation and the chat checks refuse it with a 400 or pass it: never
+    another exception (a 500)."""
+    try:
+        parse_payload(orjson.dumps(body), "chat", 10**7, translate=ResponsesFront().to_chat)
+    except BadRequest:
+        pass

@@ -57,7 +57,7 @@ class AnthropicMessagesFront:
         if not self.counting:
             chat["max_tokens"] = max_tokens
         system = body.get("system")
-        chat["messages"] = ([{"role": "system", "content": _text_parts(system, "system")}] if system else []) + [
+        chat["messages"] = ([{"role": "system", "content": _text(system, "system", "\n\n")}] if system else []) + [
             chat_message for index, message in enumerate(messages) for chat_message in _messages(message, index)
         ]
         chat.update({name: body[name] for name in _SAMPLING if body.get(name) is not None})
@@ -176,21 +176,14 @@ def _part(block: Any, where: str) -> dict:
     raise _invalid(f"{where}: content block type {kind!r} is not supported here.", where)
 
 
-def _text(content: Any, where: str) -> str:
+def _text(content: Any, where: str, separator: str = "") -> str:
+    """The text of a string or of a list of blocks (a tool result's, the system prompt's); images are not carried."""
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
         parts = [_part(block, where) for block in content]
-        return "".join(part["text"] for part in parts if part["type"] == "text")  # images in a result: not carried
+        return separator.join(part["text"] for part in parts if part["type"] == "text")
     raise _invalid(f"{where}: content must be a string or a list of blocks.", where)
-
-
-def _text_parts(system: Any, where: str) -> str:
-    if isinstance(system, str):
-        return system
-    if isinstance(system, list):
-        return "\n\n".join(_part(block, where)["text"] for block in system)
-    raise _invalid(f"{where}: a string or a list of text blocks is required.", where)
 
 
 def _tool(tool: Any) -> dict:

@@ -173,8 +173,10 @@ def _input_messages(items: Any) -> list[dict]:
             previous.setdefault("tool_calls", []).append(call)
         elif kind == "function_call_output":
             output = item.get("output")
-            if not isinstance(output, str):
-                output = "".join(part.get("text", "") for part in output or () if isinstance(part, dict))
+            if isinstance(output, list):
+                output = "".join(str(part.get("text", "")) for part in output if isinstance(part, dict))
+            elif not isinstance(output, str):
+                raise _invalid(f"{param}.output must be a string or a list of parts.", f"{param}.output")
             messages.append({"role": "tool", "tool_call_id": str(item.get("call_id")), "content": output})
         elif kind != "reasoning":
             raise _invalid(f"{param}: item type {kind!r} is not supported.", param)
