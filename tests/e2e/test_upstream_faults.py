@@ -11,7 +11,6 @@ charged for its prompt and for the words relayed before the cut (estimated at 4 
 upstream never reported its usage). And the key's spend is the sum of its logs.
 """
 
-import time
 import uuid
 from decimal import Decimal
 
@@ -21,6 +20,7 @@ import pytest
 
 from tests.e2e.server import GatewayServer, free_port
 from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -96,16 +96,15 @@ class Call:
     def log(self, server: GatewayServer, key: dict) -> dict:
         """The call's one spend log, once committed (a stream cut by its client is charged in the background)."""
         columns = "status, error_class, attempts, prompt_tokens, completion_tokens, cost, deployment_id, metadata"
-        deadline = time.monotonic() + 5
-        while True:
+
+        def logged() -> list[dict]:
             rows = [
                 dict(zip(columns.split(", "), row, strict=True))
                 for row in server.query(f"SELECT {columns} FROM spend_spendlog WHERE key_hash = %s", key["token"])
             ]
-            mine = [row for row in rows if _json(row.pop("metadata")).get("tag") == self.tag]
-            if mine or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return [row for row in rows if _json(row.pop("metadata")).get("tag") == self.tag]
+
+        mine = wait_until(logged, "the call's spend log")
         assert len(mine) == 1, mine
         log = mine[0]
         log["cost"] = Decimal(str(log["cost"]))
