@@ -240,8 +240,10 @@ def test_cost_explain_shows_each_provider_specific_part():
 
 
 @pytest.fixture
-async def perplexity():
-    """A perplexity/sonar-pro deployment on a fake upstream answering with Perplexity's usage fields."""
+async def perplexity(settings):
+    """A perplexity/sonar-pro deployment on a fake upstream answering with Perplexity's usage fields. In-process
+    proxy calls run without Redis, as tests/gateway's do (its shared counters are tested live)."""
+    settings.REDIS_URL = ""
     async with FakeUpstream(prompt_tokens=40, completion_tokens=60) as up:
         up.usage_extra = {"search_context_size": "medium", "citation_tokens": 0, "num_search_queries": 1}
         await Deployment.objects.acreate(
