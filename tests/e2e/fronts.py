@@ -20,6 +20,7 @@ model_list:
     litellm_params: {{model: anthropic/claude-3-5-sonnet-20241022, api_base: "{up}", api_key: sk-ant-fronts-secret-3}}
     model_info:
       id: claude-1
+      access_groups: [claude-models]
       input_cost_per_token: 0.000003
       output_cost_per_token: 0.000015
       cache_creation_input_token_cost: 0.00000375

@@ -135,6 +135,15 @@ def test_count_tokens_asks_an_anthropic_deployment_and_is_never_charged(server, 
     assert forwarded.json == {"messages": HELLO, "system": "Be brief.", "model": "claude-3-5-sonnet-20241022"}
 
 
+def test_count_tokens_admits_a_key_by_its_access_group_like_a_call(server, up):
+    key = generate_key(server, models=["claude-models"])  # the access group of the claude deployment
+    counted = client(server, key).messages.count_tokens(model="claude-sonnet", messages=HELLO)
+
+    assert counted.input_tokens == 12
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client(server, key).messages.count_tokens(model="gpt-4o", messages=HELLO)
+
+
 def test_count_tokens_estimates_for_other_providers(server, up):
     before = len(server.api("GET", "/spend/logs").json())
     counted = client(server).messages.count_tokens(model="gpt-4o", messages=[{"role": "user", "content": "x" * 400}])

@@ -41,7 +41,7 @@ async def count_tokens(request) -> HttpResponse:
         deployments = state.table.group(group)
         if not deployments:
             raise BadRequest(f"Invalid model name passed in model={requested}.", param="model", code="model_not_found")
-        caller.check_model_access(group, requested)
+        caller.check_model_access(group, requested, state.table.access_groups(group))
         native = next((d for d in deployments if d.target.provider == "anthropic"), None)
         if native is None:
             tokens = estimate_prompt_tokens(payload, "chat")
