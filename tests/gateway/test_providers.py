@@ -351,12 +351,23 @@ OPENAI_USAGE = {
         "rejected_prediction_tokens": 0,
     },
 }
+
+
+def openai_usage(prompt: int, completion: int, **details) -> dict:
+    """OpenAI's usage object: the two counts, their total, and any details."""
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion, **details}
+
+
 ANTHROPIC_USAGE = {
     "input_tokens": 20,
     "cache_creation_input_tokens": 1000,
     "cache_read_input_tokens": 3000,
     "output_tokens": 50,
 }
+# ANTHROPIC_USAGE as the gateway reports it.
+ANTHROPIC_AS_OPENAI = openai_usage(
+    4020, 50, prompt_tokens_details={"cached_tokens": 3000}, cache_creation_input_tokens=1000
+)
 
 
 def openai_chat(usage: dict, finish: str = "stop") -> dict:
@@ -390,19 +401,19 @@ RESPONSES = [
     pytest.param(
         "hosted_vllm",
         "chat",
-        openai_chat({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12, "prompt_tokens_details": None}),
+        openai_chat(openai_usage(9, 3, prompt_tokens_details=None)),
         "Hi there",
         "stop",
-        {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+        openai_usage(9, 3),
         id="vllm usage with nulls",
     ),
     pytest.param(
         "openai",
         "chat",
-        openai_chat({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12, "prompt_cache_hit_tokens": 8}),
+        openai_chat(openai_usage(9, 3, prompt_cache_hit_tokens=8)),
         "Hi there",
         "stop",
-        {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12, "prompt_tokens_details": {"cached_tokens": 8}},
+        openai_usage(9, 3, prompt_tokens_details={"cached_tokens": 8}),
         id="deepseek cache hits",
     ),
     pytest.param(
@@ -414,11 +425,11 @@ RESPONSES = [
             "created": 1,
             "model": "m",
             "choices": [{"index": 0, "text": "Hi there", "logprobs": None, "finish_reason": "length"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            "usage": openai_usage(5, 2),
         },
         "Hi there",
         "length",
-        {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        openai_usage(5, 2),
         id="instruct model answers a chat",
     ),
     *[
@@ -428,13 +439,7 @@ RESPONSES = [
             anthropic_message([{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}], stop_reason),
             "Hi there",
             finish,
-            {
-                "prompt_tokens": 4020,
-                "completion_tokens": 50,
-                "total_tokens": 4070,
-                "prompt_tokens_details": {"cached_tokens": 3000},
-                "cache_creation_input_tokens": 1000,
-            },
+            ANTHROPIC_AS_OPENAI,
             id=f"anthropic {stop_reason}",
         )
         for stop_reason, finish in [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length")]
@@ -453,7 +458,7 @@ RESPONSES = [
         },
         "Hi there",
         "length",
-        {"prompt_tokens": 26, "completion_tokens": 298, "total_tokens": 324},
+        openai_usage(26, 298),
         id="ollama chat",
     ),
     pytest.param(
@@ -462,7 +467,7 @@ RESPONSES = [
         {"model": "llama3", "response": "Hi there", "done": True, "done_reason": "stop", "eval_count": 3},
         "Hi there",
         "stop",
-        {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
+        openai_usage(1, 3),
         id="ollama generate with a cached prompt estimates it",
     ),
     pytest.param(
@@ -471,7 +476,7 @@ RESPONSES = [
         [{"generated_text": "System: Be brief.\n\nUser: Hi\n\nAssistant: Hi there"}],
         " Hi there",
         "stop",
-        {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+        openai_usage(10, 3),
         id="sagemaker echoing the prompt, usage estimated",
     ),
     pytest.param(
@@ -480,7 +485,7 @@ RESPONSES = [
         {"generated_text": "Hi there", "details": {"finish_reason": "length", "generated_tokens": 4}},
         "Hi there",
         "length",
-        {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5},
+        openai_usage(1, 4),
         id="sagemaker with TGI details",
     ),
 ]
@@ -528,7 +533,7 @@ def test_ollama_embeddings_in_openai_shape(encoding_format):
     if encoding_format == "base64":
         vectors = [list(struct.unpack("<2f", base64.b64decode(v))) for v in vectors]
     assert vectors == [[0.5, -0.25], [1.0, 0.0]]
-    assert response["usage"] == {"prompt_tokens": 4, "completion_tokens": 0, "total_tokens": 4}
+    assert response["usage"] == openai_usage(4, 0)
 
 
 ERRORS = [
@@ -766,13 +771,7 @@ STREAMS = [
         "chat",
         ANTHROPIC_STREAM,
         "tool_calls",
-        {
-            "prompt_tokens": 4020,
-            "completion_tokens": 50,
-            "total_tokens": 4070,
-            "prompt_tokens_details": {"cached_tokens": 3000},
-            "cache_creation_input_tokens": 1000,
-        },
+        ANTHROPIC_AS_OPENAI,
         id="anthropic",
     ),
     pytest.param(
@@ -780,7 +779,7 @@ STREAMS = [
         "chat",
         OLLAMA_CHAT_STREAM,
         "stop",
-        {"prompt_tokens": 26, "completion_tokens": 5, "total_tokens": 31},
+        openai_usage(26, 5),
         id="ollama chat",
     ),
     pytest.param(
@@ -788,7 +787,7 @@ STREAMS = [
         "completion",
         OLLAMA_GENERATE_STREAM,
         "length",
-        {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        openai_usage(3, 2),
         id="ollama generate",
     ),
     pytest.param(
@@ -796,7 +795,7 @@ STREAMS = [
         "chat",
         SAGEMAKER_STREAM,
         "stop",
-        {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+        openai_usage(10, 3),
         id="sagemaker",
     ),
 ]
@@ -952,7 +951,7 @@ def test_mock_answers_deterministically_with_realistic_usage():
     first, second = (mock.local_response(target("mock"), "chat", payload, stream=False) for _ in range(2))
 
     assert first["choices"][0]["message"] == {"role": "assistant", "content": "This is a mock response from Tollgate."}
-    assert first["usage"] == {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+    assert first["usage"] == openai_usage(10, 10)
     assert without_ids([first]) == without_ids([second])
 
 
@@ -1110,7 +1109,7 @@ async def test_embeddings_round_trip(client, provider, base_path):
 
     vectors = [struct.unpack("<3f", base64.b64decode(item["embedding"])) for item in response["data"]]
     assert [[round(x, 4) for x in vector] for vector in vectors] == [[0.1, 0.11, 0.12], [0.2, 0.21, 0.22]]
-    assert response["usage"] == {"prompt_tokens": 4, "completion_tokens": 0, "total_tokens": 4}
+    assert response["usage"] == openai_usage(4, 0)
 
 
 SCRIPTED = [(provider, base_path, call_type) for provider, base_path, call_type, *_ in ROUND_TRIPS[3:]]
