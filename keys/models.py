@@ -9,6 +9,7 @@ each server process reads the rows it has not seen yet and refreshes its in-memo
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 
 from pricing.fields import MoneyField
@@ -194,3 +195,19 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.entity_id}: {self.amount} until {self.expires_at:%H:%M:%S}"
+
+
+class TeamAdministrator(models.Model):
+    """A login (a Django user of the admin) that administers one team: the scope of the "Team admins" role.
+
+    Apart from `InternalUser.teams`, which is who may call as the team: a team admin manages the team's keys,
+    members and budgets in the admin (keys.selectors.teams_administered_by), whether or not they call models."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_administrations")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="administrators")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "team"], name="one_administration_per_user_and_team")]
+
+    def __str__(self) -> str:
+        return f"{self.user} administers {self.team}"
