@@ -11,12 +11,13 @@ import time
 import pytest
 
 
-def wait_until(condition, what: str, timeout: float = 20.0, interval: float = 0.05):
-    """The condition's first truthy value; the test fails, naming `what`, if the deadline passes first."""
+def wait_until(condition, what, timeout: float = 20.0, interval: float = 0.05):
+    """The condition's first truthy value; the test fails, naming `what` (a text, or a function that says what was
+    seen last), if the deadline passes first."""
     deadline = time.monotonic() + timeout
     while not (value := condition()):
         if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what}")
+            pytest.fail(f"not within {timeout} s: {what() if callable(what) else what}")
         time.sleep(interval)
     return value
 
