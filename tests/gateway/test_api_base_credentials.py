@@ -13,10 +13,8 @@ from django.urls import reverse
 
 from gateway.models import Deployment
 from gateway.proxy.registry import public_url
-from gateway.proxy.upstream import close_upstream_pool
 from spend.models import SpendLog
 from tests.e2e.server import MASTER_KEY
-from tests.fakes.upstream import FakeUpstream
 from tests.keys.factories import make_key
 
 # The audit (tests/secrets_audit.py) registers these by their names: any log or error body that shows one fails.
@@ -45,13 +43,6 @@ MASTER = {"Authorization": f"Bearer {MASTER_KEY}"}
 )
 def test_public_url_keeps_scheme_host_port_and_path_only(api_base, shown):
     assert public_url(api_base) == shown
-
-
-@pytest.fixture
-async def upstream():
-    async with FakeUpstream() as up:
-        yield up
-    await close_upstream_pool()
 
 
 @pytest.mark.django_db(transaction=True)

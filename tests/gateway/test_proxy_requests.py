@@ -11,10 +11,10 @@ from django.test import AsyncClient
 import gateway.asgi
 from gateway.asgi import proxy_application
 from gateway.models import Deployment
-from gateway.proxy.upstream import close_upstream_pool
 from spend.models import SpendLog
 from tests.e2e.server import MASTER_KEY
 from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.polling import wait_until_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -264,13 +264,6 @@ async def test_repeated_failed_auth_from_one_address_is_slowed_before_any_key_lo
 
 
 @pytest.fixture
-async def upstream():
-    async with FakeUpstream() as up:
-        yield up
-    await close_upstream_pool()  # the gateway's pool on this test's event loop
-
-
-@pytest.fixture
 def upstream_deployment(db, upstream):
     return Deployment.objects.create(
         model_id="up-1",
@@ -383,12 +376,9 @@ def test_the_proxy_handler_serves_async_views_only(settings):
         gateway.asgi._resolve("/admin/login/", settings.ROOT_URLCONF)
 
 
-async def the_only_log(timeout: float = 5.0) -> SpendLog:
+async def the_only_log() -> SpendLog:
     """The call's spend log: a client that left is charged in the background, so it may commit after the response."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await SpendLog.objects.aexists():
-        assert asyncio.get_running_loop().time() < deadline, "no spend log"
-        await asyncio.sleep(0.02)
+    await wait_until_async(SpendLog.objects.aexists, "the call's spend log")
     return await SpendLog.objects.aget()
 
 
