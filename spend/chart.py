@@ -153,3 +153,35 @@ def stacked_chart(
         LEFT + plot_width // 2, segments, mark_safe("".join(bars)), y_ticks, x_ticks[::every], legend,
         sum(day_totals, Decimal(0)),
     )  # fmt: skip
+
+
+BURN_WIDTH, BURN_HEIGHT, BURN_PAD = 240, 56, 4
+BURN_SVG = (
+    '<svg class="burn-down" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{label}">'
+    "<title>{label}</title>{budget}"
+    '<polyline class="spent" points="{spent}" fill="none" stroke="#4e79a7" stroke-width="2"/>'
+    '<line class="forecast" x1="{fx1}" y1="{fy1}" x2="{fx2}" y2="{fy2}" stroke="#4e79a7" stroke-dasharray="4 3"/></svg>'
+)
+BUDGET_LINE = '<line class="budget" x1="0" x2="{w}" y1="{y}" y2="{y}" stroke="#e15759" stroke-width="1"/>'
+
+
+def burn_down(days_in_month: int, cumulative: list[Decimal], forecast: Decimal, budget: Decimal | None) -> SafeString:
+    """A month's spend so far as a rising line (one point per day), dashed on to the month-end forecast, under a red
+    line at the budget: where the lines cross is when the budget runs out."""
+    top = max([*cumulative, forecast, budget or Decimal(0)]) or Decimal(1)
+    plot_width, plot_height = BURN_WIDTH - 2 * BURN_PAD, BURN_HEIGHT - 2 * BURN_PAD
+    step = plot_width / max(days_in_month - 1, 1)
+
+    def y(value: Decimal) -> str:
+        return _px(BURN_PAD + plot_height - float(value / top) * plot_height)
+
+    points = " ".join(f"{_px(BURN_PAD + index * step)},{y(value)}" for index, value in enumerate(cumulative))
+    last_x = _px(BURN_PAD + (len(cumulative) - 1) * step)
+    label = f"Spent {usd(cumulative[-1] if cumulative else Decimal(0))} so far, {usd(forecast)} forecast" + (
+        f", budget {usd(budget)}" if budget is not None else ", no budget"
+    )
+    budget_line = format_html(BUDGET_LINE, w=BURN_WIDTH, y=y(budget)) if budget is not None else ""
+    return format_html(
+        BURN_SVG, w=BURN_WIDTH, h=BURN_HEIGHT, label=label, budget=budget_line, spent=points, fx1=last_x,
+        fy1=y(cumulative[-1] if cumulative else Decimal(0)), fx2=_px(BURN_PAD + plot_width), fy2=y(forecast),
+    )  # fmt: skip

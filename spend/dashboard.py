@@ -1,6 +1,13 @@
-"""The spend overview in the admin: totals against the previous range, daily chart, top spenders, team budgets,
-unpriced calls. Every committed call counts at once: the daily rollups (a few GROUP BYs over them) plus the logs
-not yet rolled up (spend.selectors.CurrentSpend), never a scan of all the raw logs."""
+"""The spend overview in the admin: totals against the previous range, daily spend stacked by key, user, team, tag
+or model (by name), a table of every one of them with a CSV export of exactly that, top spenders, each team's budget
+burn-down and month-end forecast, unpriced calls.
+
+Every committed call counts at once: the daily rollups (a few GROUP BYs over them) plus the logs not yet rolled up
+(spend.selectors.CurrentSpend), never a scan of all the raw logs. Tags are the exception: the rollups do not keep
+them, so stacking or narrowing by tag reads the range's logs (spend.overview.TaggedSpend).
+
+Customers (LiteLLM's end users, the `user` field of a call) are not a dimension: the spend log does not record them.
+"""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -8,42 +15,66 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import forms
-from django.apps import apps
 from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from pricing.money import usd
-from spend.chart import stacked_chart
+from spend.chart import burn_down, stacked_chart
+from spend.exports import csv_response
+from spend.overview import DIMENSIONS, TAG, TaggedSpend, entity_names, team_months
 from spend.periods import day_bounds, local_day
-from spend.selectors import CurrentSpend, read_current_spend, team_names
+from spend.selectors import read_current_spend
 
 TOP = 10
 CHART_SERIES = 8
-STACKS = {"team": "team_id", "model": "model_group"}
+TABLE_ROWS = 200
+DEFAULT_DAYS = 30
+FORECAST_METHOD = (
+    "Month-end forecast: the spend so far this month divided by the days so far (today counted as a whole day), "
+    "times the days in the month: a straight line, no seasonality."
+)
 
 
-class RangeForm(forms.Form):
+class OverviewForm(forms.Form):
+    """The range, what to stack by, and at most one value of each dimension to narrow to (set by drill-down links)."""
+
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    stack = forms.ChoiceField(choices=[("team", "team"), ("model", "model")], required=False)
+    stack = forms.ChoiceField(choices=[(name, name) for name in DIMENSIONS], required=False, label="Stack by")
+    key = forms.CharField(required=False, widget=forms.HiddenInput)
+    user = forms.CharField(required=False, widget=forms.HiddenInput)
+    team = forms.CharField(required=False, widget=forms.HiddenInput)
+    tag = forms.CharField(required=False, widget=forms.HiddenInput)
+    model = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            self.add_error("end", f"The end ({data['end']}) is before the start ({data['start']}).")
+        return data
 
 
 @dataclass(frozen=True, slots=True)
-class Ranked:
-    label: str
+class Row:
+    """One payer, model or tag on the page: its name, exact cost, calls, and where clicking it goes."""
+
+    name: str
     cost: Decimal
     requests: int
-    url: str
+    narrow_url: str  # the overview narrowed to it
+    logs_url: str  # its spend logs in the range ("" for a tag: the log list cannot filter by tag)
 
 
-class _LogLinks:
-    """Links to the spend-log admin, filtered to some days (local, both included) and fields. The changelist's
-    address is reversed once per page, each day's bounds computed once: the chart links hundreds of bars."""
+class _Links:
+    """Links to the spend-log admin (filtered to local days, both included) and to this overview narrowed further.
+    The changelist's address is reversed once per page, each day's bounds computed once: the chart links hundreds of
+    bars."""
 
-    def __init__(self):
+    def __init__(self, query: dict[str, str]):
         self.changelist = reverse("admin:spend_spendlog_changelist")
+        self.query = query  # the overview's own: range, stack and what it is narrowed to
         self._days: dict[date, tuple[str, str]] = {}
 
     def _bounds(self, day: date) -> tuple[str, str]:
@@ -53,9 +84,15 @@ class _LogLinks:
             bounds = self._days[day] = (since.isoformat(), until.isoformat())
         return bounds
 
-    def __call__(self, start: date, end: date, **filters) -> str:
-        query = {"start_time__gte": self._bounds(start)[0], "start_time__lt": self._bounds(end)[1], **filters}
-        return f"{self.changelist}?{urlencode(query)}"
+    def logs(self, start: date, end: date, **filters) -> str:
+        if TAG in filters or TAG in self.query:
+            return ""
+        narrowed = {DIMENSIONS[name]: value for name, value in self.query.items() if name in DIMENSIONS}
+        query = {"start_time__gte": self._bounds(start)[0], "start_time__lt": self._bounds(end)[1]}
+        return f"{self.changelist}?{urlencode({**query, **narrowed, **filters})}"
+
+    def overview(self, **changes) -> str:
+        return "?" + urlencode({**self.query, **changes})
 
 
 def _change(current: Decimal, previous: Decimal) -> str:
@@ -65,120 +102,172 @@ def _change(current: Decimal, previous: Decimal) -> str:
 
 
 def overview(request):
-    form = RangeForm(request.GET or None)
-    data = form.cleaned_data if form.is_valid() else {}
+    form = OverviewForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}  # a bad range is shown as a field error, over the default
     end = data.get("end") or local_day(timezone.now())
-    start = data.get("start") or end - timedelta(days=29)
-    start, end = min(start, end), max(start, end)
+    start = data.get("start") or end - timedelta(days=DEFAULT_DAYS - 1)
     stack = data.get("stack") or "team"
+    narrowed = {name: data[name] for name in DIMENSIONS if data.get(name)}
+    query = {"start": start.isoformat(), "end": end.isoformat(), "stack": stack, **narrowed}
+    links = _Links(query)
     length = (end - start).days + 1
     previous_start, previous_end = start - timedelta(days=length), start - timedelta(days=1)
+    filters = {DIMENSIONS[name]: value for name, value in narrowed.items() if name != TAG}
+    column = DIMENSIONS[stack]
 
-    links = _LogLinks()
-    column = STACKS[stack]
-
-    def read(spend: CurrentSpend) -> tuple:
-        calls = ["requests"]  # only what the page shows
+    def read(spend) -> tuple:
+        tagged = TaggedSpend(previous_start, end, filters, narrowed.get(TAG, "")) if TAG in narrowed else None
+        source = tagged or spend
+        by_stack = source.totals(["day", column], since=start, integers=["requests"]) if column != TAG else None
+        if by_stack is None:
+            by_stack = (tagged or TaggedSpend(start, end, filters)).totals(["day", TAG], since=start)
         return (
-            spend.totals(["day", column], integers=calls),  # this range's and the previous one's, in one read
-            {name: (field, spend.top(field, TOP, since=start)) for name, field in
-             (("teams", "team_id"), ("keys", "key_hash"), ("users", "user_id"), ("models", "model_group"))},
-            [row for row in spend.totals(["model_group", "provider"], since=start, integers=["unpriced_requests"]) if row["unpriced_requests"]],
+            source.totals(["day"], integers=["requests"]),  # this range's and the previous one's, in one read
+            by_stack,
+            {name: source.top(DIMENSIONS[name], TOP, since=start) for name in ("team", "key", "user", "model")},
+            [] if tagged else [row for row in spend.totals(["model_group", "provider"], since=start,
+                                                           integers=["unpriced_requests"]) if row["unpriced_requests"]],
         )  # fmt: skip
 
-    (both_ranges, top_rows, unpriced_rows), spend = read_current_spend(previous_start, end, read)
-    by_day = [row for row in both_ranges if row["day"] >= start]
-    previous = [row for row in both_ranges if row["day"] < start]
-    totals = {
-        "cost": sum((row["cost"] for row in by_day), Decimal(0)),
-        "requests": sum(row["requests"] for row in by_day),
-        "previous_cost": sum((row["cost"] for row in previous), Decimal(0)),
-        "previous_requests": sum(row["requests"] for row in previous),
-    }
-    top = {name: _ranked(rows, field, start, end, links) for name, (field, rows) in top_rows.items()}
-    names = team_names([ranked.label for ranked in top["teams"]] + [row[column] for row in by_day if stack == "team"])
-    top["teams"] = [Ranked(names.get(r.label, r.label or "(no team)"), r.cost, r.requests, r.url) for r in top["teams"]]
+    (both_ranges, by_stack, top_rows, unpriced_rows), spend = read_current_spend(previous_start, end, read, filters)
+    names = entity_names(column, [row[column] for row in by_stack])
+    table = _table(by_stack, column, stack, names, start, end, links)
+    if request.GET.get("format") == "csv":
+        return _csv(by_stack, column, stack, names, start, end)
 
-    chart = _chart(by_day, column, start, end, names if stack == "team" else {}, links)
-    unpriced = [
-        {**row, "url": links(start, end, model_group=row["model_group"], pricing_source="unpriced")}
-        for row in sorted(unpriced_rows, key=lambda row: (row["model_group"], row["provider"]))
-    ]
+    current = [row for row in both_ranges if row["day"] >= start]
+    previous = [row for row in both_ranges if row["day"] < start]
+    cost, previous_cost = (sum((row["cost"] for row in rows), Decimal(0)) for rows in (current, previous))
+    calls, previous_calls = (sum(row["requests"] for row in rows) for rows in (current, previous))
+    top = {
+        name: _rows(rows, DIMENSIONS[name], name, entity_names(DIMENSIONS[name], [r[DIMENSIONS[name]] for r in rows]),
+                    start, end, links)
+        for name, rows in top_rows.items()
+    }  # fmt: skip
+    today = local_day(timezone.now())
     context = {
         **admin.site.each_context(request),
         "title": "Spend overview",
-        "form": form if form.is_bound else RangeForm(initial={"start": start, "end": end, "stack": stack}),
+        "form": form if form.is_bound else OverviewForm(initial=query),
         "start": start,
         "end": end,
         "stack": stack,
+        "stacks": [(name, links.overview(stack=name)) for name in DIMENSIONS],
+        "narrowed": [(name, _narrowed_name(name, value), _without(query, name)) for name, value in narrowed.items()],
         "totals": {
-            "cost": usd(totals["cost"]),
-            "requests": totals["requests"],
-            "previous_cost": usd(totals["previous_cost"]),
-            "previous_requests": totals["previous_requests"],
-            "cost_change": _change(totals["cost"], totals["previous_cost"]),
-            "requests_change": _change(Decimal(totals["requests"]), Decimal(totals["previous_requests"])),
-            "exact_cost": totals["cost"],
+            "cost": usd(cost),
+            "exact_cost": cost,
+            "requests": calls,
+            "previous_cost": usd(previous_cost),
+            "exact_previous_cost": previous_cost,
+            "previous_requests": previous_calls,
+            "cost_change": _change(cost, previous_cost),
+            "requests_change": _change(Decimal(calls), Decimal(previous_calls)),
         },
-        "urls": {"range": links(start, end), "previous": links(previous_start, previous_end)},
+        "urls": {
+            "range": links.logs(start, end),
+            "previous": links.logs(previous_start, previous_end),
+            "csv": links.overview(format="csv"),
+        },
         "previous_start": previous_start,
         "previous_end": previous_end,
-        "chart": chart,
+        "chart": _chart(by_stack, stack, start, end, names, links),
+        "table": table,
         "top": top,
-        "budgets": _team_budgets(start, end, links),
-        "unpriced": unpriced,
+        "budgets": _team_budgets(today, links) if not narrowed else [],
+        "forecast_method": FORECAST_METHOD,
+        "unpriced": [
+            {**row, "url": links.logs(start, end, model_group=row["model_group"], pricing_source="unpriced")}
+            for row in sorted(unpriced_rows, key=lambda row: (row["model_group"], row["provider"]))
+        ],
         "as_of": spend.as_of,
         "rolled_up_at": spend.rolled_up_at,
     }
     return TemplateResponse(request, "spend/dashboard.html", context)
 
 
-def _ranked(rows: list[dict], field: str, start: date, end: date, links: _LogLinks) -> list[Ranked]:
-    return [Ranked(row[field], row["cost"], row["requests"], links(start, end, **{field: row[field]})) for row in rows]
+def _narrowed_name(name: str, value: str) -> str:
+    column = DIMENSIONS[name]
+    return value if column == TAG else entity_names(column, [value])[value]
 
 
-def _chart(by_day: list[dict], column: str, start: date, end: date, names: dict[str, str], links: _LogLinks):
-    ranking: dict[str, Decimal] = {}
-    for row in by_day:
-        ranking[row[column]] = ranking.get(row[column], Decimal(0)) + row["cost"]
-    leaders = sorted(ranking, key=ranking.get, reverse=True)[:CHART_SERIES]
+def _without(query: dict[str, str], name: str) -> str:
+    return "?" + urlencode({key: value for key, value in query.items() if key != name})
+
+
+def _rows(rows, column, stack, names, start, end, links: _Links) -> list[Row]:
+    return [
+        Row(names.get(row[column], row[column]), row["cost"], row["requests"], links.overview(**{stack: row[column]}),
+            links.logs(start, end, **{column: row[column]}))
+        for row in rows
+    ]  # fmt: skip
+
+
+def _per_value(by_stack: list[dict], column: str) -> list[dict]:
+    """The range's total per value of the stacked column, the most costly first."""
+    totals: dict[str, dict] = {}
+    for row in by_stack:
+        total = totals.setdefault(row[column], {column: row[column], "cost": Decimal(0), "requests": 0})
+        total["cost"] += row["cost"]
+        total["requests"] += row["requests"]
+    return sorted(totals.values(), key=lambda row: (-row["cost"], str(row[column])))
+
+
+def _table(by_stack, column, stack, names, start, end, links) -> list[Row]:
+    return _rows(_per_value(by_stack, column)[:TABLE_ROWS], column, stack, names, start, end, links)
+
+
+def _csv(by_stack: list[dict], column: str, stack: str, names: dict[str, str], start: date, end: date):
+    """The stacked numbers on the page, per day and name, with every digit of the money."""
+    rows = sorted(by_stack, key=lambda row: (row["day"], -row["cost"], names.get(row[column], "")))
+    lines = (
+        (row["day"].isoformat(), names.get(row[column], row[column]), row["cost"], row["requests"]) for row in rows
+    )
+    return csv_response(f"spend_by_{stack}_{start}_{end}.csv", ["day", stack, "cost_usd", "calls"], lines)
+
+
+def _chart(by_stack: list[dict], stack: str, start: date, end: date, names: dict[str, str], links: _Links):
+    column = DIMENSIONS[stack]
+    leaders = [row[column] for row in _per_value(by_stack, column)[:CHART_SERIES]]
     other = "other"
     values: dict[tuple[date, str], Decimal] = {}
-    for row in by_day:
-        series = names.get(row[column], row[column] or "(none)") if row[column] in leaders else other
+    for row in by_stack:
+        series = names[row[column]] if row[column] in leaders else other
         values[(row["day"], series)] = values.get((row["day"], series), Decimal(0)) + row["cost"]
-    series = [names.get(value, value or "(none)") for value in leaders]
+    series = list(dict.fromkeys(names[value] for value in leaders))
     if any(name == other for _, name in values):
         series.append(other)
-    by_label = {names.get(value, value or "(none)"): value for value in leaders}
-    field = column
+    by_name = {names[value]: value for value in leaders}
 
-    def url_for(day: date, label: str) -> str:
-        if label in by_label:
-            return links(day, day, **{field: by_label[label]})
-        return links(day, day)
+    def url_for(day: date, name: str) -> str:
+        """The day's spend logs of the segment's key, user, team or model; the overview of the day, narrowed to it,
+        where the log list cannot show them (a tag)."""
+        narrowed = {stack: by_name[name]} if name in by_name else {}
+        logs = links.logs(day, day, **({column: by_name[name]} if name in by_name else {}))
+        return logs or links.overview(start=day.isoformat(), end=day.isoformat(), **narrowed)
 
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     return stacked_chart(days, series, values, url_for)
 
 
-def _team_budgets(start: date, end: date, links: _LogLinks) -> list[dict]:
-    team_model = apps.get_model("keys", "Team")
+def _team_budgets(today: date, links: _Links) -> list[dict]:
     budgets = []
-    for team in team_model.objects.order_by("team_alias", "team_id").only(
-        "team_id", "team_alias", "spend", "max_budget", "budget_reset_at"
-    ):
-        share = (team.spend / team.max_budget * 100) if team.max_budget else None
+    for month in team_months(today):
+        share = month.period_spend / month.max_budget * 100 if month.max_budget else None
         budgets.append(
             {
-                "name": team.team_alias or team.team_id,
-                "spend": usd(team.spend),
-                "max_budget": usd(team.max_budget) if team.max_budget is not None else "no budget",
+                "name": month.name,
+                "spend": month.period_spend,
+                "max_budget": month.max_budget,
                 "percent": f"{share:.1f}" if share is not None else None,
                 "bar": min(float(share), 100.0) if share is not None else 0,
                 "over": share is not None and share >= 100,
-                "reset_at": team.budget_reset_at,
-                "url": links(start, end, team_id=team.team_id),
+                "month_to_date": month.month_to_date,
+                "forecast": month.forecast,
+                "forecast_over": month.max_budget is not None and month.forecast > month.max_budget,
+                "burn_down": burn_down(len(month.month_days), month.cumulative, month.forecast, month.max_budget),
+                "reset_at": month.reset_at,
+                "url": links.overview(team=month.team_id),
             }
         )
     return budgets

@@ -38,6 +38,7 @@ class LogFilter:
     api_key: str = ""
     user_id: str = ""
     team_id: str = ""
+    end_user: str = ""
     request_id: str = ""
     start_date: date | None = None
     end_date: date | None = None
@@ -56,7 +57,7 @@ def spend_logs(query: LogFilter) -> QuerySet:
     logs = SpendLog.objects.all()
     if query.api_key:
         logs = logs.filter(key_hash=key_hash_of(query.api_key))
-    for name in ("user_id", "team_id", "request_id"):
+    for name in ("user_id", "team_id", "end_user", "request_id"):
         if value := getattr(query, name):
             logs = logs.filter(**{name: value})
     if query.start_date:
@@ -95,13 +96,16 @@ class CurrentSpend:
     moved logs from the tail into the rollups in the middle of the reads.
     """
 
-    def __init__(self, start: date, end: date):
+    def __init__(self, start: date, end: date, filters: dict[str, str] | None = None):
         self.start, self.end = start, end
+        self.filters = dict(filters or {})  # rollup dimensions (team_id, key_hash, ...) narrowed to one value each
         self.as_of = timezone.now()
         self._mark = _rollup_mark()
         self.last_log_id, self.rolled_up_at = self._mark
         since, until = day_bounds(start)[0], day_bounds(end)[1]
-        tail = SpendLog.objects.filter(id__gt=self.last_log_id, start_time__gte=since, start_time__lt=until)
+        tail = SpendLog.objects.filter(
+            id__gt=self.last_log_id, start_time__gte=since, start_time__lt=until, **self.filters
+        )
         self.tail = grouped_totals(
             tail.annotate(day=TruncDate("start_time", tzinfo=local_zone())),
             ["day", *DIMENSIONS],
@@ -124,7 +128,7 @@ class CurrentSpend:
         """Exact cost and the sums of ``integers`` per group, over the days from ``since`` to ``until``."""
         since, until = since or self.start, until or self.end
         integers = list(integers)
-        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until)
+        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until, **self.filters)
         rows = grouped_totals(rollups, group_by, money=["cost"], integers=integers, row_count=None)
         return _add_tail(rows, self._tail_between(since, until), group_by, integers)
 
@@ -137,7 +141,7 @@ class CurrentSpend:
         installations, few rows)."""
         since, until = since or self.start, until or self.end
         tail = self._tail_between(since, until)
-        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until)
+        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until, **self.filters)
         if connections[rollups.db].vendor == "sqlite":
             rows = grouped_totals(rollups, [field], money=["cost"], integers=["requests"], row_count=None)
         else:
@@ -157,14 +161,16 @@ class CurrentSpend:
         return [row for row in self.tail if since <= row["day"] <= until]
 
 
-def read_current_spend(start: date, end: date, read: Callable[[CurrentSpend], Result]) -> tuple[Result, CurrentSpend]:
+def read_current_spend(
+    start: date, end: date, read: Callable[[CurrentSpend], Result], filters: dict[str, str] | None = None
+) -> tuple[Result, CurrentSpend]:
     """``read`` applied to the totals between two days as of now, and the CurrentSpend it read (its ``as_of``).
 
     The rollup watermark is read before and after: a rollup that committed in between moved logs from the tail into
     the rollups, so what was read may count them twice or not at all, and the read is made again. No lock is taken
     (a reader never holds up the ledger or the rollup)."""
     for _ in range(_ATTEMPTS):
-        spend = CurrentSpend(start, end)
+        spend = CurrentSpend(start, end, filters)
         result = read(spend)
         if spend.unchanged():
             break
@@ -288,6 +294,7 @@ def log_as_litellm(log: dict) -> dict:
         "api_base": log["api_base"],
         "user": log["user_id"],
         "team_id": log["team_id"],
+        "end_user": log["end_user"],
         "status": log["status"],
         "error_class": log["error_class"],
         "attempts": log["attempts"],
@@ -302,7 +309,7 @@ def log_as_litellm(log: dict) -> dict:
 LOG_FIELDS = (
     "request_id", "call_type", "key_hash", "cost", "prompt_tokens", "completion_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "start_time", "end_time", "requested_model", "model_group",
-    "deployment_id", "provider", "api_base", "user_id", "team_id", "status", "error_class", "attempts",
+    "deployment_id", "provider", "api_base", "user_id", "team_id", "end_user", "status", "error_class", "attempts",
     "pricing_source", "price_version", "cost_breakdown", "metadata", "request_tags",
 )  # fmt: skip
 

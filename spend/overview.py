@@ -1,0 +1,132 @@
+"""What the spend overview reads, apart from the page: names for the ledger's ids, spend by tag, and each team's
+month so far (its burn-down against its budget and a month-end forecast).
+
+The ledger names its payers by id (a key by the hash of its first secret, a team and a user by their ids): people
+know them by alias, hint and email, so every id is turned into a name here, in one query per kind of id.
+"""
+
+import calendar
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db.models import TextField
+from django.db.models.functions import Cast, TruncDate
+
+from keys.models import InternalUser, Team, VirtualKey
+from pricing.money import ZERO, grouped_totals
+from spend.models import SpendLog
+from spend.periods import day_bounds, local_zone
+from spend.selectors import read_current_spend
+
+# What the overview stacks and narrows by: the page's name for it, and the ledger's column (tags are not a column
+# of the rollups: a call has any number of them).
+DIMENSIONS = {"key": "key_hash", "user": "user_id", "team": "team_id", "tag": "tag", "model": "model_group"}
+TAG = "tag"
+UNTAGGED = "(untagged)"
+NONE = {"key_hash": "(no key)", "user_id": "(no user)", "team_id": "(no team)", "model_group": "(no model)"}
+
+
+def entity_names(column: str, values) -> dict[str, str]:
+    """The name people know each value of ``column`` by: a key's alias (its hint without one), a team's alias, a
+    user's email (their id without one). A key or team deleted since is named as such, never by its hash."""
+    values = set(values)
+    if column == "key_hash":
+        rows = VirtualKey.objects.filter(token_hash__in=values).values_list("token_hash", "key_alias", "key_hint")
+        known = {token: alias or hint for token, alias, hint in rows}
+        missing = "(deleted key)"
+    elif column == "team_id":
+        known = dict(Team.objects.filter(team_id__in=values).values_list("team_id", "team_alias"))
+        known = {team_id: alias or team_id for team_id, alias in known.items()}
+        missing = "(deleted team)"
+    elif column == "user_id":
+        rows = InternalUser.objects.filter(user_id__in=values).values_list("user_id", "user_email")
+        known = {user_id: email or user_id for user_id, email in rows}
+        missing = None  # a user id the caller chose is a name too
+    else:
+        known, missing = {}, None
+    empty = NONE.get(column, UNTAGGED)
+    return {value: known.get(value) or (empty if not value else missing or value) for value in values}
+
+
+class TaggedSpend:
+    """Totals of the raw logs between two days, per tag (a call counts once under each of its tags), for those the
+    rollups cannot answer: tags are not among their dimensions. Read in one grouped query per call of ``totals``
+    (grouped by the tag list as text in the database, then split here), narrowed to one ``tag`` if given."""
+
+    def __init__(self, start: date, end: date, filters: dict[str, str], tag: str = ""):
+        self.start, self.end, self.filters, self.tag = start, end, filters, tag
+
+    def totals(self, group_by: list[str], since: date | None = None, until: date | None = None, **_) -> list[dict]:
+        since, until = since or self.start, until or self.end
+        logs = SpendLog.objects.filter(
+            start_time__gte=day_bounds(since)[0], start_time__lt=day_bounds(until)[1], **self.filters
+        ).annotate(day=TruncDate("start_time", tzinfo=local_zone()), tags=Cast("request_tags", TextField()))
+        columns = [name for name in group_by if name != TAG]
+        rows: dict[tuple, dict] = {}
+        for row in grouped_totals(logs, [*columns, "tags"], money=["cost"]):
+            tags = sorted(set(json.loads(row["tags"] or "[]"))) or [UNTAGGED]
+            if self.tag and self.tag not in tags:
+                continue
+            for tag in [self.tag] if self.tag else tags:
+                group = {**{name: row[name] for name in columns}, TAG: tag}
+                key = tuple(group[name] for name in group_by)
+                total = rows.setdefault(key, {**{name: group[name] for name in group_by}, "cost": ZERO, "requests": 0})
+                total["cost"] += row["cost"]
+                total["requests"] += row["requests"]
+        return list(rows.values())
+
+    def top(self, field: str, limit: int, since: date | None = None) -> list[dict]:
+        rows = self.totals([field], since=since)
+        return sorted(rows, key=lambda row: (-row["cost"], str(row[field])))[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class TeamMonth:
+    """A team's spend this calendar month, day by day, against its budget; and where it is heading."""
+
+    team_id: str
+    name: str
+    period_spend: Decimal  # since its last budget reset (what its budget is checked against)
+    max_budget: Decimal | None
+    month_days: list[date]
+    cumulative: list[Decimal]  # month to date, one per day up to today
+    month_to_date: Decimal
+    forecast: Decimal  # month to date / days so far × days in the month
+    reset_at: object
+
+
+def month_of(today: date) -> tuple[date, date]:
+    return today.replace(day=1), today.replace(day=calendar.monthrange(today.year, today.month)[1])
+
+
+def linear_forecast(month_to_date: Decimal, today: date) -> Decimal:
+    """Month-end spend if every remaining day costs the average of the days so far (today counted as a whole day)."""
+    first, last = month_of(today)
+    return month_to_date / ((today - first).days + 1) * ((last - first).days + 1)
+
+
+def team_months(today: date) -> list[TeamMonth]:
+    """Every team's month so far, every committed call counted (rollups plus the tail)."""
+    first, last = month_of(today)
+    rows, _ = read_current_spend(first, today, lambda spend: spend.totals(["day", "team_id"], integers=["requests"]))
+    daily: dict[str, dict[date, Decimal]] = {}
+    for row in rows:
+        daily.setdefault(row["team_id"], {})[row["day"]] = row["cost"]
+    days = [first + timedelta(days=offset) for offset in range((today - first).days + 1)]
+    months = []
+    teams = Team.objects.order_by("team_alias", "team_id").only(
+        "team_id", "team_alias", "spend", "max_budget", "budget_reset_at"
+    )
+    for team in teams:
+        running, cumulative = ZERO, []
+        for day in days:
+            running += daily.get(team.team_id, {}).get(day, ZERO)
+            cumulative.append(running)
+        months.append(
+            TeamMonth(team.team_id, team.team_alias or team.team_id, team.spend, team.max_budget,
+                      [first + timedelta(days=n) for n in range((last - first).days + 1)], cumulative, running,
+                      linear_forecast(running, today), team.budget_reset_at)
+        )  # fmt: skip
+    return months
