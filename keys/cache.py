@@ -34,7 +34,7 @@ def _model_set(models: list | None) -> frozenset[str]:
     return frozenset() if names & _ALL_MODELS else names
 
 
-def _period(reset_at: datetime | None) -> int:
+def period_of(reset_at: datetime | None) -> int:
     return int(reset_at.timestamp() * 1000) if reset_at is not None else 0
 
 
@@ -47,7 +47,7 @@ def limits_of(kind: str, entity_id: str, label: str, row, soft_budget: Decimal |
         max_budget=row.max_budget,
         soft_budget=soft_budget,
         spend=row.spend,
-        period=_period(row.budget_reset_at),
+        period=period_of(row.budget_reset_at),
         epoch=row.spend_epoch,
         rpm_limit=getattr(row, "rpm_limit", None),
         tpm_limit=getattr(row, "tpm_limit", None),
@@ -120,6 +120,7 @@ class KeyCache:
         self.valid: set[str] = set()  # secret hashes
         self.renamed: dict[str, str] = {}  # identity -> secret hash, for keys whose secret is not their first
         self.callers: dict[str, Caller] = {}  # by secret hash
+        self.customers: OrderedDict[str, object] = OrderedDict()  # keys.customers' states, by end_user_id
         self.missing: OrderedDict[str, None] = OrderedDict()
         self.last_change_id = 0
         self.generation = 0  # moves whenever a change is applied: a load that raced it is not kept
@@ -271,7 +272,11 @@ class KeyCache:
         changed: set[str] = set()
         owned: set[str] = set()
         for _, kind, entity_id, deleted in changes:
-            if kind == KeyChange.Kind.KEY:
+            if kind == KeyChange.Kind.CUSTOMER:
+                self.customers.pop(entity_id, None)
+            elif kind == KeyChange.Kind.BUDGET:
+                self.customers.clear()  # a budget's customers are not indexed here; budgets change rarely
+            elif kind == KeyChange.Kind.KEY:
                 if deleted:
                     self._forget(entity_id)
                     changed.discard(entity_id)
@@ -290,6 +295,7 @@ class KeyCache:
             self.valid = set()
             self.renamed = {}
             self.callers.clear()
+            self.customers.clear()
             self.missing.clear()
             self.last_change_id = 0
             self.generation += 1

@@ -17,6 +17,12 @@ class AccessDenied(KeyRefusal):
     code = "key_model_access_denied"
 
 
+class CustomerBlocked(AccessDenied):
+    """The call names a customer (end user) that is blocked (/customer/block)."""
+
+    code = "customer_blocked"
+
+
 class BudgetExceeded(KeyRefusal):
     # LiteLLM answers a spent budget with this type (ProxyErrorTypes.budget_exceeded) and a 400; clients read it.
     error_type = "budget_exceeded"

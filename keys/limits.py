@@ -153,11 +153,19 @@ def _refusal(checks: list[Check], verdict: Verdict, now: float):
     return RateLimited(f"Rate limit exceeded: {limits.label} is limited to {what}.", headers=headers)
 
 
-async def admit(caller: Caller, *, model_group: str, worst_case_cost: Decimal, estimated_tokens: int):
-    """Admit one call for `model_group` or raise BudgetExceeded / RateLimited. Returns an `Admission`."""
-    if caller.is_master or not caller.limits:
+async def admit(
+    caller: Caller, *, model_group: str, worst_case_cost: Decimal, estimated_tokens: int, customer: Limits | None = None
+):
+    """Admit one call for `model_group` or raise BudgetExceeded / RateLimited. Returns an `Admission`.
+
+    `customer`: the limits of the customer (end user) the call names, checked and reserved on with the key's, even
+    for the master key, which has none of its own."""
+    entities = () if caller.is_master else caller.limits
+    if customer is not None:
+        entities += (customer,)
+    if not entities:
         return _MASTER_ADMISSION
-    checks = [Check(limits, worst_case_cost) for limits in caller.limits if limits.limited]
+    checks = [Check(limits, worst_case_cost) for limits in entities if limits.limited]
     now = time.time()
     minute = int(now) // 60
     backend = await current_backend()

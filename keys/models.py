@@ -133,12 +133,71 @@ class VirtualKey(models.Model):
         return self.key_alias or self.key_hint
 
 
+class Budget(models.Model):
+    """A named set of limits (LiteLLM's budget table) that customers share: each customer attached to it gets these
+    limits on its own spend, and a change here applies to all of them at once."""
+
+    budget_id = models.CharField(max_length=200, unique=True, default=new_id)
+    max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
+    soft_budget = MoneyField(null=True, blank=True, help_text="USD; crossing it sends an alert.")
+    budget_duration = models.CharField(max_length=20, blank=True, help_text='"30d", "1mo"…; empty: never resets.')
+    tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
+    model_max_budget = models.JSONField(default=dict, blank=True, help_text="Kept and shown; not enforced.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    updated_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["budget_id"]
+
+    def __str__(self) -> str:
+        return self.budget_id
+
+
+class Customer(models.Model):
+    """An end user of an application that calls through Tollgate (LiteLLM's customer): named by the `user` field of
+    a call, whatever key makes it. Made on first sight; charged every call it names, like the call's key; its limits
+    are its budget's."""
+
+    end_user_id = models.CharField(max_length=200, unique=True, help_text="The call's `user` (LiteLLM's user_id).")
+    alias = models.CharField(max_length=200, blank=True)
+    blocked = models.BooleanField(default=False, help_text="Refuse every call for this customer.")
+    budget = models.ForeignKey(
+        Budget, to_field="budget_id", null=True, blank=True, on_delete=models.SET_NULL, related_name="customers"
+    )
+    default_model = models.CharField(max_length=300, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    budget_reset_at, spend, spend_epoch = spend_fields()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["end_user_id"]
+
+    def __str__(self) -> str:
+        return self.alias or self.end_user_id
+
+    # The budget's limits, read where a key's, user's or team's own fields are (limits, resets).
+    max_budget = property(lambda self: self.budget.max_budget if self.budget else None)
+    soft_budget = property(lambda self: self.budget.soft_budget if self.budget else None)
+    budget_duration = property(lambda self: self.budget.budget_duration if self.budget else "")
+    tpm_limit = property(lambda self: self.budget.tpm_limit if self.budget else None)
+    rpm_limit = property(lambda self: self.budget.rpm_limit if self.budget else None)
+    max_parallel_requests = property(lambda self: self.budget.max_parallel_requests if self.budget else None)
+
+
 # Each kind of entity that has a budget: its model and the field that names it (in the ledger, the counters, the log).
-BUDGET_HOLDERS = {"key": (VirtualKey, "token_hash"), "user": (InternalUser, "user_id"), "team": (Team, "team_id")}
+BUDGET_HOLDERS = {
+    "key": (VirtualKey, "token_hash"),
+    "user": (InternalUser, "user_id"),
+    "team": (Team, "team_id"),
+    "customer": (Customer, "end_user_id"),
+}
 
 
 class KeyChange(models.Model):
-    """An append-only log of key, user and team changes: who changed what, when.
+    """An append-only log of key, user, team, customer and budget changes: who changed what, when.
 
     Every server process applies the rows it has not seen to its key cache (keys.cache), so a change takes effect
     everywhere within a sync interval; the admin shows the log as the audit trail."""
@@ -147,9 +206,13 @@ class KeyChange(models.Model):
         KEY = "key"
         USER = "user"
         TEAM = "team"
+        CUSTOMER = "customer"
+        BUDGET = "budget"
 
-    kind = models.CharField(max_length=4, choices=Kind.choices)
-    entity_id = models.CharField(max_length=200, help_text="token_hash (a key's identity), user_id or team_id")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    entity_id = models.CharField(
+        max_length=200, help_text="token_hash (a key's identity), user_id, team_id, end_user_id or budget_id"
+    )
     action = models.CharField(max_length=20, default="updated", help_text="created, updated, deleted, blocked…")
     deleted = models.BooleanField(default=False, help_text="The entity no longer exists.")
     actor = models.CharField(max_length=200, blank=True, help_text="Who: the master key, an admin user, a task.")
@@ -176,10 +239,11 @@ def record_change(
 
 
 class Reservation(models.Model):
-    """A call in flight's hold on a key's, user's or team's budget, kept by the database while Redis (which keeps
-    them normally) is unreachable. A lease: its process renews `expires_at` while it lives (keys.limits_database)."""
+    """A call in flight's hold on a key's, user's, team's or customer's budget, kept by the database while Redis
+    (which keeps them normally) is unreachable. A lease: its process renews `expires_at` while it lives
+    (keys.limits_database)."""
 
-    kind = models.CharField(max_length=4)
+    kind = models.CharField(max_length=8)
     entity_id = models.CharField(max_length=200)
     admission_id = models.CharField(max_length=64)
     amount = MoneyField()

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from keys.cache import key_cache, limits_of
+from keys.cache import key_cache, period_of
 from keys.caller import Limits
 from keys.models import BUDGET_HOLDERS
 
@@ -21,17 +21,13 @@ def read_seeds(limits: Sequence[Limits]) -> list[Limits]:
     wanted: dict[str, list[str]] = defaultdict(list)
     for entity in limits:
         wanted[entity.kind].append(entity.entity_id)
-    fresh: dict[tuple[str, str], Limits] = {}
+    fresh: dict[tuple[str, str], dict] = {}
     for kind, entity_ids in wanted.items():
         model, id_field = BUDGET_HOLDERS[kind]
-        for row in model.objects.filter(**{f"{id_field}__in": entity_ids}):
-            entity_id = getattr(row, id_field)
-            fresh[(kind, entity_id)] = limits_of(kind, entity_id, "", row)
-    seeded = []
-    for entity in limits:
-        now = fresh.get((entity.kind, entity.entity_id))
-        seeded.append(entity if now is None else replace(entity, spend=now.spend, period=now.period, epoch=now.epoch))
-    return seeded
+        rows = model.objects.filter(**{f"{id_field}__in": entity_ids})
+        for entity_id, spend, reset_at, epoch in rows.values_list(id_field, "spend", "budget_reset_at", "spend_epoch"):
+            fresh[(kind, entity_id)] = {"spend": spend, "period": period_of(reset_at), "epoch": epoch}
+    return [replace(entity, **fresh.get((entity.kind, entity.entity_id), {})) for entity in limits]
 
 
 async def seeds(limits: Sequence[Limits]) -> list[Limits]:

@@ -1,4 +1,5 @@
-"""Who pays for a call: its virtual key, the key's user and the key's team, each with a running period spend.
+"""Who pays for a call: its virtual key, the key's user and the key's team, and the customer (end user) it names,
+each with a running period spend.
 
 The models live in the keys app; spend reaches them through the app registry, by label, so the ledger does not
 care which of them a given installation has populated.
@@ -33,5 +34,6 @@ PAYERS = (
     Payer(EntityKind.KEY, "keys.VirtualKey", "token_hash", "key_hash"),
     Payer(EntityKind.USER, "keys.InternalUser", "user_id", "user_id"),
     Payer(EntityKind.TEAM, "keys.Team", "team_id", "team_id"),
+    Payer(EntityKind.CUSTOMER, "keys.Customer", "end_user_id", "end_user"),
 )
 PAYER_BY_KIND = {payer.kind: payer for payer in PAYERS}

@@ -80,6 +80,7 @@ class SpendEntry:
     key_hash: str = ""
     user_id: str = ""
     team_id: str = ""
+    end_user: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0

@@ -6,11 +6,13 @@ from pricing.fields import MoneyField
 
 
 class EntityKind(models.TextChoices):
-    """Who a call is charged to: every call charges its key, its key's user and its key's team."""
+    """Who a call is charged to: every call charges its key, its key's user and its key's team, and the customer (end
+    user) it names."""
 
     KEY = "key"
     USER = "user"
     TEAM = "team"
+    CUSTOMER = "customer"
 
 
 def token_counts(field_class: type[models.Field]) -> tuple[models.Field, ...]:
@@ -34,6 +36,7 @@ class SpendLog(models.Model):
     key_hash = models.CharField(max_length=64, blank=True)
     user_id = models.CharField(max_length=200, blank=True)
     team_id = models.CharField(max_length=200, blank=True)
+    end_user = models.CharField(max_length=200, blank=True, help_text="The customer the call was for (`user`).")
     requested_model = models.CharField(max_length=300)
     model_group = models.CharField(max_length=300, blank=True)
     deployment_id = models.CharField(max_length=100, blank=True)
@@ -71,6 +74,7 @@ class SpendLog(models.Model):
             models.Index(fields=["key_hash", "start_time"]),
             models.Index(fields=["user_id", "start_time"]),
             models.Index(fields=["model_group", "start_time"]),
+            models.Index(fields=["end_user", "start_time"]),
         ]
 
     def __str__(self) -> str:
@@ -85,7 +89,7 @@ class BudgetReset(models.Model):
     has a higher id: "the logs since the last reset" are exactly the entity's logs with ``id > log_watermark``.
     """
 
-    kind = models.CharField(max_length=4, choices=EntityKind.choices)
+    kind = models.CharField(max_length=8, choices=EntityKind.choices)
     entity_id = models.CharField(max_length=200, help_text="token_hash, user_id or team_id")
     reset_at = models.DateTimeField(help_text="When the reset ran.")
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="The budget_reset_at it was due at.")
@@ -108,7 +112,7 @@ class PrunedSpend(models.Model):
     ``last_log_id`` is above the entity's latest reset watermark.
     """
 
-    kind = models.CharField(max_length=4, choices=EntityKind.choices)
+    kind = models.CharField(max_length=8, choices=EntityKind.choices)
     entity_id = models.CharField(max_length=200)
     last_log_id = models.BigIntegerField()
     cost = MoneyField()

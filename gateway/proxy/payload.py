@@ -108,6 +108,36 @@ def _check_storable(value, param: str, depth: int) -> None:
             _check_storable(item, param, depth + 1)
 
 
+# Where a call names its end user (LiteLLM's customer), first match wins, as LiteLLM reads them: two headers, the
+# OpenAI `user` field, then the metadata fields Anthropic-style and generic clients use.
+END_USER_HEADERS = ("x-litellm-customer-id", "x-litellm-end-user-id")
+_END_USER_FIELDS = (("user",), ("litellm_metadata", "user"), ("metadata", "user_id"))
+MAX_END_USER_LENGTH = 200  # Customer.end_user_id and SpendLog.end_user hold this many characters
+
+
+def end_user_of(payload: dict, headers) -> str:
+    """The call's end user ("" for none), refused with a 400 before anything is sent if it is not a string of at most
+    MAX_END_USER_LENGTH characters: it is logged, and charged as a customer."""
+    for name in END_USER_HEADERS:
+        if value := headers.get(name):
+            return _checked_end_user(value, name)
+    for path in _END_USER_FIELDS:
+        container = payload if len(path) == 1 else payload.get(path[0])
+        if isinstance(container, dict) and container.get(path[-1]) not in (None, ""):
+            return _checked_end_user(container[path[-1]], ".".join(path))
+    return ""
+
+
+def _checked_end_user(value, param: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_END_USER_LENGTH or "\x00" in value:
+        raise BadRequest(
+            f"'{param}' (the end user) must be a string of at most {MAX_END_USER_LENGTH} characters.",
+            param=param,
+            code="invalid_value",
+        )
+    return value
+
+
 def _check_messages(messages) -> None:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' is required and must be a non-empty list.", param="messages", code="invalid_value")

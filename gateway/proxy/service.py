@@ -17,12 +17,14 @@ from gateway.body_limit import read_body
 from gateway.proxy.charges import charge, charge_in_background, price_call
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
 from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, error_response, is_domain_error
-from gateway.proxy.payload import PromptBound, estimate_prompt_tokens, parse_payload, prompt_bound
+from gateway.proxy.payload import PromptBound, end_user_of, estimate_prompt_tokens, parse_payload, prompt_bound
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from gateway.proxy.streaming import Relay, RelayResponse
 from keys.auth import Caller, authenticate, presented_key, sync_key_cache
 from keys.cache import key_cache
+from keys.caller import Limits
+from keys.customers import customer_state
 from keys.errors import AuthenticationFailed
 from keys.limits import admit
 from keys.throttle import check_auth_throttle, client_ip, record_auth_failure
@@ -52,6 +54,7 @@ class Call:
             self.request_id = f"chatcmpl-{uuid.uuid4().hex}" if call_type == "chat" else uuid.uuid4().hex
         self.caller: Caller | None = None
         self.payload: dict = {}
+        self.end_user = ""  # the customer the call is for (LiteLLM's end user), charged as its key is
         self.body_size = 0
         self.group = ""
         self.upstream_seconds = 0.0
@@ -93,6 +96,7 @@ class Call:
             key_hash=caller.key_hash if caller else "",
             user_id=caller.user_id if caller else "",
             team_id=caller.team_id if caller else "",
+            end_user=self.end_user,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
@@ -176,6 +180,19 @@ async def authenticate_request(request) -> Caller:
     return caller
 
 
+async def customer_limits(end_user: str) -> Limits | None:
+    """The limits of the customer a call names (made on first sight), its ended period reset first as a key's is;
+    a blocked customer is refused."""
+    if not end_user:
+        return None
+    customer = await customer_state(end_user)
+    if 0 < customer.limits.period <= int(time.time() * 1000):
+        await key_cache().run(_reset_periods, [("customer", end_user)])
+        customer = await customer_state(end_user)
+    customer.check_usable()
+    return customer.limits
+
+
 def _reset_periods(entities: list[tuple[str, str]]) -> None:
     reset_ended_periods(entities)
     sync_key_cache()  # this reset's key changes, or another process's: the caller is read in its new period
@@ -192,6 +209,7 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
             body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model, front.to_chat if front else None
         )
         call.body_size = len(body)
+        call.end_user = end_user_of(call.payload, request.headers)
         await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]
@@ -215,6 +233,7 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
             model_group=call.group,
             worst_case_cost=worst_case_cost(state, call),
             estimated_tokens=_estimated_tokens(call),
+            customer=await customer_limits(call.end_user),
         )
         try:
             if call.payload.get("stream"):
