@@ -5,39 +5,57 @@ who, when, what) and the proxy processes pick it up within a sync interval; Djan
 history as well.
 """
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from keys import services
+from keys.forms import BudgetRulesForm
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
-from pricing.admin_base import ReadOnlyAdmin
+from keys.selectors import key_with_spend, team_with_spend, user_with_spend
+from pricing.admin_base import EMPTY, MoneyAdmin, ReadOnlyAdmin, ShowsMoney, money_html
 from pricing.calculator import format_money
+from pricing.money import usd
+
+# Panels a key's, team's or user's page shows below its usage: (kind, entity id) -> HTML. The spend app adds its
+# chart and recent calls (spend.admin): keys may not import spend.
+activity_panels: list[Callable[[str, str], str]] = []
 
 
 def budget_bar(spend: Decimal, budget: Decimal | None):
-    """Spend against budget as a small bar; the exact amounts are in the title."""
+    """Spend against budget as a small bar: rounded amounts to read, the exact ones in the title."""
     if budget is None:
-        return format_html("{} <small>(no budget)</small>", format_money(spend))
+        return format_html("{} <small>(no budget)</small>", money_html(spend))
     share = min(spend / budget, Decimal(1)) if budget > 0 else Decimal(1)
     percent = int(share * 100)
     colour = "#ba2121" if spend >= budget else "#e0a800" if percent >= 80 else "#417690"
     return format_html(
         '<div title="{} of {}" style="width:120px;background:#eee;border-radius:3px">'
         '<div style="width:{}%;background:{};height:10px;border-radius:3px"></div></div>'
-        "<small>{} / {} ({}%)</small>",
+        '<small class="nowrap">{} / {} ({}%)</small>',
         format_money(spend),
         format_money(budget),
         percent,
         colour,
-        format_money(spend),
-        format_money(budget),
+        usd(spend),
+        usd(budget),
         percent,
     )
+
+
+def admin_link(obj, label=None):
+    """A link to a row's admin page, named as people know it (its __str__: alias, email, hint)."""
+    if obj is None:
+        return EMPTY
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label or obj)
 
 
 def _actor(request) -> str:
@@ -63,7 +81,7 @@ def _adopt(obj, saved) -> None:
     obj._state.adding, obj._state.db = False, saved._state.db
 
 
-class _SavedByServices(admin.ModelAdmin):
+class _SavedByServices(MoneyAdmin):
     """Adding, changing and deleting go through keys.services, as the API's do: one transaction that appends the
     KeyChange (every proxy process reloads), derives what follows (budget_reset_at, the key's secret and hint) and
     refreshes this process's key cache when it commits. Django's LogEntry keeps the admin's own history as well."""
@@ -84,10 +102,46 @@ class _SavedByServices(admin.ModelAdmin):
         self.delete(list(queryset), actor=_actor(request))
 
 
-class _BudgetHolderAdmin(_SavedByServices):
-    """A team or a user: their keys counted (annotated as key_total) and their spend against their budget."""
+class _AnswersAdmin(_SavedByServices):
+    """A key's, team's or user's page answers first what people come for: its spend against its budget, its
+    limits, and (activity_panels) its spend over time and its last calls. Its form picks models and aliases and
+    refuses what the API refuses (keys.forms)."""
 
+    form = BudgetRulesForm
+    kind = ""  # "key", "team" or "user": the ledger's name for it
     id_field = ""
+    answers = ("Spend and usage", {"fields": ["usage", "activity"]})
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        return self.form.picker_for(db_field) or super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "usage", "activity"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is None else [self.answers, *fieldsets]
+
+    @admin.display(description="budget and limits")
+    def usage(self, holder):
+        live = self.with_spend(holder).live_spend
+        rows = [("spend / budget", budget_bar(live, holder.max_budget))]
+        if getattr(holder, "soft_budget", None) is not None:
+            rows.append(("soft budget (alert)", money_html(holder.soft_budget)))
+        rows.append(("budget resets", holder.budget_reset_at or f"never ({holder.budget_duration or 'no duration'})"))
+        for name in ("rpm_limit", "tpm_limit", "max_parallel_requests"):
+            if hasattr(holder, name):
+                rows.append((name.replace("_", " "), getattr(holder, name) or "no limit"))
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+    @admin.display(description="spend over time")
+    def activity(self, holder):
+        entity_id = getattr(holder, self.id_field)
+        return mark_safe("".join(str(panel(self.kind, entity_id)) for panel in activity_panels)) or EMPTY
+
+
+class _BudgetHolderAdmin(_AnswersAdmin):
+    """A team or a user: their keys counted (annotated as key_total) and their spend against their budget."""
 
     def get_readonly_fields(self, request, obj=None):
         # Keys name their team and user by this id (to_field), as the API's callers do: it is fixed once made.
@@ -103,7 +157,7 @@ class _BudgetHolderAdmin(_SavedByServices):
         return budget_bar(holder.spend, holder.max_budget)
 
 
-class KeyInline(admin.TabularInline):
+class KeyInline(ShowsMoney, admin.TabularInline):
     model = VirtualKey
     fields = ["key_alias", "key_hint", "spend", "max_budget", "expires", "blocked"]
     readonly_fields = fields
@@ -151,8 +205,10 @@ class OverBudgetFilter(admin.SimpleListFilter):
 
 
 @admin.register(VirtualKey)
-class VirtualKeyAdmin(_SavedByServices):
-    list_display = ["__str__", "key_hint", "team", "user", "spend_vs_budget", "expiry", "limits", "blocked"]
+class VirtualKeyAdmin(_AnswersAdmin):
+    kind, id_field = "key", "token_hash"
+    with_spend = staticmethod(key_with_spend)
+    list_display = ["__str__", "team_link", "user_link", "spend_vs_budget", "expiry", "limits", "blocked", "key_hint"]
     list_select_related = ["team", "user"]
     list_filter = [ExpiryFilter, "blocked", OverBudgetFilter, "team", "user"]
     search_fields = ["key_alias", "key_hint", "=token_hash", "user__user_id", "user__user_email", "team__team_alias"]
@@ -179,7 +235,15 @@ class VirtualKeyAdmin(_SavedByServices):
         ("More", {"fields": ["config", "metadata", "created_at", "created_by"], "classes": ["collapse"]}),
     ]
 
-    @admin.display(description="spend / budget")
+    @admin.display(description="team", ordering="team__team_alias")
+    def team_link(self, key):
+        return admin_link(key.team)
+
+    @admin.display(description="user", ordering="user__user_email")
+    def user_link(self, key):
+        return admin_link(key.user)
+
+    @admin.display(description="spend / budget", ordering="spend")
     def spend_vs_budget(self, key):
         bar = budget_bar(key.spend, key.max_budget)
         if key.soft_budget is not None and key.spend >= key.soft_budget:
@@ -257,6 +321,14 @@ def _show_secrets(request, model_admin, keys_and_secrets, title: str):
     return TemplateResponse(request, "admin/keys/virtualkey/secrets.html", context)
 
 
+def _membership_label(membership) -> str:
+    return str(membership.internaluser)
+
+
+# The team page lists its members by this: Django's default for the auto-made table is "InternalUser_teams object (1)".
+InternalUser.teams.through.__str__ = _membership_label
+
+
 class MembershipInline(admin.TabularInline):
     model = InternalUser.teams.through
     extra = 0
@@ -264,23 +336,26 @@ class MembershipInline(admin.TabularInline):
     verbose_name = "member"
     verbose_name_plural = "members"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("internaluser")
+
 
 @admin.register(Team)
 class TeamAdmin(_BudgetHolderAdmin):
-    id_field = "team_id"
-    list_display = [
-        "__str__",
-        "team_id",
-        "member_count",
-        "key_count",
-        "spend_vs_budget",
-        "rpm_limit",
-        "tpm_limit",
-        "blocked",
-    ]
+    kind, id_field = "team", "team_id"
+    with_spend = staticmethod(team_with_spend)
+    list_display = ["__str__", "member_count", "key_count", "spend_vs_budget", "rpm_limit", "tpm_limit", "blocked",
+                    "team_id"]  # fmt: skip
     list_filter = ["blocked"]
     search_fields = ["team_alias", "team_id"]
     readonly_fields = ["spend", "budget_reset_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["team_alias", "team_id", "blocked"]}),
+        ("Models", {"fields": ["models", "model_aliases"]}),
+        ("Budget", {"fields": ["max_budget", "budget_duration", "budget_reset_at", "spend"]}),
+        ("Rate limits", {"fields": ["rpm_limit", "tpm_limit", "max_parallel_requests"]}),
+        ("More", {"fields": ["metadata", "created_at"], "classes": ["collapse"]}),
+    ]
     inlines = [MembershipInline, KeyInline]
 
     def get_queryset(self, request):
@@ -301,11 +376,18 @@ class TeamAdmin(_BudgetHolderAdmin):
 
 @admin.register(InternalUser)
 class InternalUserAdmin(_BudgetHolderAdmin):
-    id_field = "user_id"
-    list_display = ["user_id", "user_email", "team_list", "key_count", "spend_vs_budget"]
+    kind, id_field = "user", "user_id"
+    with_spend = staticmethod(user_with_spend)
+    list_display = ["__str__", "team_list", "key_count", "spend_vs_budget", "user_id"]
     search_fields = ["user_id", "user_email"]
     readonly_fields = ["spend", "budget_reset_at", "created_at"]
     filter_horizontal = ["teams"]
+    fieldsets = [
+        (None, {"fields": ["user_email", "user_id", "teams"]}),
+        ("Models", {"fields": ["models"]}),
+        ("Budget", {"fields": ["max_budget", "budget_duration", "budget_reset_at", "spend"]}),
+        ("More", {"fields": ["metadata", "created_at"], "classes": ["collapse"]}),
+    ]
     inlines = [KeyInline]
 
     def get_queryset(self, request):
@@ -313,7 +395,7 @@ class InternalUserAdmin(_BudgetHolderAdmin):
 
     @admin.display(description="teams")
     def team_list(self, user):
-        return ", ".join(str(team) for team in user.teams.all())
+        return format_html_join(", ", "{}", ((admin_link(team),) for team in user.teams.all())) or EMPTY
 
     def create(self, data, *, actor):
         user, _, _ = services.create_user(data, actor=actor)

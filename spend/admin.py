@@ -1,32 +1,63 @@
-"""The spend ledger in the admin: read-only logs with the filters finance needs, CSV export, and the overview."""
+"""The spend ledger in the admin: read-only logs with the filters finance needs, CSV export, and the overview.
+
+Keys, teams and users are named (alias, email) and linked, not shown by hash or id (spend.admin_names); money reads
+as money (pricing.admin_base). The key and team pages of the keys admin show their spend from here
+(``entity_activity``, registered with keys.admin: keys may not import spend).
+"""
+
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from pricing.admin_base import ReadOnlyAdmin
+from keys import admin as keys_admin
+from pricing.admin_base import ReadOnlyAdmin, money_html, per_million_html
 from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_CUSTOM, SOURCE_UNPRICED
 from spend import dashboard
+from spend.activity import entity_activity
+from spend.admin_names import COLUMNS, attach_entity_names, attach_names, name_column, names
 from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.models import BudgetReset, DailySpend, SpendLog
 from spend.paginator import EstimatedCountPaginator
 
+keys_admin.activity_panels.append(entity_activity)
 
-def rollup_values_filter(field: str, label: str) -> type[admin.SimpleListFilter]:
-    """A filter whose choices come from the daily rollups: a DISTINCT over the raw logs would scan all of them."""
+# Filter choices shown at most: the rest are reached by the search box or the overview's links.
+_FILTER_CHOICES = 200
+
+
+def rollup_values_filter(field: str, label: str, kind: str = "") -> type[admin.SimpleListFilter]:
+    """A filter whose choices come from the daily rollups (a DISTINCT over the raw logs would scan all of them),
+    each named as people know it when ``kind`` names a key, team or user."""
 
     class RollupValuesFilter(admin.SimpleListFilter):
         title = label
         parameter_name = field
 
         def lookups(self, request, model_admin):
-            values = DailySpend.objects.order_by(field).values_list(field, flat=True).distinct()[:200]
-            return [(value, value[:16] + "…" if len(value) > 20 else value) for value in values if value]
+            values = [
+                value
+                for value in DailySpend.objects.order_by(field)
+                .values_list(field, flat=True)
+                .distinct()[:_FILTER_CHOICES]
+                if value
+            ]
+            if not kind:
+                return [(value, value) for value in values]
+            named = names(kind, values)
+            return sorted(((value, named[value].label) for value in values), key=lambda choice: choice[1].lower())
 
         def queryset(self, request, queryset):
             return queryset.filter(**{field: self.value()}) if self.value() else queryset
 
     return RollupValuesFilter
+
+
+# Logs and rollups filtered by team, key and user, each listed by name.
+NAME_FILTERS = tuple(rollup_values_filter(column, kind, kind) for kind, column in COLUMNS.items())
 
 
 class PricingSourceFilter(admin.SimpleListFilter):
@@ -42,14 +73,55 @@ class PricingSourceFilter(admin.SimpleListFilter):
         return queryset.filter(pricing_source=self.value()) if self.value() else queryset
 
 
+class NamedChangeList(ChangeList):
+    """A page of rows with their keys', teams' and users' names read in three queries."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        attach_names(list(self.result_list))
+
+
+class EntityNamedChangeList(ChangeList):
+    """A page of rows naming one key, user or team each (kind, entity_id), named in a query per kind."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        attach_entity_names(list(self.result_list))
+
+
+class _NamesAdmin(ReadOnlyAdmin):
+    """Rows (logs, rollups) that name a key, a team and a user by id: shown by name, linked to their pages."""
+
+    key_name = name_column("key", "key")
+    team_name = name_column("team", "team")
+    user_name = name_column("user", "user")
+
+    def get_changelist(self, request, **kwargs):
+        return NamedChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        row = super().get_object(request, object_id, from_field)
+        if row is not None:
+            attach_names([row])
+        return row
+
+
+def _money_or_text(value):
+    """A price or cost part as stored in JSON (exact decimal text): money when it is a number."""
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
 @admin.register(SpendLog)
-class SpendLogAdmin(ReadOnlyAdmin):
-    list_display = ("start_time", "request_id", "team_id", "key", "user_id", "model_group", "provider", "status",
-                    "cost", "pricing_source")  # fmt: skip
+class SpendLogAdmin(_NamesAdmin):
+    # Cost comes early and names are short: at 1280 px the secondary columns wrap (templates/admin/base_site.html).
+    list_display = ("start_time", "key_name", "team_name", "user_name", "model_group", "cost", "status",
+                    "provider", "pricing_source", "request_id")  # fmt: skip
     list_filter = (
         ("start_time", admin.DateFieldListFilter),
-        rollup_values_filter("team_id", "team"),
-        rollup_values_filter("key_hash", "key"),
+        *NAME_FILTERS,
         rollup_values_filter("model_group", "model"),
         "status",
         PricingSourceFilter,
@@ -64,10 +136,31 @@ class SpendLogAdmin(ReadOnlyAdmin):
     list_per_page = 50
     date_hierarchy = None
     actions = ["export_csv"]
+    fieldsets = (
+        (None, {"fields": ("request_id", "start_time", "status", "cost", "cost_parts", "key_name", "team_name",
+                           "user_name")}),
+        ("Model", {"fields": ("call_type", "requested_model", "model_group", "deployment_id", "provider",
+                              "provider_model", "api_base")}),
+        ("Tokens", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens",
+                               "reasoning_tokens")}),
+        ("Price", {"fields": ("price_table", "pricing_source", "price_version")}),
+        ("Timing", {"fields": ("end_time", "duration_ms", "time_to_first_token_ms", "attempts", "error_class")}),
+        ("Ids and metadata", {"fields": ("key_hash", "team_id", "user_id", "metadata", "request_tags"),
+                              "classes": ["collapse"]}),
+    )  # fmt: skip
 
-    @admin.display(description="key")
-    def key(self, log: SpendLog) -> str:
-        return log.key_hash[:12]
+    @admin.display(description="cost breakdown")
+    def cost_parts(self, log: SpendLog):
+        return _table((part, money_html(amount) if amount is not None else text)
+                      for part, text in log.cost_breakdown.items() for amount in [_money_or_text(text)])  # fmt: skip
+
+    @admin.display(description="prices charged")
+    def price_table(self, log: SpendLog):
+        return _table(
+            (name, _price(name, amount) if amount is not None else text)
+            for name, text in log.prices.items()
+            for amount in [_money_or_text(text)]
+        )
 
     @admin.action(description="Export selected spend logs as CSV")
     def export_csv(self, request, queryset: QuerySet):
@@ -83,16 +176,43 @@ class SpendLogAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, extra_context)
 
 
+def _price(name: str, amount: Decimal):
+    """A per-token price per 1M tokens (its exact per-token value on hover); any other price (per second, per
+    query) as it is."""
+    if "token" in name:
+        return format_html("{} / 1M tokens", per_million_html(amount))
+    return money_html(amount)
+
+
+def _table(rows) -> str:
+    rows = list(rows)
+    if not rows:
+        return "—"
+    return format_html("<table>{}</table>", format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", rows))
+
+
 @admin.register(DailySpend)
-class DailySpendAdmin(ReadOnlyAdmin):
-    list_display = ("day", "team_id", "key_hash", "user_id", "model_group", "provider", "requests",
-                    "failed_requests", "unpriced_requests", "cost")  # fmt: skip
-    list_filter = (("day", admin.DateFieldListFilter), "provider")
+class DailySpendAdmin(_NamesAdmin):
+    list_display = ("day", "key_name", "team_name", "user_name", "model_group", "cost", "requests",
+                    "failed_requests", "unpriced_requests", "provider")  # fmt: skip
+    list_filter = (
+        ("day", admin.DateFieldListFilter),
+        *NAME_FILTERS,
+        "provider",
+    )
     search_fields = ("=team_id", "=key_hash", "=user_id", "model_group")
 
 
 @admin.register(BudgetReset)
 class BudgetResetAdmin(ReadOnlyAdmin):
-    list_display = ("reset_at", "kind", "entity_id", "period_spend", "scheduled_at", "next_reset_at", "log_watermark")
+    list_display = ("reset_at", "entity", "period_spend", "scheduled_at", "next_reset_at", "log_watermark")
     list_filter = ("kind",)
     search_fields = ("=entity_id",)
+
+    def get_changelist(self, request, **kwargs):
+        return EntityNamedChangeList
+
+    @admin.display(description="key, user or team", ordering="entity_id")
+    def entity(self, reset: BudgetReset):
+        named = getattr(reset, "named", None) or names(reset.kind, [reset.entity_id])[reset.entity_id]  # a change page
+        return format_html("{} {}", reset.kind, named.html())

@@ -3,6 +3,7 @@
 from django.db import models
 
 from pricing.fields import MoneyField
+from pricing.money import usd
 
 
 class EntityKind(models.TextChoices):
@@ -78,7 +79,7 @@ class SpendLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id} {self.model_group} {self.cost}"
+        return f"{self.request_id} {self.model_group} {usd(self.cost)}"
 
 
 class BudgetReset(models.Model):
@@ -159,7 +160,7 @@ class DailySpend(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.team_id or '-'} {self.model_group}: {self.cost}"
+        return f"{self.day} {self.team_id or '-'} {self.model_group}: {usd(self.cost)}"
 
 
 class RollupState(models.Model):

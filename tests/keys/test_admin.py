@@ -63,7 +63,7 @@ def test_change_pages_show_spend_against_budget(admin_client, populated):
         response = admin_client.get(reverse(f"admin:keys_{name}_change", args=[obj.pk]))
         assert response.status_code == 200
     listing = admin_client.get(reverse("admin:keys_virtualkey_changelist")).content.decode()
-    assert "0.75 / 1 (75%)" in listing
+    assert "$0.75 / $1.00 (75%)" in listing
     assert "past soft budget" in listing
 
 

@@ -1,0 +1,82 @@
+"""What a key's or a team's admin page shows of its spend: the last 30 days as a chart (stacked by model group),
+its last 20 calls, and links to all its logs.
+
+Days come from the daily rollups plus the logs not yet rolled up, so a call shows the moment its log commits; the
+rollup watermark is read before and after, and the read made again if a rollup committed in between (it moved
+logs from the tail into the rollups, so they could have counted twice). Only the entity's own rows are read.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.db.models.functions import TruncDate
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString
+
+from pricing.money import grouped_totals
+from spend.admin_names import COLUMNS
+from spend.chart import stacked_chart
+from spend.models import DailySpend, RollupState, SpendLog
+from spend.periods import day_bounds, local_day, local_zone
+
+DAYS = 30
+RECENT = 20
+_ATTEMPTS = 5
+
+
+def _watermark() -> int:
+    return RollupState.objects.filter(pk=1).values_list("last_log_id", flat=True).first() or 0
+
+
+def daily_spend(column: str, entity_id: str, start, end) -> dict[tuple, Decimal]:
+    """(day, model group) -> cost of every committed call of one key, team or user between two local days."""
+    since, until = day_bounds(start)[0], day_bounds(end)[1]
+    for _ in range(_ATTEMPTS):
+        watermark = _watermark()
+        rollups = DailySpend.objects.filter(day__gte=start, day__lte=end, **{column: entity_id})
+        tail = SpendLog.objects.filter(id__gt=watermark, start_time__gte=since, start_time__lt=until,
+                                       **{column: entity_id}).annotate(day=TruncDate("start_time", tzinfo=local_zone()))  # fmt: skip
+        values: dict[tuple, Decimal] = {}
+        for rows in (
+            grouped_totals(rollups, ["day", "model_group"], money=["cost"], row_count=None),
+            grouped_totals(tail, ["day", "model_group"], money=["cost"], row_count=None),
+        ):
+            for row in rows:
+                key = (row["day"], row["model_group"] or "—")
+                values[key] = values.get(key, Decimal(0)) + row["cost"]
+        if _watermark() == watermark:
+            break
+    return values
+
+
+def entity_activity(kind: str, entity_id: str) -> SafeString:
+    """The spend panel of a key's, team's or user's admin page."""
+    column = COLUMNS[kind]
+    end = local_day(timezone.now())
+    start = end - timedelta(days=DAYS - 1)
+    values = daily_spend(column, entity_id, start, end)
+    totals: dict[str, Decimal] = {}
+    for (_, group), cost in values.items():
+        totals[group] = totals.get(group, Decimal(0)) + cost
+    series = sorted(totals, key=lambda group: (-totals[group], group))
+    changelist = reverse("admin:spend_spendlog_changelist")
+
+    def logs_url(first, last, **filters) -> str:
+        query = {column: entity_id, "start_time__gte": day_bounds(first)[0].isoformat(),
+                 "start_time__lt": day_bounds(last)[1].isoformat(), **filters}  # fmt: skip
+        return f"{changelist}?{urlencode(query)}"
+
+    days = [start + timedelta(days=offset) for offset in range(DAYS)]
+    chart = stacked_chart(days, series, values, lambda day, group: logs_url(day, day, model_group=group))
+    recent = list(SpendLog.objects.filter(**{column: entity_id}).order_by("-id")[:RECENT])
+    context = {
+        "chart": chart,
+        "days": DAYS,
+        "recent": recent,
+        "all_logs_url": f"{changelist}?{urlencode({column: entity_id})}",
+        "period_logs_url": logs_url(start, end),
+    }
+    return SafeString(render_to_string("admin/spend/activity.html", context))
