@@ -9,6 +9,7 @@ import asyncio
 import json
 import math
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -72,8 +73,13 @@ end
 function response(status, headers, body)
   if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
   statuses[status] = (statuses[status] or 0) + 1
-  -- Drained: stop reading, or a server closing the idle keep-alive connections would count as socket errors.
-  if ok + bad >= sent and now() >= stop_at then wrk.thread:stop() end
+  -- Drained: stop reading, or a server closing the idle keep-alive connections would count as socket errors,
+  -- and say so: wrk itself sleeps out its whole -d, so bench/load.py interrupts it once every thread is drained.
+  if ok + bad >= sent and now() >= stop_at then
+    wrk.thread:stop()
+    io.stderr:write("BENCH-DRAINED\n")
+    io.stderr:flush()
+  end
 end
 
 function done(summary, latency, requests)
@@ -168,7 +174,9 @@ class WrkRun:
 
     def result(self) -> LoadResult:
         try:
+            errors = self._wait_until_drained()
             stdout, stderr = self.process.communicate(timeout=self.total + 60)
+            stderr = errors + stderr
         finally:
             self.stop()
             self.script.unlink(missing_ok=True)
@@ -191,6 +199,17 @@ class WrkRun:
             tool="wrk",
             statuses={int(status): count for status, count in data["statuses"].items()},
         )
+
+    def _wait_until_drained(self) -> str:
+        """Interrupt wrk (it then reports at once) when its one thread (-t1) says every request sent has its answer:
+        the row ends there instead of running out the drain, so the machine's busy share covers the row's own time."""
+        errors = []
+        for line in self.process.stderr:
+            if line.strip() == "BENCH-DRAINED":
+                self.process.send_signal(signal.SIGINT)
+                break
+            errors.append(line)
+        return "".join(errors)
 
     def stop(self) -> None:
         if self.process.poll() is None:
