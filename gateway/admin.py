@@ -1,22 +1,34 @@
-"""Deployments and router settings in the admin: effective prices shown, provider keys write-only."""
+"""Deployments and router settings in the admin: effective prices per 1M tokens and where they come from, recent
+volume, provider keys write-only. The model groups and access groups deployments declare are what the key, team
+and user forms offer to pick (keys.forms.model_choices: keys may not import gateway)."""
 
-from decimal import Decimal
+from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from gateway import secrets
-from gateway.config_import import validate_header_text
+from gateway.forms import DeploymentForm
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
-from gateway.providers import unservable_reason
-from gateway.proxy.registry import shown_api_base
+from keys import forms as key_forms
 from pricing import store
-from pricing.calculator import format_money
-from pricing.resolve import ResolvedPrice, resolve_deployment_price
+from pricing.admin_base import EMPTY, PER_MILLION, MoneyAdmin, money_html, per_million_html, price_html
+from pricing.money import usd
+from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, ResolvedPrice, resolve_deployment_price
+from spend.activity import recent_volume
 
-_PER_MILLION = Decimal(1_000_000)
-# A per-token price above this is almost surely a per-1K or per-1M price typed in the wrong field.
-_SUSPICIOUS_PER_TOKEN = Decimal("0.001")
+VOLUME_DAYS = 7
+# The prices a deployment page shows, by the cost map's names: per token (shown per 1M) or per second.
+SHOWN_PRICES = (
+    ("input", "input_cost_per_token"),
+    ("output", "output_cost_per_token"),
+    ("cache read", "cache_read_input_token_cost"),
+    ("cache write", "cache_creation_input_token_cost"),
+    ("reasoning output", "output_cost_per_reasoning_token"),
+    ("input per second", "input_cost_per_second"),
+    ("output per second", "output_cost_per_second"),
+)
 
 
 def effective_price(deployment: Deployment) -> ResolvedPrice:
@@ -24,72 +36,20 @@ def effective_price(deployment: Deployment) -> ResolvedPrice:
     return resolve_deployment_price(deployment, cost_map.entries, cost_map.version)
 
 
-class DeploymentForm(forms.ModelForm):
-    new_api_key = forms.CharField(
-        required=False,
-        label="API key",
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Leave empty to keep the stored key. Or write os.environ/NAME to read it from the environment.",
-    )
-    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+def configured_model_names() -> set[str]:
+    """Every model group and access group the deployments declare: what a key, team or user may be given."""
+    names = set()
+    for model_name, model_info in Deployment.objects.values_list("model_name", "model_info"):
+        names.add(model_name)
+        names.update((model_info or {}).get("access_groups") or ())
+    return names
 
-    class Meta:
-        model = Deployment
-        exclude = ("api_key",)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in ("model_name", "model_id"):
-            self.fields[name].validators.append(validate_header_text)
-        # The stored address may carry credentials: shown as /model/info shows it, and kept when sent back as shown.
-        self.initial["api_base"] = shown_api_base(self.instance.api_base)
-
-    def clean_api_base(self):
-        value = self.cleaned_data["api_base"]
-        if self.instance.pk and value == self.initial["api_base"]:
-            return self.instance.api_base
-        return value
-
-    def clean_litellm_model(self):
-        return self.cleaned_data["litellm_model"].strip()
-
-    def clean(self):
-        cleaned = super().clean()
-        # A deployment Tollgate cannot serve may be kept (a config imported it), but not enabled.
-        reason = unservable_reason(cleaned.get("litellm_model") or "")
-        if reason and cleaned.get("enabled"):
-            self.add_error("enabled", f"Cannot be enabled: {reason}.")
-        self.instance.disabled_reason = reason
-        for name in CUSTOM_PRICE_FIELDS:
-            value = cleaned.get(name)
-            if value is not None and value < 0:
-                self.add_error(name, "A price cannot be negative.")
-            if value is not None and value >= 1:
-                self.add_error(name, "Prices are in USD per token (or per second); this is not a plausible one.")
-        return cleaned
-
-    def suspicious_prices(self) -> list[str]:
-        return [
-            name
-            for name in CUSTOM_PRICE_FIELDS
-            if "per_second" not in name
-            and self.cleaned_data.get(name) is not None
-            and self.cleaned_data[name] > _SUSPICIOUS_PER_TOKEN
-        ]
-
-    def save(self, commit=True):
-        deployment = super().save(commit=False)
-        if self.cleaned_data.get("clear_api_key"):
-            deployment.api_key = ""
-        elif self.cleaned_data.get("new_api_key"):
-            deployment.api_key = secrets.seal(self.cleaned_data["new_api_key"].strip())
-        if commit:
-            deployment.save()
-        return deployment
+key_forms.model_choices.append(configured_model_names)
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(MoneyAdmin):
     form = DeploymentForm
     list_display = (
         "model_name",
@@ -111,10 +71,13 @@ class DeploymentAdmin(admin.ModelAdmin):
         "price_source",
         "input_per_million",
         "output_per_million",
+        "price_panel",
+        "volume",
         "created_at",
         "updated_at",
     )
     fieldsets = (
+        ("What it charges", {"fields": ("price_panel", "volume")}),
         (None, {"fields": ("model_name", "litellm_model", "model_id", "enabled", "disabled_reason", "source")}),
         (
             "Upstream",
@@ -134,11 +97,9 @@ class DeploymentAdmin(admin.ModelAdmin):
         (
             "Pricing",
             {
-                "description": "USD per token (or per second). Empty fields: priced by base_model, else the cost map.",
+                "description": "Custom prices in USD per 1M tokens (or per second). Empty: priced by base_model, "
+                "else the cost map.",
                 "fields": (
-                    "price_source",
-                    "input_per_million",
-                    "output_per_million",
                     "base_model",
                     *CUSTOM_PRICE_FIELDS,
                     "extra_pricing",
@@ -158,8 +119,37 @@ class DeploymentAdmin(admin.ModelAdmin):
         return f"{price.source} ({price.matched})" if price.matched else price.source
 
     def _per_million(self, deployment, field):
-        value = effective_price(deployment).entry.get(field)
-        return f"${format_money(value * _PER_MILLION)}" if value is not None else "—"
+        return per_million_html(effective_price(deployment).entry.get(field))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is not None else fieldsets[1:]  # a new deployment charges nothing yet
+
+    @admin.display(description="price")
+    def price_panel(self, deployment):
+        price = effective_price(deployment)
+        origin = {SOURCE_COST_MAP: "the cost map", SOURCE_BASE_MODEL: "the cost map, by base_model"}.get(
+            price.source, price.source
+        )
+        rows = [("charged at", format_html("{} {}", origin, f"({price.matched})" if price.matched else ""))]
+        if price.matched:
+            entries = reverse("admin:pricing_costmapentry_changelist") + "?" + urlencode({"q": price.matched})
+            rows.append(("version", format_html('{} (<a href="{}">cost-map entry</a>)', price.version, entries)))
+        else:
+            rows.append(("version", price.version or EMPTY))
+        rows += [
+            (label, price_html(name, price.entry.get(name))) for label, name in SHOWN_PRICES if name in price.entry
+        ]
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+    @admin.display(description=f"last {VOLUME_DAYS} days")
+    def volume(self, deployment):
+        cost, calls = recent_volume("model_group", deployment.model_name, VOLUME_DAYS)
+        logs = reverse("admin:spend_spendlog_changelist") + "?" + urlencode({"model_group": deployment.model_name})
+        return format_html(
+            '{} calls, {} in the model group {} (all its deployments; <a href="{}">its logs</a>)',
+            calls, money_html(cost), deployment.model_name, logs,
+        )  # fmt: skip
 
     @admin.display(description="input / 1M tokens")
     def input_per_million(self, deployment):
@@ -175,8 +165,8 @@ class DeploymentAdmin(admin.ModelAdmin):
         for name in form.suspicious_prices():
             messages.warning(
                 request,
-                f"{name} = {form.cleaned_data[name]} USD per token looks like a per-1K or per-1M price: "
-                "check the unit.",
+                f"{name} = {usd(form.cleaned_data[name] * PER_MILLION)} per 1M tokens: is it a per-1K price "
+                "entered per 1M? Check the unit.",
             )
 
 

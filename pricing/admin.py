@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from pricing.admin_base import ReadOnlyAdmin
+from pricing.admin_base import EMPTY, ReadOnlyAdmin, money_html, price_html
 from pricing.calculator import format_money
 from pricing.models import CostMapEntry, CostMapVersion, PriceRevision
 from pricing.tasks import refresh_cost_map
@@ -22,10 +22,12 @@ _DIFF_ROWS_SHOWN = 500
 
 
 def _price_column(field: str, description: str):
+    """A price per 1M tokens, kept as exact text: money to read, sorted as a number."""
+
     @admin.display(description=description, ordering=Cast(field, FloatField()))
     def show(self, entry):
         value = getattr(entry, field)
-        return "—" if value is None else f"${format_money(Decimal(value))}"
+        return EMPTY if value is None else money_html(Decimal(value))
 
     return show
 
@@ -172,11 +174,21 @@ class PriceRevisionAdmin(ReadOnlyAdmin):
     def price_summary(self, revision):
         if not revision.prices:
             return "none (base_model / cost map)"
-        return ", ".join(f"{name}={value}" for name, value in sorted(revision.prices.items()))
+        return format_html_join(
+            ", ",
+            "{}: {}",
+            ((name, price_html(name, Decimal(str(value)))) for name, value in sorted(revision.prices.items())),
+        )
 
 
 def _shown(value) -> str:
-    return "—" if value is None else str(value)
+    """A value of a cost map's diff: its exact digits in plain notation when it is a number (never 2.5E-7)."""
+    if value is None:
+        return EMPTY
+    try:
+        return format_money(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        return str(value)
 
 
 def _model_list(models: list[str]) -> str:

@@ -40,6 +40,18 @@ def per_million_html(per_token: Decimal | None, *, empty: str = EMPTY) -> SafeSt
     )
 
 
+def price_html(name: str, price: Decimal | None) -> SafeString | str:
+    """A price named as the cost map names them: per token shown per 1M tokens, per second as it is, any other
+    (per query, per image) as money."""
+    if price is None:
+        return EMPTY
+    if "per_second" in name:
+        return format_html("{} / second", money_html(price))
+    if "token" in name:
+        return format_html("{} / 1M tokens", per_million_html(price))
+    return money_html(price)
+
+
 def money_column(field: str, description: str, *, ordering: str | None = None):
     """A list column or read-only field showing ``field`` as money; sorts by the field itself."""
 

@@ -31,25 +31,37 @@ def _watermark() -> int:
     return RollupState.objects.filter(pk=1).values_list("last_log_id", flat=True).first() or 0
 
 
-def daily_spend(column: str, entity_id: str, start, end) -> dict[tuple, Decimal]:
-    """(day, model group) -> cost of every committed call of one key, team or user between two local days."""
+def current_rows(column: str, value: str, start, end) -> list[dict]:
+    """Cost and calls per (day, model group) of every committed call whose ``column`` is ``value``, between two
+    local days: the rollups' rows and the tail's, not yet added up."""
     since, until = day_bounds(start)[0], day_bounds(end)[1]
+    totals = {"money": ["cost"], "integers": ["requests"], "row_count": None}
     for _ in range(_ATTEMPTS):
         watermark = _watermark()
-        rollups = DailySpend.objects.filter(day__gte=start, day__lte=end, **{column: entity_id})
-        tail = SpendLog.objects.filter(id__gt=watermark, start_time__gte=since, start_time__lt=until,
-                                       **{column: entity_id}).annotate(day=TruncDate("start_time", tzinfo=local_zone()))  # fmt: skip
-        values: dict[tuple, Decimal] = {}
-        for rows in (
-            grouped_totals(rollups, ["day", "model_group"], money=["cost"], row_count=None),
-            grouped_totals(tail, ["day", "model_group"], money=["cost"], row_count=None),
-        ):
-            for row in rows:
-                key = (row["day"], row["model_group"] or "—")
-                values[key] = values.get(key, Decimal(0)) + row["cost"]
+        rollups = DailySpend.objects.filter(day__gte=start, day__lte=end, **{column: value})
+        tail = SpendLog.objects.filter(id__gt=watermark, start_time__gte=since, start_time__lt=until, **{column: value})
+        tail = tail.annotate(day=TruncDate("start_time", tzinfo=local_zone()))
+        rows = grouped_totals(rollups, ["day", "model_group"], **totals)
+        rows += grouped_totals(tail, ["day", "model_group"], money=["cost"], row_count="requests")
         if _watermark() == watermark:
             break
+    return rows
+
+
+def daily_spend(column: str, value: str, start, end) -> dict[tuple, Decimal]:
+    """(day, model group) -> cost, as the chart stacks it."""
+    values: dict[tuple, Decimal] = {}
+    for row in current_rows(column, value, start, end):
+        key = (row["day"], row["model_group"] or "—")
+        values[key] = values.get(key, Decimal(0)) + row["cost"]
     return values
+
+
+def recent_volume(column: str, value: str, days: int = 7) -> tuple[Decimal, int]:
+    """Spend and calls over the last ``days`` local days (today included)."""
+    end = local_day(timezone.now())
+    rows = current_rows(column, value, end - timedelta(days=days - 1), end)
+    return sum((row["cost"] for row in rows), Decimal(0)), sum(row["requests"] for row in rows)
 
 
 def entity_activity(kind: str, entity_id: str) -> SafeString:

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from keys import admin as keys_admin
-from pricing.admin_base import ReadOnlyAdmin, money_html, per_million_html
+from pricing.admin_base import ReadOnlyAdmin, money_html, price_html
 from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_CUSTOM, SOURCE_UNPRICED
 from spend import dashboard
 from spend.activity import entity_activity
@@ -157,7 +157,7 @@ class SpendLogAdmin(_NamesAdmin):
     @admin.display(description="prices charged")
     def price_table(self, log: SpendLog):
         return _table(
-            (name, _price(name, amount) if amount is not None else text)
+            (name, price_html(name, amount) if amount is not None else text)
             for name, text in log.prices.items()
             for amount in [_money_or_text(text)]
         )
@@ -174,14 +174,6 @@ class SpendLogAdmin(_NamesAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "overview_url": reverse("admin:spend_overview")}
         return super().changelist_view(request, extra_context)
-
-
-def _price(name: str, amount: Decimal):
-    """A per-token price per 1M tokens (its exact per-token value on hover); any other price (per second, per
-    query) as it is."""
-    if "token" in name:
-        return format_html("{} / 1M tokens", per_million_html(amount))
-    return money_html(amount)
 
 
 def _table(rows) -> str:
