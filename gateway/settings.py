@@ -11,6 +11,7 @@ here once and listed in the README's configuration table (tests/test_settings.py
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "gateway",
     "keys",
     "pricing",
@@ -75,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a locked-out login into its refusal page (gateway/login_protection.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -187,6 +191,51 @@ TOLLGATE_AUTH_FAILURE_WINDOW = env.float("TOLLGATE_AUTH_FAILURE_WINDOW", default
 # Take the client address from the last X-Forwarded-For entry (only behind a proxy that appends it).
 TOLLGATE_TRUST_X_FORWARDED_FOR = env.bool("TOLLGATE_TRUST_X_FORWARDED_FOR", default=False)
 # --- end security -------------------------------------------------------------------------------------------
+
+# --- people and access (gateway/roles.py, gateway/login_protection.py, gateway/sso.py; README "People and access")
+# Django's own user model: admin logins (keys.TeamAdministrator links one to the teams it administers).
+AUTH_USER_MODEL = "auth.User"
+# Wrong admin passwords in a row, per username and per client address, before either is locked (0: never locks).
+TOLLGATE_LOGIN_FAILURE_LIMIT = env.int("TOLLGATE_LOGIN_FAILURE_LIMIT", default=10)
+TOLLGATE_LOGIN_LOCKOUT_MINUTES = env.int("TOLLGATE_LOGIN_LOCKOUT_MINUTES", default=15)
+# django-axes counts the failures in the database (SQLite or PostgreSQL alike, with or without Redis).
+AXES_ENABLED = TOLLGATE_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = TOLLGATE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=TOLLGATE_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Every failed login is kept (who, from where, when; the last 1000 per username): the admin's "Access failures".
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_CLIENT_IP_CALLABLE = "gateway.login_protection.client_address"
+AXES_LOCKOUT_CALLABLE = "gateway.login_protection.lockout_response"
+# Admin sessions end this many seconds after login (8 hours when served over HTTPS, Django's 2 weeks otherwise).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600 if TOLLGATE_HTTPS else 14 * 24 * 3600)
+# Single sign-on with OpenID Connect (mozilla-django-oidc, authorization code with PKCE): on when OIDC_ISSUER is set.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+# The claim (of the id token or userinfo) whose values give a role, and which value gives which role.
+OIDC_ROLE_CLAIM = env.str("OIDC_ROLE_CLAIM", default="groups")
+OIDC_ROLE_MAP = env.dict(
+    "OIDC_ROLE_MAP",
+    default={"tollgate-admins": "Admins", "tollgate-finance": "Finance", "tollgate-team-admins": "Team admins"},
+)
+# The claim whose values name (team_id or alias) the teams a Team admin administers; unset: set in the admin.
+OIDC_TEAM_CLAIM = env.str("OIDC_TEAM_CLAIM", default="")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=refused"
+# false: the admin takes no local password, only single sign-on.
+TOLLGATE_LOCAL_LOGIN = env.bool("TOLLGATE_LOCAL_LOGIN", default=True)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    *(["django.contrib.auth.backends.ModelBackend"] if TOLLGATE_LOCAL_LOGIN else []),
+    *(["gateway.sso.RoleMappingBackend"] if OIDC_ISSUER else []),
+]
+# --- end people and access ----------------------------------------------------------------------------------
 
 # Every endpoint refuses bodies above this many bytes (413, gateway/body_limit.py); a 100k-token prompt is ~400 KB.
 TOLLGATE_MAX_REQUEST_BYTES = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=8 * 1024 * 1024)

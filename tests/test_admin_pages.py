@@ -9,6 +9,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -61,6 +62,8 @@ def every_model(staff_client, deployment) -> dict:
     write_batch([make_entry(key_hash=key.token_hash, user_id=user.user_id, team_id=team.team_id)])
     rollup_spend()
     assert reset_due_budgets() == 1
+    # A wrong password: the login protection's attempt and failure log (django-axes).
+    Client().post(reverse("admin:login"), {"username": "gpt-intruder", "password": "wrong"})
     missing = [label for model, _ in REGISTERED if not model.objects.exists() for label in [model._meta.label]]
     assert not missing, f"no row made for {missing}"
     return {model: model.objects.order_by("pk").first() for model, _ in REGISTERED}

@@ -1,0 +1,185 @@
+"""The three roles (issue 23) as a person logged into the admin meets them: Admins change anything, Finance reads
+every Tollgate page and changes nothing (not even by typing a URL or posting a form), Team admins reach keys, teams
+and users only. The groups come with the migrations and follow every migrate (models added later included)."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
+from django.urls import reverse
+
+from gateway.models import Deployment
+from gateway.roles import ADMINS, FINANCE, TEAM_ADMINS, sync_roles
+from keys.models import Team, TeamAdministrator
+from keys.selectors import teams_administered_by
+from tests.keys.factories import make_key, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def login_as(client, role: str, username: str = "person"):
+    user = get_user_model().objects.create(username=username, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def rows():
+    team = make_team(team_alias="research", max_budget=Decimal("50"))
+    user = make_user(user_email="ann@example.com")
+    _, key = make_key(team_id=team.team_id, key_alias="research-app")
+    deployment = Deployment.objects.create(model_name="gpt-4o", litellm_model="openai/gpt-4o", api_key="sk-role-test")
+    return {"team": team, "user": user, "key": key, "deployment": deployment}
+
+
+def codenames(role: str) -> set[str]:
+    return {
+        f"{app}.{codename}"
+        for app, codename in Group.objects.get(name=role).permissions.values_list("content_type__app_label", "codename")
+    }
+
+
+def test_the_migrations_make_the_three_roles():
+    every = {f"{p.content_type.app_label}.{p.codename}" for p in Permission.objects.select_related("content_type")}
+    finance = codenames(FINANCE)
+
+    assert codenames(ADMINS) == every
+    assert {
+        "spend.view_spendlog",
+        "spend.view_dailyspend",
+        "gateway.view_deployment",
+        "pricing.view_costmapentry",
+    } <= finance
+    assert {"keys.view_virtualkey", "keys.view_team", "keys.view_internaluser", "pricing.view_pricerevision"} <= finance
+    assert {name.split(".")[1].split("_")[0] for name in finance} == {"view"}
+    assert {name.split(".")[0] for name in finance} == {"gateway", "keys", "pricing", "spend"}
+    assert codenames(TEAM_ADMINS) == {
+        "keys.view_virtualkey",
+        "keys.change_virtualkey",
+        "keys.view_team",
+        "keys.change_team",
+        "keys.view_internaluser",
+        "keys.change_internaluser",
+        "keys.view_teamadministrator",
+    }
+
+
+def test_a_model_added_later_joins_the_roles_and_a_permission_given_by_hand_is_taken_back():
+    widget = ContentType.objects.create(app_label="spend", model="widget")
+    Permission.objects.create(content_type=widget, codename="view_widget", name="Can view widget")
+    Permission.objects.create(content_type=widget, codename="change_widget", name="Can change widget")
+    Group.objects.get(name=FINANCE).permissions.add(Permission.objects.get(codename="change_deployment"))
+
+    out = io.StringIO()
+    call_command("sync_roles", stdout=out)
+
+    assert "spend.view_widget" in codenames(FINANCE)
+    assert "spend.change_widget" not in codenames(FINANCE)
+    assert {"spend.change_widget", "spend.view_widget"} <= codenames(ADMINS)
+    assert "gateway.change_deployment" not in codenames(FINANCE)
+    assert f"{FINANCE}: {len(codenames(FINANCE))} permissions" in out.getvalue()
+
+
+PAGES = [
+    "admin:gateway_deployment_changelist",
+    "admin:keys_virtualkey_changelist",
+    "admin:keys_team_changelist",
+    "admin:keys_internaluser_changelist",
+    "admin:keys_keychange_changelist",
+    "admin:pricing_costmapentry_changelist",
+    "admin:pricing_costmapversion_changelist",
+    "admin:spend_spendlog_changelist",
+    "admin:spend_dailyspend_changelist",
+]
+
+
+def test_finance_reads_every_page(client, rows):
+    login_as(client, FINANCE)
+
+    statuses = {name: client.get(reverse(name)).status_code for name in PAGES}
+    team_page = client.get(reverse("admin:keys_team_change", args=[rows["team"].pk]))
+
+    assert statuses == dict.fromkeys(PAGES, 200)
+    assert team_page.status_code == 200
+    assert 'name="_save"' not in team_page.content.decode()  # read-only: no save button
+
+
+@pytest.mark.parametrize(
+    ("row", "url"),
+    [
+        ("team", "admin:keys_team_change"),
+        ("key", "admin:keys_virtualkey_change"),
+        ("deployment", "admin:gateway_deployment_change"),
+    ],
+)
+def test_finance_changes_nothing_by_url_or_post(client, rows, row, url):
+    login_as(client, FINANCE)
+    obj = rows[row]
+    model = type(obj)
+    before = model.objects.filter(pk=obj.pk).values().get()
+    label = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+
+    add_page = client.get(reverse(f"{label}_add"))
+    delete_page = client.get(reverse(f"{label}_delete", args=[obj.pk]))
+    posted = client.post(reverse(url, args=[obj.pk]), {"team_alias": "renamed", "key_alias": "x", "model_name": "y"})
+    deleted = client.post(reverse(f"{label}_delete", args=[obj.pk]), {"post": "yes"})
+
+    assert (add_page.status_code, delete_page.status_code, posted.status_code, deleted.status_code) == (403,) * 4
+    assert model.objects.filter(pk=obj.pk).values().get() == before
+
+
+def test_team_admins_reach_keys_teams_and_users_only(client, rows):
+    login_as(client, TEAM_ADMINS)
+    reachable = {
+        name: client.get(reverse(name)).status_code
+        for name in [
+            "admin:keys_virtualkey_changelist",
+            "admin:keys_team_changelist",
+            "admin:keys_internaluser_changelist",
+            "admin:gateway_deployment_changelist",
+            "admin:spend_spendlog_changelist",
+            "admin:pricing_costmapentry_changelist",
+            "admin:auth_user_changelist",
+        ]
+    }
+
+    assert reachable == {
+        "admin:keys_virtualkey_changelist": 200,
+        "admin:keys_team_changelist": 200,
+        "admin:keys_internaluser_changelist": 200,
+        "admin:gateway_deployment_changelist": 403,
+        "admin:spend_spendlog_changelist": 403,
+        "admin:pricing_costmapentry_changelist": 403,
+        "admin:auth_user_changelist": 403,
+    }
+    assert client.get(reverse("admin:keys_team_add")).status_code == 403
+
+
+def test_admins_change_anything(client, rows):
+    login_as(client, ADMINS)
+
+    assert client.get(reverse("admin:gateway_deployment_add")).status_code == 200
+    assert client.get(reverse("admin:auth_user_changelist")).status_code == 200
+
+
+def test_a_team_admin_administers_the_teams_linked_to_its_login(client):
+    person = login_as(client, TEAM_ADMINS)
+    research, _ = make_team(team_alias="research"), make_team(team_alias="sales")
+    TeamAdministrator.objects.create(user=person, team=research)
+    other = get_user_model().objects.create(username="other", is_staff=True)
+
+    assert list(teams_administered_by(person)) == [research]
+    assert list(teams_administered_by(other)) == []
+    assert Team.objects.count() == 2
+
+
+def test_sync_roles_is_idempotent():
+    first = sync_roles()
+
+    assert sync_roles() == first
+    assert Group.objects.filter(name__in=[ADMINS, FINANCE, TEAM_ADMINS]).count() == 3
