@@ -64,10 +64,8 @@ class Load:
             )
 
     def wait_until(self, predicate, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {Counter(self.outcomes)}"
-            time.sleep(0.02)
+        """Poll while the load runs; a timeout names the outcomes so far."""
+        wait_until(predicate, lambda: f"{what}: {Counter(self.outcomes)}", timeout, interval=0.02)
 
     def __enter__(self) -> "Load":
         for thread in self._threads:
