@@ -38,6 +38,7 @@ class LogFilter:
     api_key: str = ""
     user_id: str = ""
     team_id: str = ""
+    end_user: str = ""
     request_id: str = ""
     start_date: date | None = None
     end_date: date | None = None
@@ -56,7 +57,7 @@ def spend_logs(query: LogFilter) -> QuerySet:
     logs = SpendLog.objects.all()
     if query.api_key:
         logs = logs.filter(key_hash=key_hash_of(query.api_key))
-    for name in ("user_id", "team_id", "request_id"):
+    for name in ("user_id", "team_id", "end_user", "request_id"):
         if value := getattr(query, name):
             logs = logs.filter(**{name: value})
     if query.start_date:
@@ -293,6 +294,7 @@ def log_as_litellm(log: dict) -> dict:
         "api_base": log["api_base"],
         "user": log["user_id"],
         "team_id": log["team_id"],
+        "end_user": log["end_user"],
         "status": log["status"],
         "error_class": log["error_class"],
         "attempts": log["attempts"],
@@ -307,7 +309,7 @@ def log_as_litellm(log: dict) -> dict:
 LOG_FIELDS = (
     "request_id", "call_type", "key_hash", "cost", "prompt_tokens", "completion_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "start_time", "end_time", "requested_model", "model_group",
-    "deployment_id", "provider", "api_base", "user_id", "team_id", "status", "error_class", "attempts",
+    "deployment_id", "provider", "api_base", "user_id", "team_id", "end_user", "status", "error_class", "attempts",
     "pricing_source", "price_version", "cost_breakdown", "metadata", "request_tags",
 )  # fmt: skip
 
