@@ -91,6 +91,8 @@ class _SavedByServices(MoneyAdmin):
     create = update = delete = None
 
     def save_model(self, request, obj, form, change):
+        if change and not form.changed_data:
+            return  # nothing to record: the change log holds changes, not saves
         data = _service_data(form, change)
         actor = _actor(request)
         _adopt(obj, self.update(obj, data, actor=actor) if change else self.create(data, actor=actor))

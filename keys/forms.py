@@ -56,6 +56,12 @@ class ModelsField(forms.MultiValueField):
         fields = (forms.MultipleChoiceField(required=False), forms.CharField(required=False))
         super().__init__(fields, widget=ModelsWidget(), require_all_fields=False, required=False, **kwargs)
 
+    def prepare_value(self, value):
+        # The stored JSON list is a list too, which MultiWidget would take for its parts: split it first.
+        if isinstance(value, list) and all(isinstance(name, str) for name in value):
+            return self.widget.decompress(value)
+        return value
+
     def refresh_choices(self) -> None:
         choices = [(name, name) for name in _known_models()]
         self.fields[0].choices = choices

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
+from django.utils import timezone
 
 from keys import services
 from keys.auth import hash_key
@@ -254,3 +255,122 @@ def test_a_team_id_keys_name_cannot_be_changed_in_the_admin(admin_client, popula
     assert 'name="team_id"' in admin_client.get(reverse("admin:keys_team_add")).content.decode()
     key.refresh_from_db()
     assert key.team == team
+
+
+def _key_form(key, **changes) -> dict:
+    """The key's change form as a browser posts it back, with ``changes``."""
+    form = {"key_alias": key.key_alias, "team": key.team_id or "", "user": key.user_id or "", "config": "{}",
+            "metadata": "{}", "max_budget": "1", "soft_budget": "0.5", "models_1": "", "aliases": ""}  # fmt: skip
+    return {**form, "initial-config": "{}", "initial-metadata": "{}", **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"max_budget": "-1"}, "max_budget", "A budget cannot be negative."),
+        ({"soft_budget": "-0.5"}, "soft_budget", "A budget cannot be negative."),
+        ({"soft_budget": "2"}, "soft_budget", "cannot be above it"),
+        ({"budget_duration": "30x"}, "budget_duration", "'30x' is not a duration"),
+        ({"rpm_limit": "-5"}, "rpm_limit", "greater than or equal to 0"),
+        ({"aliases": "my-gpt gpt-4o"}, "aliases", "Line 1: write alias = model group"),
+        ({"aliases": '{"a": 1}'}, "aliases", "model group (text)"),
+    ],
+)
+def test_bad_input_in_the_key_form_is_a_field_error(admin_client, populated, changes, field, message):
+    _, _, key = populated
+    before = KeyChange.objects.count()
+
+    response = admin_client.post(reverse("admin:keys_virtualkey_change", args=[key.pk]), _key_form(key, **changes))
+
+    assert response.status_code == 200
+    assert message in " ".join(response.context["adminform"].form.errors.get(field, []))
+    assert KeyChange.objects.count() == before
+
+
+@pytest.mark.parametrize("url", ["admin:keys_team_change", "admin:keys_internaluser_change"])
+def test_a_negative_team_or_user_budget_is_a_field_error(admin_client, populated, url):
+    team, user, _ = populated
+    holder = team if "team" in url else user
+    form = {"models_1": "", "metadata": "{}", "model_aliases": "", "max_budget": "-3", "budget_duration": "1mo",
+            "InternalUser_teams-TOTAL_FORMS": "0", "InternalUser_teams-INITIAL_FORMS": "0",
+            "keys-TOTAL_FORMS": "0", "keys-INITIAL_FORMS": "0"}  # fmt: skip
+
+    response = admin_client.post(reverse(url, args=[holder.pk]), form)
+
+    assert response.status_code == 200
+    assert "A budget cannot be negative." in str(response.context["adminform"].form.errors["max_budget"])
+
+
+def test_models_and_aliases_are_picked_and_stored_as_the_api_stores_them(admin_client, populated):
+    from gateway.models import Deployment
+
+    Deployment.objects.create(model_name="gpt-4o", litellm_model="openai/gpt-4o")
+    Deployment.objects.create(
+        model_name="claude", litellm_model="anthropic/claude-3-5-sonnet", model_info={"access_groups": ["beta"]}
+    )
+    _, _, key = populated
+    page = admin_client.get(reverse("admin:keys_virtualkey_change", args=[key.pk])).content.decode()
+    for offered in ("gpt-4o", "claude", "beta"):
+        assert f'name="models_0" value="{offered}"' in page
+
+    response = admin_client.post(
+        reverse("admin:keys_virtualkey_change", args=[key.pk]),
+        _key_form(
+            key, models_0=["gpt-4o", "beta"], models_1="openai/*, gpt-4o", aliases="fast = gpt-4o\n\nsmart=claude"
+        ),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    key.refresh_from_db()
+    assert key.models == ["gpt-4o", "beta", "openai/*"]
+    assert key.aliases == {"fast": "gpt-4o", "smart": "claude"}
+    page = admin_client.get(reverse("admin:keys_virtualkey_change", args=[key.pk])).content.decode()
+    checked = re.findall(r'<input type="checkbox" name="models_0" value="([^"]+)" id="[^"]+" checked>', page)
+    assert checked == ["beta", "gpt-4o"]
+    assert 'name="models_1" value="openai/*"' in page
+    assert "fast = gpt-4o\nsmart = claude</textarea>" in page
+
+
+def test_an_unchanged_form_changes_nothing(admin_client, populated):
+    _, _, key = populated
+    services.update_key(key, {"models": ["openai/*", "gpt-4o"], "aliases": {"a": "b"}}, actor="test")
+    before = KeyChange.objects.count()
+
+    response = admin_client.post(
+        reverse("admin:keys_virtualkey_change", args=[key.pk]),
+        _key_form(key, models_1="openai/*, gpt-4o", aliases="a = b", max_budget="1", soft_budget="0.5"),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(KeyChange.objects.filter(id__gt=before).values_list("changes", flat=True)) == []
+
+
+def test_key_and_team_pages_show_spend_over_time_and_recent_calls(admin_client, populated):
+    from spend.ledger import write_batch
+    from tests.spend.conftest import make_entry
+
+    team, _, key = populated
+    now = timezone.now()
+    write_batch([make_entry(key_hash=key.token_hash, team_id=team.team_id, start_time=now, cost=Decimal("0.25"),
+                            model_group=group) for group in ("gpt-4o", "gpt-4o", "claude")])  # fmt: skip
+
+    for url, obj in (("admin:keys_virtualkey_change", key), ("admin:keys_team_change", team)):
+        page = admin_client.get(reverse(url, args=[obj.pk])).content.decode()
+        assert 'Spend in the last 30 days: <strong><span class="money" title="0.75">$0.75</span></strong>' in page
+        assert len(re.findall(r'<rect class="bar"', page)) == 2  # today's bar: gpt-4o and claude stacked
+        assert len(re.findall(r'href="/admin/spend/spendlog/\d+/change/"', page)) == 3  # the recent calls
+    assert (
+        f"/admin/spend/spendlog/?key_hash={key.token_hash}"
+        in admin_client.get(reverse("admin:keys_virtualkey_change", args=[key.pk])).content.decode()
+    )
+
+
+def test_a_team_page_names_its_members(admin_client, populated):
+    team, user, _ = populated
+    user.user_email = "alice@example.com"
+    user.save()
+
+    page = admin_client.get(reverse("admin:keys_team_change", args=[team.pk])).content.decode()
+
+    assert "InternalUser_teams object" not in page
+    assert "alice@example.com" in page

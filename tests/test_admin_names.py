@@ -1,0 +1,67 @@
+"""Spend logs, daily rollups and budget resets name keys, teams and users as people know them (alias, email),
+linked to their pages, in columns and filters; an entity deleted since keeps a readable label."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from spend.ledger import write_batch
+from spend.rollups import rollup_spend
+from tests.keys.factories import make_key, make_team, make_user
+from tests.spend.conftest import make_entry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def charged():
+    team = make_team(team_alias="research")
+    user = make_user(user_email="ada@example.com")
+    _, key = make_key(team_id=team.team_id, user_id=user.user_id, key_alias="notebook")
+    _, hinted = make_key(team_id=team.team_id)
+    entries = [make_entry(key_hash=k.token_hash, team_id=team.team_id, user_id=user.user_id, cost=Decimal("0.5"),
+                          start_time=timezone.now()) for k in (key, hinted)]  # fmt: skip
+    write_batch([*entries, make_entry(key_hash="f" * 64, start_time=timezone.now())])
+    rollup_spend()
+    return team, user, key, hinted
+
+
+@pytest.mark.parametrize("changelist", ["admin:spend_spendlog_changelist", "admin:spend_dailyspend_changelist"])
+def test_rows_name_and_link_their_key_team_and_user(admin_client, charged, changelist):
+    team, user, key, hinted = charged
+
+    page = admin_client.get(reverse(changelist)).content.decode()
+
+    assert f'<a href="{reverse("admin:keys_virtualkey_change", args=[key.pk])}">notebook</a>' in page
+    assert f'<a href="{reverse("admin:keys_virtualkey_change", args=[hinted.pk])}">{hinted.key_hint}</a>' in page
+    assert f'<a href="{reverse("admin:keys_team_change", args=[team.pk])}">research</a>' in page
+    assert f'<a href="{reverse("admin:keys_internaluser_change", args=[user.pk])}">ada@example.com</a>' in page
+    assert "deleted key ffffffff…" in page
+    assert f">{key.token_hash[:12]}" not in page  # shown nowhere by its hash (links carry it)
+
+
+def test_filters_list_names_not_ids(admin_client, charged):
+    team, user, key, _ = charged
+
+    page = admin_client.get(reverse("admin:spend_spendlog_changelist")).content.decode()
+
+    choices = dict(re.findall(r'<a href="\?(\w+=[^"]+)">([^<]+)</a>', page))
+    assert choices[f"key_hash={key.token_hash}"] == "notebook"
+    assert choices[f"team_id={team.team_id}"] == "research"
+    assert choices[f"user_id={user.user_id}"] == "ada@example.com"
+
+
+def test_a_page_of_logs_reads_names_in_a_few_queries(admin_client, charged, django_assert_max_num_queries):
+    url = reverse("admin:spend_spendlog_changelist")
+    admin_client.get(url)
+    with django_assert_max_num_queries(30) as few:
+        admin_client.get(url)
+    team, user, _, _ = charged
+    for _ in range(10):
+        _, key = make_key(team_id=team.team_id, user_id=user.user_id)
+        write_batch([make_entry(key_hash=key.token_hash, start_time=timezone.now())])
+    with django_assert_max_num_queries(len(few)):
+        assert admin_client.get(url).status_code == 200
