@@ -128,7 +128,7 @@ class PrunedSpend(models.Model):
 
 
 class DailySpend(models.Model):
-    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × model group × provider.
+    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × customer × model group × provider.
 
     Derived, never edited by hand: ``rollup_spend`` replaces a day's rows whole from its logs.
     """
@@ -137,6 +137,7 @@ class DailySpend(models.Model):
     team_id = models.CharField(max_length=200, blank=True)
     key_hash = models.CharField(max_length=64, blank=True)
     user_id = models.CharField(max_length=200, blank=True)
+    end_user = models.CharField(max_length=200, blank=True)
     model_group = models.CharField(max_length=300, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     requests = models.PositiveIntegerField(default=0)
@@ -151,7 +152,8 @@ class DailySpend(models.Model):
         verbose_name_plural = "daily spend"
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "team_id", "key_hash", "user_id", "model_group", "provider"], name="daily_spend_unique"
+                fields=["day", "team_id", "key_hash", "user_id", "end_user", "model_group", "provider"],
+                name="daily_spend_unique",
             )
         ]
         indexes = [
@@ -161,6 +163,30 @@ class DailySpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.team_id or '-'} {self.model_group}: {usd(self.cost)}"
+
+
+class DailyTagSpend(models.Model):
+    """Spend logs rolled up per day × request tag × model group: what /spend/tags and group_by=tag read.
+
+    A call with several tags counts whole under each of them, as LiteLLM's DailyTagSpend does, so tag totals do not
+    add up to the day's spend. Derived like DailySpend: ``rollup_spend`` replaces a day's rows whole from its logs.
+    """
+
+    day = models.DateField()
+    tag = models.TextField()
+    model_group = models.CharField(max_length=300, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    failed_requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = MoneyField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily tag spend"
+        constraints = [models.UniqueConstraint(fields=["day", "tag", "model_group"], name="daily_tag_spend_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tag} {self.model_group}: {self.cost}"
 
 
 class RollupState(models.Model):

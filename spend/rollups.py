@@ -11,6 +11,7 @@ The rollups hold exactly the logs up to RollupState.last_log_id (a day is recomp
 adds the logs above it and sees every committed call (spend.selectors.CurrentSpend).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -19,12 +20,12 @@ from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from pricing.money import grouped_totals
+from pricing.money import ZERO, grouped_totals
 from pricing.resolve import SOURCE_UNPRICED
-from spend.models import DailySpend, RollupState, SpendLog
+from spend.models import DailySpend, DailyTagSpend, RollupState, SpendLog
 from spend.periods import day_bounds, local_day, local_zone, retention_horizon
 
-DIMENSIONS = ("team_id", "key_hash", "user_id", "model_group", "provider")
+DIMENSIONS = ("team_id", "key_hash", "user_id", "end_user", "model_group", "provider")
 TOKENS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens")
 COUNTS = {
     "failed_requests": ~Q(status=SpendLog.Status.SUCCESS),
@@ -84,20 +85,75 @@ def recompute_day(day: date, last_log_id: int) -> None:
     rows = _totals(SpendLog.objects.filter(start_time__gte=start, start_time__lt=end, id__lte=last_log_id))
     DailySpend.objects.filter(day=day).delete()
     DailySpend.objects.bulk_create([DailySpend(day=day, **row) for row in rows], batch_size=1000)
+    tagged = tag_totals(SpendLog.objects.filter(start_time__gte=start, start_time__lt=end, id__lte=last_log_id))
+    DailyTagSpend.objects.filter(day=day).delete()
+    DailyTagSpend.objects.bulk_create([DailyTagSpend(**row) for row in tagged], batch_size=1000)
 
 
 def _add_to_day(day: date, new_logs: QuerySet) -> None:
     start, end = day_bounds(day)
-    for row in _totals(new_logs.filter(start_time__gte=start, start_time__lt=end)):
-        key = {name: row.pop(name) for name in DIMENSIONS}
-        existing = DailySpend.objects.filter(day=day, **key).first()
-        if existing is None:
-            DailySpend.objects.create(day=day, **key, **row)
-            continue
-        for name, value in row.items():
-            setattr(existing, name, getattr(existing, name) + value)
-        existing.save(update_fields=list(row))
+    logs = new_logs.filter(start_time__gte=start, start_time__lt=end)
+    for row in _totals(logs):
+        _add_row(DailySpend, {"day": day, **{name: row.pop(name) for name in DIMENSIONS}}, row)
+    for row in tag_totals(logs):
+        _add_row(DailyTagSpend, {name: row.pop(name) for name in TAG_DIMENSIONS}, row)
+
+
+def _add_row(model, key: dict, sums: dict) -> None:
+    existing = model.objects.filter(**key).first()
+    if existing is None:
+        model.objects.create(**key, **sums)
+        return
+    for name, value in sums.items():
+        setattr(existing, name, getattr(existing, name) + value)
+    existing.save(update_fields=list(sums))
 
 
 def _totals(logs: QuerySet) -> list[dict]:
     return grouped_totals(logs, DIMENSIONS, money=["cost"], integers=TOKENS, counts=COUNTS)
+
+
+TAG_DIMENSIONS = ("day", "tag", "model_group")
+TAG_SUMS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens")
+
+
+def tag_totals(logs: QuerySet) -> list[dict]:
+    """The tagged logs' totals per local day, tag and model group (DailyTagSpend's rows). Tags are a JSON list per
+    log, which SQL cannot group portably (PostgreSQL unnests jsonb, SQLite needs json_each): the tagged logs are
+    summed here, exactly, in Decimal. A tag repeated in one call counts once."""
+    totals: dict[tuple, dict] = {}
+    tagged = logs.exclude(request_tags=[]).annotate(day=TruncDate("start_time", tzinfo=local_zone()))
+    columns = ("day", "request_tags", "model_group", "status", "cost", "prompt_tokens", "completion_tokens")
+    for day, tags, model_group, status, cost, prompt, completion in tagged.values_list(*columns).iterator(2000):
+        for tag in dict.fromkeys(tags if isinstance(tags, list) else []):
+            row = totals.get((day, tag, model_group))
+            if row is None:
+                row = totals[day, tag, model_group] = {
+                    "day": day, "tag": str(tag), "model_group": model_group, "cost": ZERO, **dict.fromkeys(TAG_SUMS, 0)
+                }  # fmt: skip
+            row["cost"] += cost
+            row["requests"] += 1
+            row["failed_requests"] += status != SpendLog.Status.SUCCESS
+            row["prompt_tokens"] += prompt
+            row["completion_tokens"] += completion
+    return list(totals.values())
+
+
+def sum_rows(sources: Iterable[Iterable[dict]], group_by: Iterable[str], integers: Iterable[str]) -> list[dict]:
+    """Rows from several sources (rollups and the tail) summed per group: exact cost and the ``integers``."""
+    group_by, integers = list(group_by), list(integers)
+    groups: dict[tuple, dict] = {}
+    for rows in sources:
+        for row in rows:
+            key = tuple(row[name] for name in group_by)
+            total = groups.get(key)
+            if total is None:
+                total = groups[key] = {
+                    **dict(zip(group_by, key, strict=True)),
+                    "cost": ZERO,
+                    **dict.fromkeys(integers, 0),
+                }
+            total["cost"] += row["cost"]
+            for name in integers:
+                total[name] += row[name]
+    return list(groups.values())

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from pricing.calculator import Usage
-from spend import selectors
+from spend import reports, selectors
 
 LOG_LIMIT = 1000
 # A day's bounds (spend.periods.day_bounds) are datetimes from its local midnight to the next one, which exist, in
@@ -42,7 +42,7 @@ class LogsIn(serializers.Serializer):
 class ReportIn(serializers.Serializer):
     start_date = _day()
     end_date = _day(help_text="Not before start_date.")
-    group_by = serializers.ChoiceField(choices=list(selectors.REPORT_GROUPS), default="team")
+    group_by = serializers.ChoiceField(choices=[*selectors.REPORT_GROUPS, *reports.DAY_GROUPS], default="team")
 
     def validate(self, attrs):
         if attrs["end_date"] < attrs["start_date"]:
@@ -210,23 +210,28 @@ class ReportDetailOut(serializers.Serializer):
 
 
 class ReportGroupOut(serializers.Serializer):
-    """One team, user or model on one day; its spend split by model (by provider for a model)."""
+    """One team, user, model, customer or tag on one day; its spend split by model (by provider for a model)."""
 
     team_id = serializers.CharField(required=False)
     team_name = serializers.CharField(required=False)
     user = serializers.CharField(required=False)
     model = serializers.CharField(required=False)
+    customer = serializers.CharField(required=False)
+    tag = serializers.CharField(required=False)
     total_spend = _money()
     metadata = ReportDetailOut(many=True)
 
 
 class ReportDayOut(serializers.Serializer):
-    """One day, with group_by=team, user or model: its groups under teams, users or models."""
+    """One day, with group_by=team, user, model, customer or tag: its groups under teams, users, models, customers
+    or tags."""
 
     group_by_day = serializers.DateField()
     teams = ReportGroupOut(many=True, required=False)
     users = ReportGroupOut(many=True, required=False)
     models = ReportGroupOut(many=True, required=False)
+    customers = ReportGroupOut(many=True, required=False)
+    tags = ReportGroupOut(many=True, required=False)
 
 
 class ReportKeyModelOut(serializers.Serializer):

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from pricing.calculator import compute_cost
-from spend import selectors
+from spend import reports, selectors
 from spend.api import serializers as s
 from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.pricing_lookup import price_of_model
@@ -55,6 +55,16 @@ def _json_or_csv(query_input, json_output):
     return decorate
 
 
+def answer(request, report: reports.Report, name: str):
+    """A report as JSON, or its rows as CSV with ?format=csv; either way with the moment it is as of."""
+    if _wants_csv(request):
+        response = csv_response(f"{name}.csv", report.columns, report.rows)
+    else:
+        response = Response(report.body)
+    response[AS_OF_HEADER] = report.as_of.isoformat()
+    return response
+
+
 def _query(query_input, request) -> dict:
     query = query_input(data=request.query_params.dict())
     query.is_valid(raise_exception=True)
@@ -79,6 +89,8 @@ def spend_logs(request):
 def global_spend_report(request):
     query = _query(s.ReportIn, request)
     start, end, group_by = (query[name] for name in ("start_date", "end_date", "group_by"))
+    if group_by in reports.DAY_GROUPS:
+        return answer(request, reports.day_group_report(start, end, group_by), f"spend_report_{group_by}_{start}_{end}")
     if _wants_csv(request):
         response, as_of = _report_csv(start, end, group_by)
     else:
