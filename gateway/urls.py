@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
 from gateway.proxy import views as proxy
+from gateway.proxy.errors import NotFound, error_response
 from gateway.proxy.fronts import views as fronts
 
 proxy_patterns = [
@@ -36,3 +38,14 @@ urlpatterns = [
     # Admin assets are served by the app itself: no separate web server is needed in front of it.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]
+
+
+def not_found(request, exception=None):
+    """An unknown path answers OpenAI's error shape, as every refusal does: a script calling an endpoint Tollgate lacks
+    reads a JSON 404 it can parse, not Django's HTML page. The admin and its assets keep the HTML page."""
+    if request.path.startswith(("/admin/", "/static/")):
+        return page_not_found(request, exception)
+    return error_response(NotFound(f"No endpoint {request.method} {request.path}"))
+
+
+handler404 = not_found
