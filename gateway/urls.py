@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
+from gateway import sso
 from gateway.proxy import views as proxy
 from gateway.proxy.errors import NotFound, error_response
 from gateway.proxy.fronts import views as fronts
@@ -34,6 +35,10 @@ urlpatterns = [
     path("", include("spend.api.urls")),
     # The management API's OpenAPI schema: readable without a key, like LiteLLM's docs.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The admin's login page with "Sign in with SSO", and the OpenID Connect redirects (gateway/sso.py).
+    path("admin/login/", sso.admin_login),
+    path("oidc/authenticate/", sso.SignIn.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", sso.SignInCallback.as_view(), name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
     # Admin assets are served by the app itself: no separate web server is needed in front of it.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),

@@ -102,3 +102,16 @@ def test_an_admin_unlocks_a_locked_account_from_the_access_attempts_page(client)
 
     assert unlocked.status_code == 302
     assert sign_in("ann", PASSWORD)[:2] == (302, True)
+
+
+def test_with_local_login_off_the_login_page_offers_only_sso_and_refuses_passwords(settings):
+    make_person("ann")
+    settings.TOLLGATE_LOCAL_LOGIN = False
+    settings.OIDC_ISSUER = "https://sso.example.test"
+    settings.AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "gateway.sso.RoleMappingBackend"]
+
+    page = Client().get(LOGIN).content.decode()
+
+    assert "Sign in with SSO" in page
+    assert 'name="password"' not in page
+    assert sign_in("ann", PASSWORD)[:2] == (200, False)
