@@ -36,6 +36,15 @@ def test_readme_uses_the_demo_key_of_the_makefile():
     assert DEMO_KEY in README
 
 
+def test_every_manage_py_command_runs_in_the_venv():
+    """A newcomer's shell has no venv on its PATH: `python manage.py` finds no Django there. (Production's commands
+    run in the deployment's own environment.)"""
+    trying = README.split("\n## Production", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", trying, re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    assert [line for line in lines if "manage.py" in line and not line.startswith(".venv/bin/python manage.py")] == []
+
+
 def test_python_example(demo):
     (snippet,) = [block for block in code_blocks("python") if "OpenAI(" in block]
     result = subprocess.run(
@@ -75,8 +84,9 @@ def test_curl_examples_in_order(demo):
 
 
 def test_manage_py_examples(demo):
-    commands = [block.strip() for block in code_blocks("sh") if block.startswith("python manage.py")]
+    commands = [block.strip() for block in code_blocks("sh") if block.startswith(".venv/bin/python manage.py cost")]
 
+    assert commands
     for command in commands:
         output = demo.manage(*shlex.split(command)[2:]).stdout
         assert "0.000435" in output  # gpt-4o-mini: 800 × 1.5e-7 + 200 × 7.5e-8 + 500 × 6e-7
