@@ -47,6 +47,11 @@ def configured_model_names() -> set[str]:
 
 key_forms.model_choices.append(configured_model_names)
 
+# The admin is Tollgate's (its header, page titles and index heading), set here: gateway is the app above all others.
+admin.site.site_header = "Tollgate"
+admin.site.site_title = "Tollgate admin"
+admin.site.index_title = "Keys, spend and deployments"
+
 
 @admin.register(Deployment)
 class DeploymentAdmin(MoneyAdmin):

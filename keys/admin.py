@@ -136,6 +136,13 @@ class _AnswersAdmin(_SavedByServices):
                 rows.append((name.replace("_", " "), getattr(holder, name) or "no limit"))
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
+    @admin.display(description="rpm / tpm / parallel")
+    def limits(self, holder):
+        return " / ".join(
+            "–" if value is None else str(value)
+            for value in (holder.rpm_limit, holder.tpm_limit, holder.max_parallel_requests)
+        )
+
     @admin.display(description="spend over time")
     def activity(self, holder):
         entity_id = getattr(holder, self.id_field)
@@ -210,7 +217,8 @@ class OverBudgetFilter(admin.SimpleListFilter):
 class VirtualKeyAdmin(_AnswersAdmin):
     kind, id_field = "key", "token_hash"
     with_spend = staticmethod(key_with_spend)
-    list_display = ["__str__", "team_link", "user_link", "spend_vs_budget", "expiry", "limits", "blocked", "key_hint"]
+    # What fits at 1280 px: the hint folded under the name, the three limits in one column.
+    list_display = ["name", "team_link", "user_link", "spend_vs_budget", "expiry", "limits", "blocked"]
     list_select_related = ["team", "user"]
     list_filter = [ExpiryFilter, "blocked", OverBudgetFilter, "team", "user"]
     search_fields = ["key_alias", "key_hint", "=token_hash", "user__user_id", "user__user_email", "team__team_alias"]
@@ -237,6 +245,12 @@ class VirtualKeyAdmin(_AnswersAdmin):
         ("More", {"fields": ["config", "metadata", "created_at", "created_by"], "classes": ["collapse"]}),
     ]
 
+    @admin.display(description="key", ordering="key_alias")
+    def name(self, key):
+        if not key.key_alias:
+            return key.key_hint
+        return format_html('{}<small class="secondary">{}</small>', key.key_alias, key.key_hint)
+
     @admin.display(description="team", ordering="team__team_alias")
     def team_link(self, key):
         return admin_link(key.team)
@@ -259,12 +273,6 @@ class VirtualKeyAdmin(_AnswersAdmin):
         if key.expires <= timezone.now():
             return format_html('<span style="color:#ba2121">expired {}</span>', key.expires.strftime("%Y-%m-%d %H:%M"))
         return key.expires.strftime("%Y-%m-%d %H:%M")
-
-    @admin.display(description="rpm / tpm / parallel")
-    def limits(self, key):
-        return " / ".join(
-            "–" if value is None else str(value) for value in (key.rpm_limit, key.tpm_limit, key.max_parallel_requests)
-        )
 
     def create(self, data, *, actor):
         # The secret is made by the service and shown once, by response_add; only its hash is stored.
@@ -346,8 +354,7 @@ class MembershipInline(admin.TabularInline):
 class TeamAdmin(_BudgetHolderAdmin):
     kind, id_field = "team", "team_id"
     with_spend = staticmethod(team_with_spend)
-    list_display = ["__str__", "member_count", "key_count", "spend_vs_budget", "rpm_limit", "tpm_limit", "blocked",
-                    "team_id"]  # fmt: skip
+    list_display = ["name", "member_count", "key_count", "spend_vs_budget", "limits", "blocked"]
     list_filter = ["blocked"]
     search_fields = ["team_alias", "team_id"]
     readonly_fields = ["spend", "budget_reset_at", "created_at"]
@@ -365,6 +372,14 @@ class TeamAdmin(_BudgetHolderAdmin):
             super()
             .get_queryset(request)
             .annotate(member_total=Count("members", distinct=True), key_total=Count("keys", distinct=True))
+        )
+
+    @admin.display(description="team", ordering="team_alias")
+    def name(self, team):
+        return (
+            format_html('{}<small class="secondary">{}</small>', team, team.team_id)
+            if team.team_alias
+            else team.team_id
         )
 
     @admin.display(description="members", ordering="member_total")
