@@ -2,6 +2,12 @@
 
 Anthropic counts `input_tokens` without the cache: the prompt a client is billed for is input + cache writes +
 cache reads, which is what normalized usage reports as `prompt_tokens`.
+
+What OpenAI's chat format has no word for is carried in LiteLLM's extensions of it, so a call from /chat/completions
+and the same call from /v1/messages reach Anthropic alike: `cache_control` on content parts, tools, tool messages
+and tool calls; `thinking`; an assistant message's `thinking_blocks` (thinking with its signature, or
+redacted_thinking), sent back first in its turn and answered the same way; `document` content parts (Anthropic's
+document block as it is); and the `stop_sequence` that ended an answer, on its choice.
 """
 
 from collections.abc import Callable
@@ -71,12 +77,14 @@ class AnthropicProvider(Provider):
         return UpstreamRequest("POST", _url(target), with_extra_headers(headers, target), orjson.dumps(body))
 
     def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
-        text, reasoning, tool_calls = [], [], []
+        text, thinking, tool_calls = [], [], []
         for block in data["content"]:
             if block["type"] == "text":
                 text.append(block["text"])
             elif block["type"] == "thinking":
-                reasoning.append(block["thinking"])
+                thinking.append({"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]})
+            elif block["type"] == "redacted_thinking":
+                thinking.append({"type": "redacted_thinking", "data": block["data"]})
             elif block["type"] == "tool_use":
                 arguments = orjson.dumps(block["input"]).decode()
                 tool_calls.append(
@@ -85,10 +93,14 @@ class AnthropicProvider(Provider):
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not tool_calls else None}
         if tool_calls:
             message["tool_calls"] = tool_calls
-        if reasoning:
-            message["reasoning_content"] = "".join(reasoning)
+        if thinking:
+            message["reasoning_content"] = "".join(block.get("thinking", "") for block in thinking)
+            message["thinking_blocks"] = thinking  # with their signatures: the next turn must send them back
         envelope = Envelope("chat", data.get("model") or target.model, id=data.get("id", ""))
-        return envelope.response(message, FINISH_REASONS.get(data.get("stop_reason"), "stop"), usage(data["usage"]))
+        response = envelope.response(message, FINISH_REASONS.get(data.get("stop_reason"), "stop"), usage(data["usage"]))
+        if data.get("stop_sequence"):
+            response["choices"][0]["stop_sequence"] = data["stop_sequence"]
+        return response
 
     def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "AnthropicStream":
         return AnthropicStream(target)
@@ -133,7 +145,7 @@ def request_body(payload: dict) -> dict:
 
 
 def _messages(openai_messages: list[dict]) -> tuple[str | list[dict], list[dict]]:
-    system, messages = turns(openai_messages, _blocks, _tool_result, _tool_use)
+    system, messages = turns(openai_messages, _blocks, _tool_result, _tool_use, _thinking)
     if any("cache_control" in block for block in system):
         return system, messages
     return "\n\n".join(block["text"] for block in system), messages
@@ -142,12 +154,14 @@ def _messages(openai_messages: list[dict]) -> tuple[str | list[dict], list[dict]
 def turns(
     openai_messages: list[dict],
     blocks: Callable[[Any], list[dict]],
-    tool_result: Callable[[dict], dict],
-    tool_use: Callable[[dict], dict],
+    tool_result: Callable[[dict], list[dict]],
+    tool_use: Callable[[dict], list[dict]],
+    thinking: Callable[[dict], dict],
 ) -> tuple[list[dict], list[dict]]:
     """OpenAI messages as the system blocks and alternating turns that Anthropic's Messages API and Bedrock's
-    Converse both take: system messages become system blocks; tool results become user turns; consecutive
-    same-role turns merge. Each API spells its blocks with `blocks`, `tool_result` and `tool_use`."""
+    Converse both take: system messages become system blocks; tool results become user turns; an assistant's
+    thinking blocks come first in its turn, as both APIs require; consecutive same-role turns merge. Each API spells
+    its blocks with `blocks`, `tool_result`, `tool_use` and `thinking`."""
     system: list[dict] = []
     messages: list[dict] = []
     for message in openai_messages:
@@ -156,11 +170,13 @@ def turns(
             system.extend(blocks(message.get("content")))
             continue
         if role == "tool":
-            role, content = "user", [tool_result(message)]
+            role, content = "user", tool_result(message)
         else:
             role = "assistant" if role == "assistant" else "user"
-            content = blocks(message.get("content"))
-            content.extend(tool_use(call) for call in message.get("tool_calls") or ())
+            content = [thinking(block) for block in message.get("thinking_blocks") or ()] if role == "assistant" else []
+            content += blocks(message.get("content"))
+            for call in message.get("tool_calls") or ():
+                content += tool_use(call)
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(content)
         else:
@@ -168,9 +184,23 @@ def turns(
     return system, messages
 
 
-def _tool_result(message: dict) -> dict:
+def _tool_result(message: dict) -> list[dict]:
     content = message_text(message.get("content"))
-    return {"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}
+    return [_cached({"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}, message)]
+
+
+def _cached(block: dict, source: dict) -> dict:
+    """`block` with the cache breakpoint its OpenAI-format `source` (a part, message, call or tool) sets."""
+    if source.get("cache_control"):
+        block["cache_control"] = source["cache_control"]
+    return block
+
+
+def _thinking(block: dict) -> dict:
+    """An earlier answer's thinking, sent back as it came (Anthropic checks its signature)."""
+    if block.get("type") == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.get("data")}
+    return {"type": "thinking", "thinking": block.get("thinking") or "", "signature": block.get("signature") or ""}
 
 
 def _blocks(content: Any) -> list[dict]:
@@ -188,11 +218,11 @@ def _blocks(content: Any) -> list[dict]:
         elif kind == "image_url":
             image = part["image_url"]
             block = _image(image["url"] if isinstance(image, dict) else image)
+        elif kind == "document":
+            block = {name: value for name, value in part.items() if name != "cache_control"}
         else:
             raise bad_request("anthropic", f"unsupported content part type {kind!r}")
-        if "cache_control" in part:
-            block["cache_control"] = part["cache_control"]
-        blocks.append(block)
+        blocks.append(_cached(block, part))
     return blocks
 
 
@@ -203,9 +233,9 @@ def _image(url: str) -> dict:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
-def _tool_use(call: dict) -> dict:
+def _tool_use(call: dict) -> list[dict]:
     arguments = tool_arguments("anthropic", call["function"])
-    return {"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": arguments}
+    return [_cached({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": arguments}, call)]
 
 
 def _tool(tool: dict) -> dict:
@@ -215,9 +245,7 @@ def _tool(tool: dict) -> dict:
     translated = {"name": function["name"], "input_schema": function.get("parameters") or {"type": "object"}}
     if function.get("description"):
         translated["description"] = function["description"]
-    if "cache_control" in tool:
-        translated["cache_control"] = tool["cache_control"]
-    return translated
+    return _cached(translated, tool)
 
 
 def _tool_choice(choice: Any, parallel: bool | None) -> dict | None:
@@ -268,7 +296,10 @@ class AnthropicStream(SSEStream):
         if kind == "message_delta":
             self._count(event.get("usage"))
             reason = FINISH_REASONS.get(event["delta"].get("stop_reason"), "stop")
-            return [self._envelope.chunk({}, reason)]
+            chunk = self._envelope.chunk({}, reason)
+            if event["delta"].get("stop_sequence"):
+                chunk["choices"][0]["stop_sequence"] = event["delta"]["stop_sequence"]
+            return [chunk]
         if kind == "message_stop":
             self.done = True
             return [self._envelope.usage_chunk(self.usage or usage({}))]
@@ -289,6 +320,8 @@ class AnthropicStream(SSEStream):
             return [self._envelope.chunk({"tool_calls": [call]})]
         if block["type"] == "text" and block.get("text"):
             return [self._envelope.chunk({"content": block["text"]})]
+        if block["type"] == "redacted_thinking":
+            return [self._envelope.chunk({"thinking_blocks": [{"type": "redacted_thinking", "data": block["data"]}]})]
         return []
 
     def _block_delta(self, index: int, delta: dict) -> list[dict]:
@@ -296,7 +329,11 @@ class AnthropicStream(SSEStream):
         if kind == "text_delta":
             return [self._envelope.chunk({"content": delta["text"]})]
         if kind == "thinking_delta":
-            return [self._envelope.chunk({"reasoning_content": delta["thinking"]})]
+            block = {"type": "thinking", "thinking": delta["thinking"]}
+            return [self._envelope.chunk({"reasoning_content": delta["thinking"], "thinking_blocks": [block]})]
+        if kind == "signature_delta":  # ends a thinking block: the signature the next turn sends back with it
+            block = {"type": "thinking", "signature": delta["signature"]}
+            return [self._envelope.chunk({"thinking_blocks": [block]})]
         if kind == "input_json_delta":
             call = {"index": self._tool_index[index], "function": {"arguments": delta["partial_json"]}}
             return [self._envelope.chunk({"tool_calls": [call]})]

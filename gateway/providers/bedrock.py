@@ -8,11 +8,15 @@ Model ids are LiteLLM's: `bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0`, a 
 `bedrock/invoke/...`), which selects how LiteLLM calls the model, not which model: both are served by Converse here.
 
 Bedrock counts `inputTokens` without the cache, as Anthropic does: the prompt is input + cache reads + cache writes.
+The OpenAI-format extensions the Anthropic provider takes (its module says which) are Converse's here: a
+`cache_control` becomes a cachePoint after its block or tool, `thinking` goes in additionalModelRequestFields, thinking
+blocks are reasoningContent (signature kept), a `document` part a Converse document (PDF or text).
 Streams answer in AWS's binary event-stream framing, one JSON event a message: messageStart, contentBlockStart/
 Delta/Stop, messageStop (the stop reason), then metadata (the usage), which ends the stream.
 """
 
 import base64
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -67,6 +71,9 @@ IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 CACHE_POINT = {"cachePoint": {"type": "default"}}
+# What Converse refuses in a document's name (it takes letters, digits, single spaces, hyphens, parentheses and
+# square brackets).
+DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9\-()\[\] ]+| {2,}")
 JSON_TOOL = "json_tool_call"  # LiteLLM's name for the tool that carries a response_format
 ANY_OBJECT = {"type": "object", "additionalProperties": True, "properties": {}}
 
@@ -97,12 +104,12 @@ class BedrockProvider(AWSProvider):
     def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
         if call_type == "embedding":
             return parse_embeddings(target, payload, data)
-        text, reasoning, tool_calls = [], [], []
+        text, thinking, tool_calls = [], [], []
         for block in data["output"]["message"]["content"]:
             if "text" in block:
                 text.append(block["text"])
             elif "reasoningContent" in block:
-                reasoning.append((block["reasoningContent"].get("reasoningText") or {}).get("text") or "")
+                thinking.append(_thinking_block(block["reasoningContent"]))
             elif "toolUse" in block:
                 use = block["toolUse"]
                 function = {"name": use["name"], "arguments": orjson.dumps(use["input"]).decode()}
@@ -114,8 +121,9 @@ class BedrockProvider(AWSProvider):
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not tool_calls else None}
         if tool_calls:
             message["tool_calls"] = tool_calls
-        if reasoning:
-            message["reasoning_content"] = "".join(reasoning)
+        if thinking:
+            message["reasoning_content"] = "".join(block.get("thinking", "") for block in thinking)
+            message["thinking_blocks"] = thinking
         return Envelope("chat", target.model).response(message, reason, usage(data["usage"]))
 
     def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "BedrockStream":
@@ -125,6 +133,14 @@ class BedrockProvider(AWSProvider):
 def model_id(model: str) -> str:
     """The model id Bedrock knows, without LiteLLM's route prefix."""
     return next((model.removeprefix(prefix) for prefix in ROUTE_PREFIXES if model.startswith(prefix)), model)
+
+
+def _thinking_block(reasoning: dict) -> dict:
+    """Converse's reasoningContent as the Anthropic provider's thinking block."""
+    if "redactedContent" in reasoning:
+        return {"type": "redacted_thinking", "data": reasoning["redactedContent"]}
+    text = reasoning.get("reasoningText") or {}
+    return {"type": "thinking", "thinking": text.get("text") or "", "signature": text.get("signature") or ""}
 
 
 def usage(raw: dict) -> dict:
@@ -138,7 +154,7 @@ def usage(raw: dict) -> dict:
 
 
 def converse_body(payload: dict) -> bytes:
-    system, messages = turns(payload["messages"], _blocks, _tool_result, _tool_use)
+    system, messages = turns(payload["messages"], _blocks, _tool_result, _tool_use, _thinking)
     body: dict[str, Any] = {"messages": messages}
     if system:
         body["system"] = system
@@ -181,9 +197,21 @@ def _json_tool_name(payload: dict) -> str | None:
     return tool["function"]["name"] if tool else None
 
 
-def _tool_result(message: dict) -> dict:
+def _tool_result(message: dict) -> list[dict]:
     content = [{"text": message_text(message.get("content"))}]
-    return {"toolResult": {"toolUseId": message.get("tool_call_id"), "content": content}}
+    return _cached({"toolResult": {"toolUseId": message.get("tool_call_id"), "content": content}}, message)
+
+
+def _cached(block: dict, source: dict) -> list[dict]:
+    """`block`, and the cachePoint after it that an OpenAI-format `cache_control` on its `source` asks for."""
+    return [block, CACHE_POINT] if source.get("cache_control") else [block]
+
+
+def _thinking(block: dict) -> dict:
+    if block.get("type") == "redacted_thinking":
+        return {"reasoningContent": {"redactedContent": block.get("data")}}
+    text = {"text": block.get("thinking") or "", "signature": block.get("signature") or ""}
+    return {"reasoningContent": {"reasoningText": text}}
 
 
 def _blocks(content: Any) -> list[dict]:
@@ -200,11 +228,27 @@ def _blocks(content: Any) -> list[dict]:
         elif kind == "image_url":
             image = part["image_url"]
             blocks.append(_image(image["url"] if isinstance(image, dict) else image))
+        elif kind == "document":
+            blocks.append(_document(part, len(blocks)))
         else:
             raise bad_request("bedrock", f"unsupported content part type {kind!r}")
         if "cache_control" in part:
             blocks.append(CACHE_POINT)
     return blocks
+
+
+def _document(part: dict, position: int) -> dict:
+    """Anthropic's document block (a base64 PDF, or plain text) as Converse's, which needs a name of its own."""
+    source = part.get("source") or {}
+    if source.get("type") == "base64" and source.get("media_type") == "application/pdf":
+        document = {"format": "pdf", "source": {"bytes": source.get("data")}}
+    elif source.get("type") == "text":
+        data = base64.b64encode(str(source.get("data") or "").encode()).decode()
+        document = {"format": "txt", "source": {"bytes": data}}
+    else:
+        raise bad_request("bedrock", "documents must be base64 PDFs or plain text")
+    document["name"] = DOCUMENT_NAME.sub(" ", str(part.get("title") or f"document {position + 1}"))[:200].strip()
+    return {"document": document}
 
 
 def _image(url: str) -> dict:
@@ -220,9 +264,9 @@ def _image(url: str) -> dict:
     return {"image": {"format": IMAGE_FORMATS[media_type], "source": {"bytes": base64.b64encode(raw).decode()}}}
 
 
-def _tool_use(call: dict) -> dict:
+def _tool_use(call: dict) -> list[dict]:
     arguments = tool_arguments("bedrock", call["function"])
-    return {"toolUse": {"toolUseId": call["id"], "name": call["function"]["name"], "input": arguments}}
+    return _cached({"toolUse": {"toolUseId": call["id"], "name": call["function"]["name"], "input": arguments}}, call)
 
 
 def _tool_config(tools: list[dict] | None, choice: Any) -> dict | None:
@@ -236,7 +280,7 @@ def _tool_config(tools: list[dict] | None, choice: Any) -> dict | None:
         spec = {"name": function["name"], "inputSchema": {"json": function.get("parameters") or {"type": "object"}}}
         if function.get("description"):
             spec["description"] = function["description"]
-        specs.append({"toolSpec": spec})
+        specs += _cached({"toolSpec": spec}, tool)
     config: dict[str, Any] = {"tools": specs}
     if isinstance(choice, dict):
         config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
@@ -342,6 +386,13 @@ class BedrockStream:
         if "toolUse" in delta:
             call = {"index": self._tool_index[index], "function": {"arguments": delta["toolUse"]["input"]}}
             return [self._envelope.chunk({"tool_calls": [call]})]
-        if "reasoningContent" in delta and delta["reasoningContent"].get("text"):
-            return [self._envelope.chunk({"reasoning_content": delta["reasoningContent"]["text"]})]
+        reasoning = delta.get("reasoningContent") or {}
+        if reasoning.get("text"):
+            return [self._envelope.chunk({"reasoning_content": reasoning["text"]})]
+        if reasoning.get("signature"):
+            block = {"type": "thinking", "signature": reasoning["signature"]}
+            return [self._envelope.chunk({"thinking_blocks": [block]})]
+        if reasoning.get("redactedContent"):
+            block = {"type": "redacted_thinking", "data": reasoning["redactedContent"]}
+            return [self._envelope.chunk({"thinking_blocks": [block]})]
         return []

@@ -73,6 +73,12 @@ class Call:
         """The most the prompt can be billed at: what budgets reserve."""
         return prompt_bound(self.body_size, self.payload, self.call_type)
 
+    def payload_for(self, deployment: RoutedDeployment) -> dict:
+        """The payload as this attempt's deployment takes it. A front's payload may carry fields of its own API that
+        only some providers take (Anthropic's cache hints, thinking, documents); which provider serves is known only
+        here, per attempt, since a retry or fallback may reach another."""
+        return self.front.for_deployment(self.payload, deployment) if self.front else self.payload
+
     def journal(self, deployment: RoutedDeployment, usage: Usage, **fields) -> None:
         """Put the call on record as it would be charged if its process died now (see spend.journal): `usage` at
         the deployment's price, priced only if it ever comes to that."""
@@ -335,7 +341,7 @@ async def _complete(call: Call, state, admission) -> HttpResponse:
         call,
         state,
         admission,
-        lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload),
+        lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload_for(deployment)),
     )
     body, call.upstream_seconds = attempted.result
     usage = Usage.from_openai(body.get("usage"), call.payload)
@@ -359,7 +365,7 @@ async def _stream(call: Call, state, admission) -> RelayResponse:
         call,
         state,
         admission,
-        lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload),
+        lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload_for(deployment)),
     )
     call.charged = True  # from here the relay charges the call, however it ends
     response = RelayResponse(Relay(call, attempted, admission))

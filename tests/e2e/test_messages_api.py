@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import anthropic
 import httpx
+import orjson
 import pytest
 
 from tests.e2e import fronts
@@ -16,6 +17,7 @@ from tests.e2e.fronts import (
     generate_key,
     wait_for_log,
 )
+from tests.fakes.upstream import ANTHROPIC_THINKING
 
 pytestmark = pytest.mark.live
 
@@ -189,3 +191,155 @@ def test_client_leaving_mid_stream_is_charged(server, up):
     body = {"model": "gpt-4o", "max_tokens": 100, "stream": True, "messages": HELLO}
     headers = {"x-api-key": server.master_key}
     assert_charged_after_leaving_mid_stream(server, up, "/v1/messages", body, headers, "anthropic_messages")
+
+
+# --- what Anthropic's own API keeps: cache hints, thinking, stop sequences, documents ---------------------------
+
+EPHEMERAL = {"type": "ephemeral"}
+PDF = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQKJcOkw7zDtsOfCg=="}
+
+
+def sent_to_upstream(up) -> dict:
+    (request,) = [recorded for recorded in up.requests if recorded.path.endswith(("/messages", "/chat/completions"))]
+    return request.json
+
+
+def test_cache_hints_reach_anthropic_and_are_priced_as_the_chat_call_with_them(server, up):
+    up.cache_needs_hint = True  # the fake reports cache reads and writes only when asked with a breakpoint
+    up.cached_tokens, up.cache_creation_tokens = 3, 4
+    raw = client(server).messages.with_raw_response.create(
+        model="claude-sonnet",
+        max_tokens=100,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": EPHEMERAL}],
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Hello", "cache_control": EPHEMERAL}]}],
+        tools=[{**TOOLS[0], "cache_control": EPHEMERAL}],
+    )
+    message = raw.parse()
+
+    sent = sent_to_upstream(up)
+    assert sent["system"] == [{"type": "text", "text": "Be brief.", "cache_control": EPHEMERAL}]
+    assert sent["messages"][0]["content"] == [{"type": "text", "text": "Hello", "cache_control": EPHEMERAL}]
+    assert sent["tools"][0]["cache_control"] == EPHEMERAL
+    assert (message.usage.cache_read_input_tokens, message.usage.cache_creation_input_tokens) == (3, 4)
+    # 5 input tokens at $3/M, 4 cache writes at $3.75/M, 3 cache reads at $0.30/M, 7 output tokens at $15/M.
+    cost = Decimal(raw.headers["x-litellm-response-cost"])
+    assert cost == Decimal("0.0001359")
+    assert wait_for_log(server, message.id)["spend"] == cost
+    assert cost == chat_cost(
+        server,
+        "claude-sonnet",
+        [
+            {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": EPHEMERAL}]},
+            {"role": "user", "content": [{"type": "text", "text": "Hello", "cache_control": EPHEMERAL}]},
+        ],
+        max_tokens=100,
+        tools=[{"type": "function", "function": {"name": "weather"}, "cache_control": EPHEMERAL}],
+    )
+
+
+def test_cache_hint_on_a_tool_result_reaches_anthropic(server, up):
+    client(server).messages.create(
+        model="claude-sonnet",
+        max_tokens=100,
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C", "cache_control": EPHEMERAL}
+                ],
+            },
+        ],
+        tools=TOOLS,
+    )
+    assert sent_to_upstream(up)["messages"][-1]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C", "cache_control": EPHEMERAL}
+    ]
+
+
+def test_an_openai_upstream_gets_no_anthropic_only_fields(server, up):
+    client(server).messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": EPHEMERAL}],
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "Hm.", "signature": "sig"},
+                    {"type": "text", "text": "Hello"},
+                ],
+            },
+            {"role": "user", "content": [{"type": "text", "text": "Again", "cache_control": EPHEMERAL}]},
+        ],
+        tools=[{**TOOLS[0], "cache_control": EPHEMERAL}],
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        extra_body={"top_k": 5},  # this SDK version names no top_k
+    )
+    sent = sent_to_upstream(up)
+    assert b"cache_control" not in orjson.dumps(sent)
+    assert sent["messages"][2] == {"role": "assistant", "content": "Hello"}
+    assert ("thinking" in sent, "top_k" in sent, sent["reasoning_effort"]) == (False, False, "medium")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_round_trip_keeps_the_signature(server, up, stream):
+    sdk = client(server)
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    if stream:
+        with sdk.messages.stream(model="claude-sonnet", max_tokens=4096, messages=HELLO, thinking=thinking) as events:
+            first = events.get_final_message()
+    else:
+        first = sdk.messages.create(model="claude-sonnet", max_tokens=4096, messages=HELLO, thinking=thinking)
+
+    assert sent_to_upstream(up)["thinking"] == thinking
+    block, text = first.content
+    assert (block.type, block.thinking, block.signature) == ("thinking", *ANTHROPIC_THINKING.values())
+    assert text.text == "Hello from the fake upstream!"
+
+    up.reset()
+    sdk.messages.create(
+        model="claude-sonnet",
+        max_tokens=4096,
+        thinking=thinking,
+        messages=[*HELLO, {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *HELLO],
+    )
+    assert sent_to_upstream(up)["messages"][1]["content"] == [
+        {"type": "thinking", **ANTHROPIC_THINKING},
+        {"type": "text", "text": "Hello from the fake upstream!"},
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_stop_sequence_is_the_stop_reason_with_the_sequence(server, up, stream):
+    body = {"model": "claude-sonnet", "max_tokens": 100, "messages": HELLO, "stop_sequences": ["END", "fake"]}
+    if stream:
+        with client(server).messages.stream(**body) as events:
+            message = events.get_final_message()
+    else:
+        message = client(server).messages.create(**body)
+
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "fake")
+    assert message.content[0].text == "Hello from the "
+
+
+def test_a_document_reaches_anthropic_as_a_document(server, up):
+    document = {"type": "document", "source": PDF, "title": "Report", "cache_control": EPHEMERAL}
+    client(server).messages.create(
+        model="claude-sonnet",
+        max_tokens=100,
+        messages=[{"role": "user", "content": [document, {"type": "text", "text": "Summarize it."}]}],
+    )
+    assert sent_to_upstream(up)["messages"][0]["content"] == [document, {"type": "text", "text": "Summarize it."}]
+
+
+def test_a_document_for_an_openai_upstream_is_refused_not_dropped(server, up):
+    text = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "The report."}}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client(server).messages.create(model="gpt-4o", max_tokens=100, messages=[{"role": "user", "content": [text]}])
+
+    assert refused.value.body["error"]["type"] == "invalid_request_error"
+    assert "is served by openai, which does not take documents" in refused.value.body["error"]["message"]
+    assert up.requests == []

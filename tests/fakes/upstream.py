@@ -42,6 +42,8 @@ from tests.fakes.aws import bedrock_error, bedrock_routes, is_bedrock, signature
 from tests.fakes.google import google_error, google_routes, is_google, token_error
 
 MALFORMED_JSON = b'{"id": "broken", "choices": [{"index": 0, '
+# What the Anthropic fake thinks, when a request asks it to, and the signature it gives that thinking.
+ANTHROPIC_THINKING = {"thinking": "The user greets me.", "signature": "EqQBCkYIBRgCKkDfakeSignature=="}
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class FakeUpstream:
         # More fields for OpenAI usage objects, as other OpenAI-compatible servers add them (Perplexity's
         # num_search_queries, citation_tokens...).
         self.usage_extra: dict[str, Any] = {}
+        # Anthropic answers report the cache counts only to a request with a cache_control breakpoint.
+        self.cache_needs_hint = False
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,6 +142,7 @@ class FakeUpstream:
             self._script.clear()
             self.requests.clear()
             self.behaviour = Behaviour()
+            self.cache_needs_hint = False
             self.streams_cancelled = self.cancelled = 0
             self.on_request = None
             self.billing = None
@@ -435,16 +440,33 @@ class FakeUpstream:
 
     # --- Anthropic ------------------------------------------------------------------------------------------
 
-    def _anthropic_usage(self) -> dict:
+    def _anthropic_usage(self, request: dict | None = None) -> dict:
+        """With `cache_needs_hint`, as Anthropic does: cache reads and writes only for a request that sets a
+        cache_control breakpoint; without one, the whole prompt is input."""
+        cached, created = self.cached_tokens, self.cache_creation_tokens
+        if self.cache_needs_hint and request is not None and b'"cache_control"' not in orjson.dumps(request):
+            cached = created = 0
         return {
-            "input_tokens": self.prompt_tokens - self.cached_tokens - self.cache_creation_tokens,
-            "cache_creation_input_tokens": self.cache_creation_tokens,
-            "cache_read_input_tokens": self.cached_tokens,
+            "input_tokens": self.prompt_tokens - cached - created,
+            "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": cached,
             "output_tokens": self.completion_tokens,
         }
 
+    def _anthropic_stop(self, request: dict) -> tuple[str, str, str | None]:
+        """The reply, cut before the first of the request's stop sequences it holds; the stop reason and sequence."""
+        if self.tool_call:
+            return self.reply, "tool_use", None
+        found = [(self.reply.find(s), s) for s in request.get("stop_sequences") or () if s and s in self.reply]
+        if found:
+            at, sequence = min(found)
+            return self.reply[:at], "stop_sequence", sequence
+        return self.reply, {"stop": "end_turn", "length": "max_tokens"}[self.finish_reason], None
+
     def _anthropic(self, request: dict, path: str) -> Answer:
-        stop_reason = "tool_use" if self.tool_call else {"stop": "end_turn", "length": "max_tokens"}[self.finish_reason]
+        reply, stop_reason, stop_sequence = self._anthropic_stop(request)
+        # Thinking, when asked for: one signed block first, as Anthropic answers.
+        thinking = (request.get("thinking") or {}).get("type") == "enabled"
         message = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
@@ -455,7 +477,8 @@ class FakeUpstream:
             "stop_sequence": None,
         }
         if not request.get("stream"):
-            content: list[dict] = [{"type": "text", "text": self.reply}]
+            content: list[dict] = [{"type": "thinking", **ANTHROPIC_THINKING}] if thinking else []
+            content.append({"type": "text", "text": reply})
             if self.tool_call:
                 content.append(
                     {
@@ -465,29 +488,42 @@ class FakeUpstream:
                         "input": self.tool_call["arguments"],
                     }
                 )
-            return Answer({**message, "content": content, "stop_reason": stop_reason, "usage": self._anthropic_usage()})
-        start_usage = {**self._anthropic_usage(), "output_tokens": 1}
-        events = [
-            {"type": "message_start", "message": {**message, "usage": start_usage}},
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            answer = {**message, "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence}
+            return Answer({**answer, "usage": self._anthropic_usage(request)})
+        start_usage = {**self._anthropic_usage(request), "output_tokens": 1}
+        events: list[dict] = [{"type": "message_start", "message": {**message, "usage": start_usage}}]
+        if thinking:
+            signature = {"type": "signature_delta", "signature": ANTHROPIC_THINKING["signature"]}
+            events += [
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+                *(
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": half}}
+                    for half in _halves(ANTHROPIC_THINKING["thinking"])
+                ),
+                {"type": "content_block_delta", "index": 0, "delta": signature},
+                {"type": "content_block_stop", "index": 0},
+            ]
+        text = 1 if thinking else 0  # the text block's index
+        events += [
+            {"type": "content_block_start", "index": text, "content_block": {"type": "text", "text": ""}},
             {"type": "ping"},
             *(
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}
-                for word in self._words()
+                {"type": "content_block_delta", "index": text, "delta": {"type": "text_delta", "text": word}}
+                for word in re.findall(r"\S+\s*", reply) or [""]
             ),
-            {"type": "content_block_stop", "index": 0},
+            {"type": "content_block_stop", "index": text},
         ]
         if self.tool_call:
             block = {"type": "tool_use", "id": "toolu_fake1", "name": self.tool_call["name"], "input": {}}
-            events.append({"type": "content_block_start", "index": 1, "content_block": block})
+            events.append({"type": "content_block_start", "index": text + 1, "content_block": block})
             for piece in _halves(orjson.dumps(self.tool_call["arguments"]).decode()):
                 delta = {"type": "input_json_delta", "partial_json": piece}
-                events.append({"type": "content_block_delta", "index": 1, "delta": delta})
-            events.append({"type": "content_block_stop", "index": 1})
+                events.append({"type": "content_block_delta", "index": text + 1, "delta": delta})
+            events.append({"type": "content_block_stop", "index": text + 1})
         events.append(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
                 "usage": {"output_tokens": self.completion_tokens},
             }
         )
@@ -498,7 +534,7 @@ class FakeUpstream:
 
     def _anthropic_count_tokens(self, request: dict, path: str) -> Answer:
         """Anthropic's count: the input tokens a call would report, cache excluded."""
-        return Answer({"input_tokens": self._anthropic_usage()["input_tokens"]})
+        return Answer({"input_tokens": self._anthropic_usage(request)["input_tokens"]})
 
     # --- Ollama ---------------------------------------------------------------------------------------------
 

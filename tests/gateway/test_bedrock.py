@@ -198,6 +198,7 @@ def test_a_converse_answer_becomes_a_chat_completion(stop_reason, finish_reason)
         "role": "assistant",
         "content": "It is a pixel.",
         "reasoning_content": "Hmm.",
+        "thinking_blocks": [{"type": "thinking", "thinking": "Hmm.", "signature": "sig"}],
         "tool_calls": [{"id": "tu_1", "type": "function", "function": {"name": "look", "arguments": '{"at":"y"}'}}],
     }
     assert response["usage"] == {

@@ -8,6 +8,8 @@ differ. The methods the service and the relay call:
 
 - `call_type`: what the spend log records (`anthropic_messages`, `responses`); `id_prefix`: the call id's prefix;
 - `to_chat(body) -> dict`: the front's request body as a chat payload (raises BadRequest);
+- `for_deployment(payload, deployment) -> dict`: that payload as one attempt's deployment takes it (raises
+  ProviderError for what its provider cannot take);
 - `answer(chat_response, call) -> dict`: a chat completion as the front's answer;
 - `stream(call)`: an encoder of one stream, with `chunk(chat_chunk) -> bytes`, `end(usage, cost) -> bytes` and
   `error(exc) -> bytes`;

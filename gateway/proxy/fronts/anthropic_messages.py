@@ -2,8 +2,10 @@
 chunks turned back into a Message and Anthropic's stream events, refusals in Anthropic's error shape.
 
 Every deployment is reached through the chat translation, Anthropic's included (its provider turns the chat call
-back into a Messages request): one charging path for every call. What that costs a native caller: `cache_control`
-hints are not carried (OpenAI-format upstreams refuse the field), and thinking blocks of earlier turns are dropped.
+back into a Messages request): one charging path for every call. Cache hints, thinking, earlier thinking blocks and
+documents ride in the chat payload in LiteLLM's extensions of it, adapted to each deployment as it is tried
+(gateway.proxy.fronts.anthropic_request); thinking comes back as thinking blocks, signatures included, and the stop
+sequence that ended an answer as `stop_sequence`, when the upstream says so (Anthropic and Bedrock do).
 """
 
 import uuid
@@ -12,11 +14,11 @@ from typing import Any
 import orjson
 
 from gateway.proxy.errors import BadRequest
+from gateway.proxy.fronts import anthropic_request as request
 from gateway.proxy.fronts.sse import answer_parts, named_event, reshaped_error
 from pricing.calculator import Usage
 
-# Chat finish reasons as Anthropic's stop reasons. A chat answer does not say which stop sequence ended it, so a
-# stop is an end_turn.
+# Chat finish reasons as Anthropic's stop reasons (a stop is a `stop_sequence` when the choice names the sequence).
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
 # Anthropic's error type for each status the proxy refuses with.
@@ -32,11 +34,8 @@ ERROR_TYPES = {
     504: "timeout_error",
 }
 
-_SAMPLING = ("temperature", "top_p", "top_k", "thinking", "stream")
-
-
-def _invalid(message: str, param: str) -> BadRequest:
-    return BadRequest(message, param=param, code="invalid_value")
+_SAMPLING = ("temperature", "top_p", "top_k", "stream")
+_invalid = request.invalid
 
 
 class AnthropicMessagesFront:
@@ -45,6 +44,7 @@ class AnthropicMessagesFront:
 
     def __init__(self, *, counting: bool = False):
         self.counting = counting  # for count_tokens, whose requests have no max_tokens
+        self.seen = request.Seen()
 
     def to_chat(self, body: dict) -> dict:
         max_tokens = body.get("max_tokens")
@@ -56,11 +56,13 @@ class AnthropicMessagesFront:
         chat: dict[str, Any] = {"model": body.get("model")}
         if not self.counting:
             chat["max_tokens"] = max_tokens
-        system = body.get("system")
-        chat["messages"] = ([{"role": "system", "content": _text(system, "system", "\n\n")}] if system else []) + [
-            chat_message for index, message in enumerate(messages) for chat_message in _messages(message, index)
-        ]
+        seen, system = self.seen, body.get("system")
+        chat["messages"] = [{"role": "system", "content": request.system_content(system, seen)}] if system else []
+        for index, message in enumerate(messages):
+            chat["messages"] += request.messages(message, index, seen)
         chat.update({name: body[name] for name in _SAMPLING if body.get(name) is not None})
+        if body.get("thinking") is not None:
+            chat["thinking"] = request.thinking(body["thinking"])
         if body.get("stop_sequences"):
             chat["stop"] = body["stop_sequences"]
         metadata = body.get("metadata")
@@ -69,25 +71,39 @@ class AnthropicMessagesFront:
         if body.get("tools"):
             if not isinstance(body["tools"], list):
                 raise _invalid("tools: a list of tools is required.", "tools")
-            chat["tools"] = [_tool(tool) for tool in body["tools"]]
+            chat["tools"] = [request.tool(tool, seen) for tool in body["tools"]]
         if body.get("tool_choice") is not None:
-            chat.update(_tool_choice(body["tool_choice"]))
+            chat.update(request.tool_choice(body["tool_choice"]))
         return chat
+
+    def for_deployment(self, payload: dict, deployment) -> dict:
+        """The chat payload as this attempt's deployment takes it: everything for Anthropic's family; for any other
+        provider, without what it would refuse or misread (anthropic_request.for_provider)."""
+        seen = self.seen
+        if not (seen.cache or seen.thinking_blocks or seen.documents or "thinking" in payload or "top_k" in payload):
+            return payload
+        target = deployment.target
+        if request.anthropic_family(target.provider, target.model):
+            return payload
+        return request.for_provider(payload, target.provider, target.model, seen)
 
     def answer(self, chat: dict, call) -> dict:
         text, calls, finish_reason = answer_parts(chat)
-        content = [{"type": "text", "text": text}] if text else []
+        choice = chat["choices"][0]
+        content = _thinking_blocks(choice.get("message") or {})
+        content += [{"type": "text", "text": text}] if text else []
         content += [
             {"type": "tool_use", "id": id_, "name": name, "input": _input(arguments)} for id_, name, arguments in calls
         ]
+        stop_reason, stop_sequence = _stop(finish_reason, choice.get("stop_sequence"))
         return {
             "id": call.request_id,
             "type": "message",
             "role": "assistant",
             "model": chat.get("model") or call.payload["model"],
             "content": content,
-            "stop_reason": STOP_REASONS.get(finish_reason, "end_turn"),
-            "stop_sequence": None,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
             "usage": anthropic_usage(Usage.from_openai(chat.get("usage"))),
         }
 
@@ -113,6 +129,36 @@ def anthropic_usage(usage: Usage) -> dict:
     }
 
 
+def _stop(finish_reason: str | None, sequence: Any) -> tuple[str, str | None]:
+    if finish_reason == "stop" and isinstance(sequence, str):
+        return "stop_sequence", sequence
+    return STOP_REASONS.get(finish_reason, "end_turn"), None
+
+
+def _thinking_blocks(message: dict) -> list[dict]:
+    """An answer's thinking as Anthropic's blocks: as the upstream gave them (Anthropic's, Bedrock's: signed), or
+    another upstream's reasoning text as one thinking block with no signature."""
+    blocks = message.get("thinking_blocks")
+    if isinstance(blocks, list) and blocks:
+        return [
+            {"type": "redacted_thinking", "data": block.get("data") or ""}
+            if block.get("type") == "redacted_thinking"
+            else {
+                "type": "thinking",
+                "thinking": block.get("thinking") or "",
+                "signature": block.get("signature") or "",
+            }
+            for block in blocks
+            if isinstance(block, dict)
+        ]
+    reasoning = message.get("reasoning_content")
+    return (
+        [{"type": "thinking", "thinking": reasoning, "signature": ""}]
+        if isinstance(reasoning, str) and reasoning
+        else []
+    )
+
+
 def _input(arguments: str) -> Any:
     try:
         return orjson.loads(arguments)
@@ -120,110 +166,23 @@ def _input(arguments: str) -> Any:
         return {}  # a model's malformed arguments: Anthropic's input is an object, never a string
 
 
-# --- request -------------------------------------------------------------------------------------------------
-
-
-def _messages(message: Any, index: int) -> list[dict]:
-    """One Anthropic message as chat messages: a user turn's tool results become `tool` messages (first, as chat
-    wants them right after the assistant's calls); an assistant's tool_use blocks become its tool_calls."""
-    param = f"messages[{index}]"
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-        raise _invalid(f"{param}: an object with role 'user' or 'assistant' is required.", param)
-    role, content = message["role"], message.get("content")
-    if isinstance(content, str):
-        return [{"role": role, "content": content}]
-    if not isinstance(content, list):
-        raise _invalid(f"{param}.content: a string or a list of content blocks is required.", f"{param}.content")
-    results, parts, calls = [], [], []
-    for position, block in enumerate(content):
-        where = f"{param}.content[{position}]"
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "tool_result" and role == "user":
-            text = _text(block.get("content"), where)
-            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id")), "content": text})
-        elif kind == "tool_use" and role == "assistant":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            function = {"name": str(block.get("name")), "arguments": arguments}
-            calls.append({"id": str(block.get("id")), "type": "function", "function": function})
-        elif kind in ("thinking", "redacted_thinking"):
-            continue
-        else:
-            parts.append(_part(block, where))
-    chat: list[dict] = list(results)
-    if parts or calls:
-        turn: dict[str, Any] = {"role": role, "content": parts or None}
-        if role == "assistant" and all(part["type"] == "text" for part in parts):
-            turn["content"] = "".join(part["text"] for part in parts) or None
-        if calls:
-            turn["tool_calls"] = calls
-        chat.append(turn)
-    return chat
-
-
-def _part(block: Any, where: str) -> dict:
-    kind = block.get("type") if isinstance(block, dict) else None
-    if kind == "text" and isinstance(block.get("text"), str):
-        return {"type": "text", "text": block["text"]}
-    if kind == "image" and isinstance(block.get("source"), dict):
-        source = block["source"]
-        if source.get("type") == "base64":
-            return {
-                "type": "image_url",
-                "image_url": {"url": f"data:{source.get('media_type')};base64,{source.get('data')}"},
-            }
-        if source.get("type") == "url":
-            return {"type": "image_url", "image_url": {"url": str(source.get("url"))}}
-    raise _invalid(f"{where}: content block type {kind!r} is not supported here.", where)
-
-
-def _text(content: Any, where: str, separator: str = "") -> str:
-    """The text of a string or of a list of blocks (a tool result's, the system prompt's); images are not carried."""
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        parts = [_part(block, where) for block in content]
-        return separator.join(part["text"] for part in parts if part["type"] == "text")
-    raise _invalid(f"{where}: content must be a string or a list of blocks.", where)
-
-
-def _tool(tool: Any) -> dict:
-    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-        raise _invalid("tools: each tool needs a string 'name'.", "tools")
-    if tool.get("type") not in (None, "custom"):
-        return tool  # Anthropic's server tools (web_search_...): only an Anthropic deployment knows them
-    function = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
-    if tool.get("description"):
-        function["description"] = tool["description"]
-    return {"type": "function", "function": function}
-
-
-def _tool_choice(choice: Any) -> dict:
-    kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        chat: dict[str, Any] = {"tool_choice": {"type": "function", "function": {"name": choice["name"]}}}
-    elif kind in ("auto", "any", "none"):
-        chat = {"tool_choice": {"auto": "auto", "any": "required", "none": "none"}[kind]}
-    else:
-        raise _invalid("tool_choice: type must be auto, any, tool (with a name) or none.", "tool_choice")
-    if choice.get("disable_parallel_tool_use"):
-        chat["parallel_tool_calls"] = False
-    return chat
-
-
 # --- stream --------------------------------------------------------------------------------------------------
 
 
 class MessagesStream:
-    """Chat chunks as Anthropic's events: message_start and a ping first; a content block per text run or tool call
-    (start, deltas, stop); at the end message_delta with the stop reason and the usage, and message_stop."""
+    """Chat chunks as Anthropic's events: message_start and a ping first; a content block per thinking run, text run
+    or tool call (start, deltas, stop), a thinking block ending with its signature_delta; at the end message_delta
+    with the stop reason and the usage, and message_stop."""
 
     def __init__(self, call):
         self.call = call
         self.started = False
         self.block = -1  # the index of the open content block, if `open`
         self.open = False
+        self.kind = ""  # the open block's type
         self.tool_blocks: dict[int, int] = {}  # chat tool call index -> content block index
         self.stop_reason = "end_turn"
+        self.stop_sequence: str | None = None
 
     def _start(self, chunk: dict) -> list[bytes]:
         self.started = True
@@ -244,6 +203,7 @@ class MessagesStream:
         events = self._close()
         self.block += 1
         self.open = True
+        self.kind = block["type"]
         return events + named_event({"type": "content_block_start", "index": self.block, "content_block": block})
 
     def _close(self) -> bytes:
@@ -259,17 +219,37 @@ class MessagesStream:
         events = [] if self.started else self._start(chunk)
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
+            events.extend(self._thinking(delta))
             text = delta.get("content")
             if text:
-                if not self.open or self.block in self.tool_blocks.values():
+                if not self.open or self.kind != "text":
                     events.append(self._open({"type": "text", "text": ""}))
                 events.append(self._delta({"type": "text_delta", "text": text}))
             for call in delta.get("tool_calls") or ():
                 events.extend(self._tool_call(call))
             if choice.get("finish_reason"):
-                self.stop_reason = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                self.stop_reason, self.stop_sequence = _stop(choice["finish_reason"], choice.get("stop_sequence"))
                 events.append(self._close())
         return b"".join(events)
+
+    def _thinking(self, delta: dict) -> list[bytes]:
+        """Reasoning text as thinking_delta events; from Anthropic-family upstreams, a block's signature (which
+        closes it) and redacted thinking as blocks of their own."""
+        events = []
+        if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
+            if not self.open or self.kind != "thinking":
+                events.append(self._open({"type": "thinking", "thinking": "", "signature": ""}))
+            events.append(self._delta({"type": "thinking_delta", "thinking": delta["reasoning_content"]}))
+        for block in delta.get("thinking_blocks") or ():
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "redacted_thinking":
+                events.append(self._open({"type": "redacted_thinking", "data": str(block.get("data") or "")}))
+            elif block.get("signature"):
+                if not self.open or self.kind != "thinking":
+                    events.append(self._open({"type": "thinking", "thinking": "", "signature": ""}))
+                events.append(self._delta({"type": "signature_delta", "signature": str(block["signature"])}))
+        return events
 
     def _tool_call(self, call: dict) -> list[bytes]:
         index = call.get("index", 0)
@@ -287,7 +267,7 @@ class MessagesStream:
         return events
 
     def end(self, usage: Usage, cost) -> bytes:
-        delta = {"stop_reason": self.stop_reason, "stop_sequence": None}
+        delta = {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence}
         events = [
             b"" if self.started else b"".join(self._start({})),
             self._close(),

@@ -29,6 +29,9 @@ class ResponsesFront:
     def __init__(self):
         self.request: dict = {}
 
+    def for_deployment(self, payload: dict, deployment) -> dict:
+        return payload  # its translation uses only what every chat provider takes
+
     def to_chat(self, body: dict) -> dict:
         if body.get("previous_response_id") is not None:
             raise BadRequest(
