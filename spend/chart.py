@@ -155,7 +155,7 @@ def stacked_chart(
     )  # fmt: skip
 
 
-BURN_WIDTH, BURN_HEIGHT, BURN_PAD = 240, 56, 4
+BURN_WIDTH, BURN_HEIGHT, BURN_PAD = 200, 48, 4
 BURN_SVG = (
     '<svg class="burn-down" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{label}">'
     "<title>{label}</title>{budget}"
