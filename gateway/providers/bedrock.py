@@ -72,8 +72,8 @@ IMAGE_FORMATS = {
 }
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 # What Converse refuses in a document's name (it takes letters, digits, single spaces, hyphens, parentheses and
-# square brackets).
-DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9\-()\[\] ]+| {2,}")
+# square brackets): each run of it becomes one space.
+DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9\-()\[\]]+")
 JSON_TOOL = "json_tool_call"  # LiteLLM's name for the tool that carries a response_format
 ANY_OBJECT = {"type": "object", "additionalProperties": True, "properties": {}}
 
