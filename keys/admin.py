@@ -9,6 +9,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,6 +20,7 @@ from django.utils.safestring import mark_safe
 from keys import services
 from keys.forms import BudgetRulesForm
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
+from keys.names import attach_entity_names, names
 from keys.selectors import key_with_spend, team_with_spend, user_with_spend
 from pricing.admin_base import EMPTY, MoneyAdmin, ReadOnlyAdmin, ShowsMoney, money_html
 from pricing.calculator import format_money
@@ -422,11 +424,31 @@ class InternalUserAdmin(_BudgetHolderAdmin):
     delete = staticmethod(services.delete_users)
 
 
+class EntityNamedChangeList(ChangeList):
+    """A page of rows naming one key, user or team each (kind, entity_id), named in a query per kind."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        attach_entity_names(list(self.result_list))
+
+
+class EntityNamedAdmin(ReadOnlyAdmin):
+    """History naming a key, team or user by kind and id (key changes, budget resets): shown by name, linked."""
+
+    def get_changelist(self, request, **kwargs):
+        return EntityNamedChangeList
+
+    @admin.display(description="key, user or team", ordering="entity_id")
+    def entity(self, row):
+        named = getattr(row, "named", None) or names(row.kind, [row.entity_id])[row.entity_id]  # a change page
+        return format_html("{} {}", row.kind, named.html())
+
+
 @admin.register(KeyChange)
-class KeyChangeAdmin(ReadOnlyAdmin):
+class KeyChangeAdmin(EntityNamedAdmin):
     """The audit trail of keys, users and teams: read-only."""
 
-    list_display = ["changed_at", "kind", "entity_id", "action", "actor", "changes"]
+    list_display = ["changed_at", "entity", "action", "actor", "changes"]
     list_filter = ["kind", "action"]
     search_fields = ["=entity_id", "actor"]
     date_hierarchy = "changed_at"

@@ -14,11 +14,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from keys import admin as keys_admin
+from keys.admin import EntityNamedAdmin
+from keys.names import names
 from pricing.admin_base import ReadOnlyAdmin, money_html, price_html
 from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_CUSTOM, SOURCE_UNPRICED
 from spend import dashboard
 from spend.activity import entity_activity
-from spend.admin_names import COLUMNS, attach_entity_names, attach_names, name_column, names
+from spend.admin_names import COLUMNS, attach_names, name_column
 from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.models import BudgetReset, DailySpend, SpendLog
 from spend.paginator import EstimatedCountPaginator
@@ -79,14 +81,6 @@ class NamedChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         attach_names(list(self.result_list))
-
-
-class EntityNamedChangeList(ChangeList):
-    """A page of rows naming one key, user or team each (kind, entity_id), named in a query per kind."""
-
-    def get_results(self, request):
-        super().get_results(request)
-        attach_entity_names(list(self.result_list))
 
 
 class _NamesAdmin(ReadOnlyAdmin):
@@ -206,15 +200,7 @@ class DailySpendAdmin(_NamesAdmin):
 
 
 @admin.register(BudgetReset)
-class BudgetResetAdmin(ReadOnlyAdmin):
+class BudgetResetAdmin(EntityNamedAdmin):
     list_display = ("reset_at", "entity", "period_spend", "scheduled_at", "next_reset_at", "log_watermark")
     list_filter = ("kind",)
     search_fields = ("=entity_id",)
-
-    def get_changelist(self, request, **kwargs):
-        return EntityNamedChangeList
-
-    @admin.display(description="key, user or team", ordering="entity_id")
-    def entity(self, reset: BudgetReset):
-        named = getattr(reset, "named", None) or names(reset.kind, [reset.entity_id])[reset.entity_id]  # a change page
-        return format_html("{} {}", reset.kind, named.html())

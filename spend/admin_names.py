@@ -1,57 +1,12 @@
-"""Names for the ids the ledger keeps: a key by its alias (its hint when it has none), a team by its alias, a user by
-their email, each linked to its admin page. Spend logs and rollups keep ids only (a key's token_hash, a team_id, a
-user_id) so that renaming costs nothing; the admin reads the names of one page's ids in one query per kind."""
+"""Spend logs and rollups in the admin name their key, team and user (keys.names) from the ledger's columns."""
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-
-from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
-
-from keys.models import InternalUser, Team, VirtualKey
+from keys.names import names
 
 EMPTY = "—"
 
 
-@dataclass(frozen=True, slots=True)
-class Named:
-    label: str
-    url: str  # the admin change page; empty for an entity deleted since
-
-    def html(self) -> SafeString:
-        if not self.url:
-            return format_html('<span title="deleted since">{}</span>', self.label)
-        return format_html('<a href="{}">{}</a>', self.url, self.label)
-
-
-# kind: (model, the ledger's id field, the fields its label is read from, best first)
-KINDS = {
-    "key": (VirtualKey, "token_hash", ("key_alias", "key_hint")),
-    "team": (Team, "team_id", ("team_alias",)),
-    "user": (InternalUser, "user_id", ("user_email",)),
-}
 # The spend-log / rollup column that names each kind.
 COLUMNS = {"key": "key_hash", "team": "team_id", "user": "user_id"}
-
-
-def _gone(kind: str, entity_id: str) -> str:
-    # A deleted key's hash says nothing to a person; its prefix still tells two apart.
-    return f"deleted key {entity_id[:8]}…" if kind == "key" else entity_id
-
-
-def names(kind: str, ids: Iterable[str]) -> dict[str, Named]:
-    """The name and admin page of each id of one kind, in one query (a kind without a page here: the id)."""
-    wanted = {entity_id for entity_id in ids if entity_id}
-    if kind not in KINDS:
-        return {entity_id: Named(entity_id, "") for entity_id in wanted}
-    model, id_field, label_fields = KINDS[kind]
-    found = {}
-    change = f"admin:{model._meta.app_label}_{model._meta.model_name}_change"
-    for row in model.objects.filter(**{f"{id_field}__in": wanted}).values("pk", id_field, *label_fields):
-        label = next((row[field] for field in label_fields if row[field]), row[id_field])
-        found[row[id_field]] = Named(label, reverse(change, args=[row["pk"]]))
-    return {entity_id: found.get(entity_id) or Named(_gone(kind, entity_id), "") for entity_id in wanted}
 
 
 def attach_names(rows: list) -> None:
@@ -60,13 +15,6 @@ def attach_names(rows: list) -> None:
     found = {kind: names(kind, (getattr(row, column) for row in rows)) for kind, column in COLUMNS.items()}
     for row in rows:
         row.names = {kind: found[kind].get(getattr(row, column)) for kind, column in COLUMNS.items()}
-
-
-def attach_entity_names(rows: list) -> None:
-    """Each row naming one entity by ``kind`` and ``entity_id`` (a budget reset) gets ``named``: a query per kind."""
-    found = {kind: names(kind, (row.entity_id for row in rows if row.kind == kind)) for kind in {r.kind for r in rows}}
-    for row in rows:
-        row.named = found[row.kind][row.entity_id]
 
 
 def name_column(kind: str, description: str):

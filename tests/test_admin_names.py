@@ -65,3 +65,24 @@ def test_a_page_of_logs_reads_names_in_a_few_queries(admin_client, charged, djan
         write_batch([make_entry(key_hash=key.token_hash, start_time=timezone.now())])
     with django_assert_max_num_queries(len(few)):
         assert admin_client.get(url).status_code == 200
+
+
+def test_key_changes_and_budget_resets_name_what_they_changed(admin_client, charged):
+    from datetime import timedelta
+
+    from keys import services
+    from keys.models import Team
+    from spend.resets import reset_due_budgets
+
+    team, _, key, _ = charged
+    services.update_team(team, {"max_budget": Decimal("5")}, actor="test")
+    Team.objects.filter(pk=team.pk).update(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1))
+    assert reset_due_budgets() == 1
+    team_link = f'team <a href="{reverse("admin:keys_team_change", args=[team.pk])}">research</a>'
+
+    changes = admin_client.get(reverse("admin:keys_keychange_changelist")).content.decode()
+    resets = admin_client.get(reverse("admin:spend_budgetreset_changelist")).content.decode()
+
+    assert f'key <a href="{reverse("admin:keys_virtualkey_change", args=[key.pk])}">notebook</a>' in changes
+    assert team_link in changes
+    assert team_link in resets
