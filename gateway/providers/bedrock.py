@@ -71,6 +71,7 @@ IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 CACHE_POINT = {"cachePoint": {"type": "default"}}
+STOP_SEQUENCE_PATH = "/stop_sequence"  # Claude's own response field, asked of Converse by its JSON pointer
 # What Converse refuses in a document's name (it takes letters, digits, single spaces, hyphens, parentheses and
 # square brackets): each run of it becomes one space.
 DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9\-()\[\]]+")
@@ -124,7 +125,10 @@ class BedrockProvider(AWSProvider):
         if thinking:
             message["reasoning_content"] = "".join(block.get("thinking", "") for block in thinking)
             message["thinking_blocks"] = thinking
-        return Envelope("chat", target.model).response(message, reason, usage(data["usage"]))
+        response = Envelope("chat", target.model).response(message, reason, usage(data["usage"]))
+        if sequence := _stop_sequence(data):
+            response["choices"][0]["stop_sequence"] = sequence
+        return response
 
     def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "BedrockStream":
         return BedrockStream(target, _json_tool_name(payload))
@@ -176,7 +180,15 @@ def converse_body(payload: dict) -> bytes:
     extra = {key: payload[key] for key in ("top_k", "thinking") if payload.get(key) is not None}
     if extra:  # model-specific fields Converse passes through to the model (Anthropic's top_k and thinking)
         body["additionalModelRequestFields"] = extra
+    if inference.get("stopSequences") and "anthropic" in str(payload.get("model")):
+        body["additionalModelResponseFieldPaths"] = [STOP_SEQUENCE_PATH]  # which one ended the answer, if one did
     return orjson.dumps(body)
+
+
+def _stop_sequence(event: dict) -> str | None:
+    """The stop sequence that ended a Claude answer, which Converse gives only when asked for its field path."""
+    sequence = (event.get("additionalModelResponseFields") or {}).get("stop_sequence")
+    return sequence if isinstance(sequence, str) else None
 
 
 def _json_tool(payload: dict) -> dict | None:
@@ -371,7 +383,10 @@ class BedrockStream:
             return self._delta(event["contentBlockIndex"], event["delta"])
         if kind == "messageStop":
             reason = FINISH_REASONS.get(event.get("stopReason"), "stop")
-            return [self._envelope.chunk({}, "stop" if self._json_block is not None else reason)]
+            chunk = self._envelope.chunk({}, "stop" if self._json_block is not None else reason)
+            if sequence := _stop_sequence(event):
+                chunk["choices"][0]["stop_sequence"] = sequence
+            return [chunk]
         if kind == "metadata":
             self.usage = usage(event.get("usage") or {})
             self.done = True

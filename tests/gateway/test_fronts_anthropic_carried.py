@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
+from gateway.providers import get_provider
 from gateway.providers.anthropic import AnthropicStream
 from gateway.providers.base import ProviderError, Target
 from gateway.providers.bedrock import BedrockStream, converse_body
@@ -220,3 +221,25 @@ def test_upstream_streams_give_thinking_signatures_and_redacted_thinking():
     bedrock = BedrockStream(Target("bedrock", "anthropic.claude"))
     delta = bedrock._delta(0, {"reasoningContent": {"signature": "sig-2"}})
     assert delta[0]["choices"][0]["delta"] == {"thinking_blocks": [{"type": "thinking", "signature": "sig-2"}]}
+
+
+def test_claude_on_bedrock_is_asked_which_stop_sequence_ended_the_answer():
+    payload = {"model": "anthropic.claude-3", "messages": [{"role": "user", "content": "Hi"}], "stop": ["END"]}
+    assert orjson.loads(converse_body(payload))["additionalModelResponseFieldPaths"] == ["/stop_sequence"]
+    llama = orjson.loads(converse_body({**payload, "model": "meta.llama3-70b"}))
+    assert "additionalModelResponseFieldPaths" not in llama  # a field of Claude's answers only
+
+    answer = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+        "stopReason": "stop_sequence",
+        "additionalModelResponseFields": {"stop_sequence": "END"},
+        "usage": {"inputTokens": 3, "outputTokens": 1},
+    }
+    target = Target("bedrock", "anthropic.claude-3")
+    parsed = get_provider("bedrock").parse_response(target, "chat", payload, 200, orjson.dumps(answer), {})
+    message = AnthropicMessagesFront().answer(parsed, call())
+    assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "END")
+
+    stop = {"stopReason": "stop_sequence", "additionalModelResponseFields": {"stop_sequence": "END"}}
+    (chunk,) = BedrockStream(target)._event("messageStop", stop)
+    assert chunk["choices"][0]["stop_sequence"] == "END"
