@@ -1,5 +1,6 @@
 """What a key's or a team's admin page shows of its spend: the last 30 days as a chart (stacked by model group),
-its last 20 calls, and links to all its logs.
+its last 20 calls, the calls and tokens of the last minute (what its rpm and tpm limits count, as far as the logs
+know: calls still in flight are not logged yet), and links to all its logs.
 
 Days come from the daily rollups plus the logs not yet rolled up, so a call shows the moment its log commits; the
 rollup watermark is read before and after, and the read made again if a rollup committed in between (it moved
@@ -10,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -84,10 +86,13 @@ def entity_activity(kind: str, entity_id: str) -> SafeString:
     days = [start + timedelta(days=offset) for offset in range(DAYS)]
     chart = stacked_chart(days, series, values, lambda day, group: logs_url(day, day, model_group=group))
     recent = list(SpendLog.objects.filter(**{column: entity_id}).order_by("-id")[:RECENT])
+    minute = SpendLog.objects.filter(start_time__gte=timezone.now() - timedelta(minutes=1), **{column: entity_id})
+    last_minute = minute.aggregate(calls=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
     context = {
         "chart": chart,
         "days": DAYS,
         "recent": recent,
+        "last_minute": {"calls": last_minute["calls"], "tokens": last_minute["tokens"] or 0},
         "all_logs_url": f"{changelist}?{urlencode({column: entity_id})}",
         "period_logs_url": logs_url(start, end),
     }

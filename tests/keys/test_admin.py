@@ -359,6 +359,7 @@ def test_key_and_team_pages_show_spend_over_time_and_recent_calls(admin_client, 
         assert 'Spend in the last 30 days: <strong><span class="money" title="0.75">$0.75</span></strong>' in page
         assert len(re.findall(r'<rect class="bar"', page)) == 2  # today's bar: gpt-4o and claude stacked
         assert len(re.findall(r'href="/admin/spend/spendlog/\d+/change/"', page)) == 3  # the recent calls
+        assert "Last minute, as logged: <strong>3</strong> calls,\n <strong>45</strong> tokens" in page
     assert (
         f"/admin/spend/spendlog/?key_hash={key.token_hash}"
         in admin_client.get(reverse("admin:keys_virtualkey_change", args=[key.pk])).content.decode()
