@@ -1,12 +1,10 @@
-"""The spend overview in the admin: totals against the previous range, daily spend stacked by key, user, team, tag
-or model (by name), a table of every one of them with a CSV export of exactly that, top spenders, each team's budget
+"""The spend overview in the admin: totals against the previous range, daily spend stacked by key, user, customer,
+team, tag or model (by name), a table of every one of them with a CSV export of exactly that, top spenders, each team's budget
 burn-down and month-end forecast, unpriced calls.
 
 Every committed call counts at once: the daily rollups (a few GROUP BYs over them) plus the logs not yet rolled up
 (spend.selectors.CurrentSpend), never a scan of all the raw logs. Tags are the exception: the rollups do not keep
 them, so stacking or narrowing by tag reads the range's logs (spend.overview.TaggedSpend).
-
-Customers (LiteLLM's end users, the `user` field of a call) are not a dimension: the spend log does not record them.
 """
 
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from spend.selectors import read_current_spend
 TOP = 10
 CHART_SERIES = 8
 TABLE_ROWS = 200
+TOP_TABLES = ("team", "key", "user", "customer", "model")
 DEFAULT_DAYS = 30
 FORECAST_METHOD = (
     "Month-end forecast: the spend so far this month divided by the days so far (today counted as a whole day), "
@@ -45,6 +44,7 @@ class OverviewForm(forms.Form):
     stack = forms.ChoiceField(choices=[(name, name) for name in DIMENSIONS], required=False, label="Stack by")
     key = forms.CharField(required=False, widget=forms.HiddenInput)
     user = forms.CharField(required=False, widget=forms.HiddenInput)
+    customer = forms.CharField(required=False, widget=forms.HiddenInput)
     team = forms.CharField(required=False, widget=forms.HiddenInput)
     tag = forms.CharField(required=False, widget=forms.HiddenInput)
     model = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -124,7 +124,7 @@ def overview(request):
         return (
             source.totals(["day"], integers=["requests"]),  # this range's and the previous one's, in one read
             by_stack,
-            {name: source.top(DIMENSIONS[name], TOP, since=start) for name in ("team", "key", "user", "model")},
+            {name: source.top(DIMENSIONS[name], TOP, since=start) for name in TOP_TABLES},
             [] if tagged else [row for row in spend.totals(["model_group", "provider"], since=start,
                                                            integers=["unpriced_requests"]) if row["unpriced_requests"]],
         )  # fmt: skip

@@ -14,23 +14,28 @@ from decimal import Decimal
 from django.db.models import TextField
 from django.db.models.functions import Cast, TruncDate
 
-from keys.models import InternalUser, Team, VirtualKey
+from keys.models import Customer, InternalUser, Team, VirtualKey
 from pricing.money import ZERO, grouped_totals
 from spend.models import SpendLog
 from spend.periods import day_bounds, local_zone
 from spend.selectors import read_current_spend
 
 # What the overview stacks and narrows by: the page's name for it, and the ledger's column (tags are not a column
-# of the rollups: a call has any number of them).
-DIMENSIONS = {"key": "key_hash", "user": "user_id", "team": "team_id", "tag": "tag", "model": "model_group"}
+# of the rollups: a call has any number of them). A customer is the end user a call names (its `user` field).
+DIMENSIONS = {
+    "key": "key_hash", "user": "user_id", "customer": "end_user", "team": "team_id", "tag": "tag",
+    "model": "model_group",
+}  # fmt: skip
 TAG = "tag"
 UNTAGGED = "(untagged)"
-NONE = {"key_hash": "(no key)", "user_id": "(no user)", "team_id": "(no team)", "model_group": "(no model)"}
+NONE = {"key_hash": "(no key)", "user_id": "(no user)", "end_user": "(no customer)", "team_id": "(no team)",
+        "model_group": "(no model)"}  # fmt: skip
 
 
 def entity_names(column: str, values) -> dict[str, str]:
     """The name people know each value of ``column`` by: a key's alias (its hint without one), a team's alias, a
-    user's email (their id without one). A key or team deleted since is named as such, never by its hash."""
+    user's email (their id without one), a customer's alias (the id the calls gave, without one). A key or team
+    deleted since is named as such, never by its hash."""
     values = set(values)
     if column == "key_hash":
         rows = VirtualKey.objects.filter(token_hash__in=values).values_list("token_hash", "key_alias", "key_hint")
@@ -44,6 +49,10 @@ def entity_names(column: str, values) -> dict[str, str]:
         rows = InternalUser.objects.filter(user_id__in=values).values_list("user_id", "user_email")
         known = {user_id: email or user_id for user_id, email in rows}
         missing = None  # a user id the caller chose is a name too
+    elif column == "end_user":
+        rows = Customer.objects.filter(end_user_id__in=values).values_list("end_user_id", "alias")
+        known = {end_user: alias or end_user for end_user, alias in rows}
+        missing = None
     else:
         known, missing = {}, None
     empty = NONE.get(column, UNTAGGED)

@@ -161,7 +161,7 @@ def test_five_calls_show_at_once_by_name_in_every_stack_and_the_csv_matches_the_
             f"{server.url}/v1/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
             json={"model": "priced-mock", "messages": [{"role": "user", "content": "Five calls"}],
-                  "metadata": {"tags": ["browser-five"]}},
+                  "metadata": {"tags": ["browser-five"]}, "user": "acme-corp"},
             timeout=30,
         )  # fmt: skip
         assert response.status_code == 200, response.text
@@ -182,8 +182,8 @@ def test_five_calls_show_at_once_by_name_in_every_stack_and_the_csv_matches_the_
     assert table["five-calls-app"]["calls"] == "5", table
     assert shown_after <= 1.0
 
-    names = {"key": "five-calls-app", "team": "Five calls team", "user": "five@example.com", "model": "priced-mock",
-             "tag": "browser-five"}  # fmt: skip
+    names = {"key": "five-calls-app", "team": "Five calls team", "user": "five@example.com", "customer": "acme-corp",
+             "model": "priced-mock", "tag": "browser-five"}  # fmt: skip
     for stack, name in names.items():
         browser.navigate(f"{narrowed}&stack={stack}")
         table = _spend_table(browser)

@@ -11,6 +11,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from keys.models import Customer
+from pricing.money import usd
 from spend.ledger import write_batch
 from spend.overview import linear_forecast
 from spend.rollups import rollup_spend
@@ -30,12 +32,16 @@ def ledger(db):
     chatbot = make_key(key_alias="chatbot", user=alice, team=research)
     unnamed = make_key(user=bob, team=sales)
     write_batch([
-        charged_entry(chatbot, cost=Decimal("1.000000000000000001"), request_tags=["prod", "=HYPERLINK(1)"]),
-        charged_entry(chatbot, cost=Decimal("0.000007325"), model_group="claude", request_tags=["prod"]),
+        charged_entry(chatbot, cost=Decimal("1.000000000000000001"), request_tags=["prod", "=HYPERLINK(1)"],
+                      end_user="acme"),
+        charged_entry(chatbot, cost=Decimal("0.000007325"), model_group="claude", request_tags=["prod"],
+                      end_user="globex"),
         charged_entry(unnamed, cost=Decimal("2.5"), start_time=DAY + timedelta(days=1)),
     ])  # fmt: skip
     rollup_spend(DAY + timedelta(days=1, hours=1))
-    write_batch([charged_entry(unnamed, cost=Decimal("0.25"), model_group="claude", request_tags=["batch"])])  # tail
+    write_batch([charged_entry(unnamed, cost=Decimal("0.25"), model_group="claude", request_tags=["batch"],
+                               end_user="acme")])  # the tail  # fmt: skip
+    Customer.objects.create(end_user_id="acme", alias="Acme Corp")
     return {"research": research, "sales": sales, "alice": alice, "bob": bob, "chatbot": chatbot, "unnamed": unnamed}
 
 
@@ -49,6 +55,8 @@ def _table(response) -> dict[str, tuple[Decimal, int]]:
         ("key", {"chatbot": ("1.000007325000000001", 2), "sk-...{unnamed}": ("2.75", 2)}),
         ("team", {"Research": ("1.000007325000000001", 2), "Sales": ("2.75", 2)}),
         ("user", {"alice@example.com": ("1.000007325000000001", 2), "{bob}": ("2.75", 2)}),
+        ("customer", {"Acme Corp": ("1.250000000000000001", 2), "globex": ("0.000007325", 1),
+                      "(no customer)": ("2.5", 1)}),
         ("model", {"gpt-4o": ("3.500000000000000001", 2), "claude": ("0.250007325", 2)}),
         ("tag", {"prod": ("1.000007325000000001", 2), "=HYPERLINK(1)": ("1.000000000000000001", 1),
                  "batch": ("0.25", 1), "(untagged)": ("2.5", 1)}),
@@ -73,7 +81,8 @@ def test_money_is_readable_with_the_exact_value_on_hover(admin_client, ledger):
 
     assert 'title="1.000007325000000001 USD">$1.00</td>' in page
     assert 'id="total-spend" data-exact="3.750007325000000001"' in page
-    assert not re.search(r"\$[0-9,]*\.\d{7,}", page)  # no 20-digit tails shown
+    shown = re.findall(r"\$(-?[0-9,]+\.[0-9]+)", page)
+    assert shown and all(usd(Decimal(amount.replace(",", ""))) == f"${amount}" for amount in shown)  # no long tails
     assert "0E-" not in page
 
 
