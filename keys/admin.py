@@ -52,6 +52,12 @@ def budget_bar(spend: Decimal, budget: Decimal | None):
     )
 
 
+def rate_limits(holder) -> str:
+    """A key's, team's or budget's rpm, tpm and parallel limits in one short cell: 60 / – / 4."""
+    limits = (holder.rpm_limit, holder.tpm_limit, holder.max_parallel_requests)
+    return " / ".join("–" if value is None else str(value) for value in limits)
+
+
 def admin_link(obj, label=None):
     """A link to a row's admin page, named as people know it (its __str__: alias, email, hint)."""
     if obj is None:
@@ -140,10 +146,7 @@ class _AnswersAdmin(_SavedByServices):
 
     @admin.display(description="rpm / tpm / parallel")
     def limits(self, holder):
-        return " / ".join(
-            "–" if value is None else str(value)
-            for value in (holder.rpm_limit, holder.tpm_limit, holder.max_parallel_requests)
-        )
+        return rate_limits(holder)
 
     @admin.display(description="spend over time")
     def activity(self, holder):
@@ -452,3 +455,7 @@ class KeyChangeAdmin(EntityNamedAdmin):
     list_filter = ["kind", "action"]
     search_fields = ["=entity_id", "actor"]
     date_hierarchy = "changed_at"
+
+
+# Customers and budgets, read-only here: registered from their own module, which builds on the helpers above.
+from keys import admin_customers  # noqa: E402, F401

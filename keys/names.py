@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from keys.models import InternalUser, Team, VirtualKey
+from keys.models import Customer, InternalUser, Team, VirtualKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ KINDS = {
     "key": (VirtualKey, "token_hash", ("key_alias", "key_hint")),
     "team": (Team, "team_id", ("team_alias",)),
     "user": (InternalUser, "user_id", ("user_email",)),
+    "customer": (Customer, "end_user_id", ("alias",)),
 }
 
 

@@ -89,6 +89,7 @@ class _NamesAdmin(ReadOnlyAdmin):
     key_name = name_column("key", "key")
     team_name = name_column("team", "team")
     user_name = name_column("user", "user")
+    customer_name = name_column("customer", "customer")
 
     def get_changelist(self, request, **kwargs):
         return NamedChangeList
@@ -132,14 +133,14 @@ class SpendLogAdmin(_NamesAdmin):
     actions = ["export_csv"]
     fieldsets = (
         (None, {"fields": ("request_id", "start_time", "status", "cost", "cost_parts", "key_name", "team_name",
-                           "user_name")}),
+                           "user_name", "customer_name")}),
         ("Model", {"fields": ("call_type", "requested_model", "model_group", "deployment_id", "provider",
                               "provider_model", "api_base")}),
         ("Tokens", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens",
                                "reasoning_tokens")}),
         ("Price", {"fields": ("price_table", "pricing_source", "price_version")}),
         ("Timing", {"fields": ("end_time", "duration_ms", "time_to_first_token_ms", "attempts", "error_class")}),
-        ("Ids and metadata", {"fields": ("key_hash", "team_id", "user_id", "metadata", "request_tags"),
+        ("Ids and metadata", {"fields": ("key_hash", "team_id", "user_id", "end_user", "metadata", "request_tags"),
                               "classes": ["collapse"]}),
     )  # fmt: skip
 

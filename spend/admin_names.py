@@ -6,7 +6,7 @@ EMPTY = "—"
 
 
 # The spend-log / rollup column that names each kind.
-COLUMNS = {"key": "key_hash", "team": "team_id", "user": "user_id"}
+COLUMNS = {"key": "key_hash", "team": "team_id", "user": "user_id", "customer": "end_user"}
 
 
 def attach_names(rows: list) -> None:

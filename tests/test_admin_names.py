@@ -86,3 +86,18 @@ def test_key_changes_and_budget_resets_name_what_they_changed(admin_client, char
     assert f'key <a href="{reverse("admin:keys_virtualkey_change", args=[key.pk])}">notebook</a>' in changes
     assert team_link in changes
     assert team_link in resets
+
+
+def test_a_customer_is_named_on_its_calls_and_its_page_shows_its_spend(admin_client):
+    from keys.models import Budget, Customer
+    from spend.models import SpendLog
+
+    customer = Customer.objects.create(end_user_id="cust-42", alias="Acme", budget=Budget.objects.create())
+    write_batch([make_entry(end_user="cust-42", start_time=timezone.now(), cost=Decimal("0.25"))])
+    log = SpendLog.objects.get()
+
+    log_page = admin_client.get(reverse("admin:spend_spendlog_change", args=[log.pk])).content.decode()
+    customer_page = admin_client.get(reverse("admin:keys_customer_change", args=[customer.pk])).content.decode()
+
+    assert f'<a href="{reverse("admin:keys_customer_change", args=[customer.pk])}">Acme</a>' in log_page
+    assert 'Spend in the last 30 days: <strong><span class="money" title="0.25">$0.25</span></strong>' in customer_page

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from gateway.models import Deployment, RouterSettings
+from keys.models import Budget, Customer
 from pricing.models import CostMapVersion
 from spend.ledger import write_batch
 from spend.resets import reset_due_budgets
@@ -59,7 +60,12 @@ def every_model(staff_client, deployment) -> dict:
     team = make_team(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1))
     user = make_user(user_email="gpt-user@example.com")
     _, key = make_key(team_id=team.team_id, user_id=user.user_id, key_alias="gpt-key")
-    write_batch([make_entry(key_hash=key.token_hash, user_id=user.user_id, team_id=team.team_id)])
+    # A customer on a shared budget, charged by the call below (its page shows its spend).
+    customer = Customer.objects.create(
+        end_user_id="gpt-customer", budget=Budget.objects.create(max_budget=Decimal("3"))
+    )
+    write_batch([make_entry(key_hash=key.token_hash, user_id=user.user_id, team_id=team.team_id,
+                            end_user=customer.end_user_id)])  # fmt: skip
     rollup_spend()
     assert reset_due_budgets() == 1
     # A wrong password: the login protection's attempt and failure log (django-axes).
