@@ -2,9 +2,11 @@
 totals whether no rollup has run, all logs are rolled up, or only some are, and read them in a pinned number of
 queries.
 
-The overview's queries: the session and its user, the rollup mark, the logs not rolled up, four reads of the
-rollups (days, top teams, keys, users, models: five) and the unpriced calls, the mark again, team names, the admin's
-router settings, team budgets: 14. /global/spend/report: the mark, the logs not rolled up, the rollups, the mark
+The overview's queries: the session and its user, the rollup mark, the logs not rolled up, the reads of the rollups
+(days, the stacked dimension by day, top teams, keys, users, customers and models: seven) and the unpriced calls,
+the mark again, names (of the stacked teams, and of the top teams, keys, users and customers: five), the admin's
+router settings, and the teams' month (the mark, the logs not rolled up, the rollups, the mark, the teams: five):
+24. /global/spend/report: the mark, the logs not rolled up, the rollups, the mark
 again (and team names, grouped by team).
 """
 
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.django_db
 OVERVIEW = "/admin/spend/spendlog/overview/"
 RANGE = {"start": "2026-03-10", "end": "2026-03-12"}
 KEY_A, KEY_B = "a" * 64, "b" * 64
-OVERVIEW_QUERIES = 14
+OVERVIEW_QUERIES = 24
 REPORT_QUERIES = {"team": 5, "api_key": 4, "user": 4, "model": 4}
 
 
@@ -68,13 +70,13 @@ def test_the_overview_counts_every_committed_call(admin_client, calls, django_as
     context = response.context
     assert context["totals"]["exact_cost"] == Decimal("1.60000000013")
     assert context["totals"]["requests"] == 5
-    assert [(row.label, row.cost, row.requests) for row in context["top"]["teams"]] == [
+    assert [(row.name, row.cost, row.requests) for row in context["top"]["team"]] == [
         ("Research", Decimal("1.40000000013"), 3),
-        ("t2", Decimal("0.2"), 2),
+        ("(deleted team)", Decimal("0.2"), 2),  # a team id no team holds (any more)
     ]
-    assert [(row.label, row.cost) for row in context["top"]["keys"]][:2] == [
-        (KEY_A, Decimal("1.40000000013")),
-        (KEY_B, Decimal("0.2")),
+    assert [(row.cost, KEY_A in row.logs_url) for row in context["top"]["key"]][:2] == [
+        (Decimal("1.40000000013"), True),
+        (Decimal("0.2"), False),
     ]
     assert [(row["model_group"], row["unpriced_requests"]) for row in context["unpriced"]] == [("mystery", 1)]
     assert sum(segment.value for segment in context["chart"].segments) == Decimal("1.60000000013")
