@@ -58,6 +58,11 @@ def rate_limits(holder) -> str:
     return " / ".join("–" if value is None else str(value) for value in limits)
 
 
+def name_over_id(name: str, identity: str):
+    """A row's name with its id in small type under it; the id alone when it has no name."""
+    return format_html('{}<small class="secondary">{}</small>', name, identity) if name else identity
+
+
 def admin_link(obj, label=None):
     """A link to a row's admin page, named as people know it (its __str__: alias, email, hint)."""
     if obj is None:
@@ -252,9 +257,7 @@ class VirtualKeyAdmin(_AnswersAdmin):
 
     @admin.display(description="key", ordering="key_alias")
     def name(self, key):
-        if not key.key_alias:
-            return key.key_hint
-        return format_html('{}<small class="secondary">{}</small>', key.key_alias, key.key_hint)
+        return name_over_id(key.key_alias, key.key_hint)
 
     @admin.display(description="team", ordering="team__team_alias")
     def team_link(self, key):
@@ -381,11 +384,7 @@ class TeamAdmin(_BudgetHolderAdmin):
 
     @admin.display(description="team", ordering="team_alias")
     def name(self, team):
-        return (
-            format_html('{}<small class="secondary">{}</small>', team, team.team_id)
-            if team.team_alias
-            else team.team_id
-        )
+        return name_over_id(team.team_alias, team.team_id)
 
     @admin.display(description="members", ordering="member_total")
     def member_count(self, team):

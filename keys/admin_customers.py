@@ -6,10 +6,9 @@ time and its last calls."""
 
 from django.contrib import admin
 from django.db.models import Count
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from keys.admin import EMPTY, activity_panels, admin_link, budget_bar, rate_limits
+from keys.admin import EMPTY, activity_panels, admin_link, budget_bar, name_over_id, rate_limits
 from keys.models import Budget, Customer
 from pricing.admin_base import ReadOnlyAdmin
 
@@ -26,9 +25,7 @@ class CustomerAdmin(ReadOnlyAdmin):
 
     @admin.display(description="customer", ordering="end_user_id")
     def name(self, customer):
-        if not customer.alias:
-            return customer.end_user_id
-        return format_html('{}<small class="secondary">{}</small>', customer.alias, customer.end_user_id)
+        return name_over_id(customer.alias, customer.end_user_id)
 
     @admin.display(description="budget", ordering="budget__budget_id")
     def budget_link(self, customer):
