@@ -6,6 +6,7 @@ so that renaming costs nothing: the names of a page's ids are read in one query 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -57,3 +58,13 @@ def attach_entity_names(rows: list) -> None:
     found = {kind: names(kind, (row.entity_id for row in rows if row.kind == kind)) for kind in {r.kind for r in rows}}
     for row in rows:
         row.named = found[row.kind][row.entity_id]
+
+
+def ids_named(kind: str, text: str) -> list[str]:
+    """The ids of the keys, teams, users or customers a person may mean by ``text``: its id, or exactly one of its
+    names (case-insensitive), as the spend-log search box takes them."""
+    model, id_field, label_fields = KINDS[kind]
+    matches = Q(**{id_field: text})
+    for field in label_fields:
+        matches |= Q(**{f"{field}__iexact": text})
+    return list(model.objects.filter(matches).values_list(id_field, flat=True)[:100])

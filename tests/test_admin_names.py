@@ -101,3 +101,11 @@ def test_a_customer_is_named_on_its_calls_and_its_page_shows_its_spend(admin_cli
 
     assert f'<a href="{reverse("admin:keys_customer_change", args=[customer.pk])}">Acme</a>' in log_page
     assert 'Spend in the last 30 days: <strong><span class="money" title="0.25">$0.25</span></strong>' in customer_page
+
+
+@pytest.mark.parametrize(("term", "calls"), [("notebook", 1), ("NOTEBOOK", 1), ("research", 2), ("ada@example.com", 2),
+                                             ("nobody-by-that-name", 0)])  # fmt: skip
+def test_the_log_search_finds_calls_by_name(admin_client, charged, term, calls):
+    page = admin_client.get(reverse("admin:spend_spendlog_changelist"), {"q": term}).content.decode()
+
+    assert page.count('<td class="action-checkbox">') == calls
