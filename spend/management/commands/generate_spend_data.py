@@ -207,13 +207,13 @@ class Command(BaseCommand):
             cursor.execute("SELECT setseed(%s)", [rng.uniform(-1, 1)])
             cursor.execute(
                 """
-                INSERT INTO spend_spendlog (request_id, call_type, key_hash, user_id, team_id, requested_model,
+                INSERT INTO spend_spendlog (request_id, call_type, key_hash, user_id, team_id, end_user, requested_model,
                     model_group, deployment_id, provider, provider_model, api_base, prompt_tokens, completion_tokens,
                     cached_tokens, cache_creation_tokens, reasoning_tokens, cost, cost_breakdown, prices,
                     pricing_source, price_version, start_time, end_time, duration_ms, status, error_class, attempts,
                     metadata, request_tags)
                 SELECT %(run)s || '-' || g.n, d.call_type, (%(keys)s::text[])[g.k], (%(key_users)s::text[])[g.k],
-                    (%(key_teams)s::text[])[g.k], d.model_group, d.model_group, d.provider || '-' || d.model_group,
+                    (%(key_teams)s::text[])[g.k], '', d.model_group, d.model_group, d.provider || '-' || d.model_group,
                     d.provider, d.provider_model, '', g.prompt, c.completion, 0, 0, 0,
                     CASE WHEN g.failed THEN 0 ELSE g.prompt * d.input_price + c.completion * d.output_price END,
                     '{}', '{}', d.pricing_source, '', g.start, g.start + g.duration * interval '1 millisecond',
