@@ -89,7 +89,12 @@ class _Links:
             return ""
         narrowed = {DIMENSIONS[name]: value for name, value in self.query.items() if name in DIMENSIONS}
         query = {"start_time__gte": self._bounds(start)[0], "start_time__lt": self._bounds(end)[1]}
-        return f"{self.changelist}?{urlencode({**query, **narrowed, **filters})}"
+        # The log list's filters take an empty value for "any": calls with no key, user, customer or team are asked
+        # for by an explicit lookup instead.
+        fields = {
+            (f"{field}__exact" if value == "" else field): value for field, value in {**narrowed, **filters}.items()
+        }
+        return f"{self.changelist}?{urlencode({**query, **fields})}"
 
     def overview(self, **changes) -> str:
         return "?" + urlencode({**self.query, **changes})

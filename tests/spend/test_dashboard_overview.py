@@ -185,3 +185,14 @@ def test_the_admin_index_links_the_overview(admin_client, db):
     page = admin_client.get("/admin/").content.decode()
 
     assert f'href="{OVERVIEW}"' in page
+
+
+@pytest.mark.parametrize("stack", ["key", "user", "customer", "team", "model"])
+def test_every_row_drills_down_to_exactly_its_spend_logs(admin_client, ledger, stack):
+    rows = admin_client.get(OVERVIEW, {**RANGE, "stack": stack}).context["table"]
+
+    for row in rows:  # "(no customer)" too: the calls that name none
+        response = admin_client.get(row.logs_url)
+        assert response.status_code == 200, row
+        shown = list(response.context["cl"].queryset)
+        assert (len(shown), sum(log.cost for log in shown)) == (row.requests, row.cost), row
