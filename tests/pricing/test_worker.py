@@ -8,8 +8,9 @@ from pricing import store
 from pricing.models import CostMapVersion
 from pricing.tasks import refresh_cost_map
 from pricing.versions import store_fetched_map
+from tests.polling import wait_until
 from tests.pricing.conftest import D, entry, raw, small_map
-from tests.spend.test_worker import _wait_for, worker_queue  # noqa: F401  (the spend tests' worker fixture)
+from tests.spend.test_worker import worker  # noqa: F401  (the spend tests' worker fixture)
 
 pytestmark = [
     pytest.mark.worker,
@@ -18,16 +19,17 @@ pytestmark = [
 ]
 
 
-def test_a_real_worker_activates_a_changed_map_and_records_a_broken_one(cost_map_server, worker_queue):  # noqa: F811
+def test_a_real_worker_activates_a_changed_map_and_records_a_broken_one(cost_map_server, worker):  # noqa: F811
+    worker_queue, _log = worker
     store_fetched_map(raw(small_map()), "test://small", max_loss_share=D(1))
     changed = {**small_map(), "brand-new": entry()}
     good = cost_map_server.serve("/good.json", raw(changed))
     broken = cost_map_server.serve("/broken.json", b'{"model-00": ')
 
     refresh_cost_map.apply_async(args=[good], queue=worker_queue)
-    assert _wait_for(lambda: CostMapVersion.objects.filter(status="active", source=good).exists())
+    wait_until(lambda: CostMapVersion.objects.filter(status="active", source=good).exists(), "the new map active")
     refresh_cost_map.apply_async(args=[broken], queue=worker_queue)
-    assert _wait_for(lambda: CostMapVersion.objects.filter(status="failed", source=broken).exists())
+    wait_until(lambda: CostMapVersion.objects.filter(status="failed", source=broken).exists(), "the broken map failed")
 
     active = CostMapVersion.objects.get(status="active")
     assert active.diff["added"] == ["brand-new"]
