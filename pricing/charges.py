@@ -48,7 +48,8 @@ def requested_search(request: Mapping[str, Any] | None) -> tuple[bool, str]:
     options = request.get("web_search_options")
     if isinstance(options, Mapping):
         return True, _size(options.get("search_context_size"))
-    for tool in request.get("tools") or ():
+    tools = request.get("tools")
+    for tool in tools if isinstance(tools, list | tuple) else ():  # a body's `tools: true` is the upstream's to refuse
         if isinstance(tool, Mapping) and (tool.get("type") in SEARCH_TOOL_TYPES or "search_context_size" in tool):
             return True, _size(tool.get("search_context_size"))
     return False, ""

@@ -95,6 +95,9 @@ def test_deep_research_charges_each_search_query_its_citations_and_its_reasoning
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, False, ""),
         ({}, False, ""),
         (None, False, ""),
+        ({"tools": True}, False, ""),  # not a list: no search asked, and no TypeError (a 500) on the way
+        ({"tools": 7}, False, ""),
+        ({"tools": {"type": "web_search"}}, False, ""),
     ],
 )
 def test_a_request_asks_for_a_search_with_web_search_options_or_a_search_tool(request_body, asked, size):
