@@ -24,12 +24,29 @@ from pathlib import Path
 import pytest
 
 from tests import secrets_audit
+from tests.e2e.server import GatewayServer
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 PAGE_WIDTH, PAGE_HEIGHT = 1280, 1900
 
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+# A mock deployment with a custom price: 0.000003 USD per prompt token, 0.000015 per completion token.
+PRICED_MOCK_CONFIG = """
+model_list:
+  - model_name: priced-mock
+    litellm_params: {model: mock/priced}
+    model_info: {id: priced-mock-1, input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}
+"""
+
+
+@contextmanager
+def admin_gateway(workdir: Path, username: str, password: str) -> Iterator[GatewayServer]:
+    """A live server of the embedded default (SQLite, no Celery) serving ``priced-mock``, with an admin login."""
+    with GatewayServer(workdir, PRICED_MOCK_CONFIG) as server:
+        server.manage("createsuperuser", "--noinput", "--username", username, "--email", f"{username}@example.com",
+                      env_extra={"DJANGO_SUPERUSER_PASSWORD": password})  # fmt: skip
+        yield server
 
 
 def _launch_chromium(profile: Path, log_path: Path) -> subprocess.Popen:

@@ -17,29 +17,18 @@ import httpx
 import pytest
 
 from pricing.money import usd
-from tests.browser import DevTools, chromium, log_in, needs_chromium
+from tests.browser import DevTools, admin_gateway, chromium, log_in, needs_chromium
 from tests.e2e.server import GatewayServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
 
-# A mock deployment with a custom price: 0.000003 USD per prompt token, 0.000015 per completion token.
-CONFIG = """
-model_list:
-  - model_name: priced-mock
-    litellm_params: {model: mock/priced}
-    model_info: {id: priced-mock-1, input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}
-"""
 ADMIN_USER, ADMIN_PASSWORD = "finance", "correct-horse-battery-staple-42"
 OVERVIEW = "/admin/spend/spendlog/overview/"
 
 
 @pytest.fixture(scope="module")
 def dashboard_server(tmp_path_factory):
-    with GatewayServer(tmp_path_factory.mktemp("dashboard"), CONFIG) as server:
-        server.manage(
-            "createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "finance@example.com",
-            env_extra={"DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD},
-        )  # fmt: skip
+    with admin_gateway(tmp_path_factory.mktemp("dashboard"), ADMIN_USER, ADMIN_PASSWORD) as server:
         # Four weeks of synthetic traffic (within the overview's default 30 days), then calls proxied for real.
         server.manage("generate_spend_data", "--logs", "600", "--days", "27", "--teams", "5", "--keys", "20")
         team = server.api("POST", "/team/new", json={"team_alias": "Browser team", "max_budget": 50}).json()
