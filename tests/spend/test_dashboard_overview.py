@@ -142,6 +142,7 @@ def test_a_tag_segment_drills_down_to_the_overview_of_its_day(admin_client, ledg
         ({"start": "2026-03-11", "end": "2026-03-09"}, "end", "The end (2026-03-09) is before the start (2026-03-11)."),
         ({"start": "2026-13-45", "end": "2026-03-09"}, "start", "Enter a valid date."),
         ({"start": "2026-03-01", "end": "yesterday"}, "end", "Enter a valid date."),
+        ({"stack": "cost-centre"}, "stack", "Select a valid choice. cost-centre is not one of the available choices."),
     ],
 )
 def test_a_bad_range_is_a_field_error_on_the_page(admin_client, ledger, query, field, message):
