@@ -39,7 +39,7 @@ def budget_bar(spend: Decimal, budget: Decimal | None):
     percent = int(share * 100)
     colour = "#ba2121" if spend >= budget else "#e0a800" if percent >= 80 else "#417690"
     return format_html(
-        '<div title="{} of {}" style="width:120px;background:#eee;border-radius:3px">'
+        '<div title="{} of {}" style="width:100%;max-width:120px;min-width:60px;background:#eee;border-radius:3px">'
         '<div style="width:{}%;background:{};height:10px;border-radius:3px"></div></div>'
         '<small class="nowrap">{} / {} ({}%)</small>',
         format_money(spend),

@@ -113,7 +113,7 @@ def _money_or_text(value):
 class SpendLogAdmin(_NamesAdmin):
     # Seven columns, Cost always visible at 1280 px: provider and pricing source are folded under the model and the
     # status, the request id is on the log's page (and found by the search box).
-    list_display = ("start_time", "key_name", "team_name", "user_name", "model", "cost", "outcome")
+    list_display = ("start_time", "key_name", "team_name", "user_name", "model_and_provider", "cost", "outcome")
     list_filter = (
         ("start_time", admin.DateFieldListFilter),
         *NAME_FILTERS,
@@ -159,7 +159,7 @@ class SpendLogAdmin(_NamesAdmin):
         return (found | queryset.filter(named)) if named else found, duplicates
 
     @admin.display(description="model")
-    def model(self, log: SpendLog):
+    def model_and_provider(self, log: SpendLog):
         return format_html(
             '{}<small class="secondary">{}</small>', log.model_group or log.requested_model, log.provider
         )

@@ -79,7 +79,7 @@ def _pages(server: GatewayServer) -> dict[str, tuple[str, list[str]]]:
         "team-list": ("/admin/keys/team/", [".column-name", ".column-spend_vs_budget", ".column-limits",
                                             ".column-blocked"]),
         "spend-log-list": ("/admin/spend/spendlog/", [".column-start_time", ".column-key_name", ".column-team_name",
-                                                      ".column-model", ".column-cost_shown", ".column-outcome"]),
+                                                      ".column-model_and_provider", ".column-cost_shown", ".column-outcome"]),
         "key-page": (f"/admin/keys/virtualkey/{key}/change/", [".field-usage", ".spend-chart", ".tollgate-recent",
                                                                "#id_max_budget"]),
         "team-page": (f"/admin/keys/team/{team}/change/", [".field-usage", ".spend-chart", "#id_max_budget"]),

@@ -109,3 +109,10 @@ def test_the_log_search_finds_calls_by_name(admin_client, charged, term, calls):
     page = admin_client.get(reverse("admin:spend_spendlog_changelist"), {"q": term}).content.decode()
 
     assert page.count('<td class="action-checkbox">') == calls
+
+
+def test_a_log_row_shows_its_model_and_provider(admin_client, charged):
+    page = admin_client.get(reverse("admin:spend_spendlog_changelist")).content.decode()
+
+    assert '<td class="field-model_and_provider">gpt-4o<small class="secondary">openai</small></td>' in page
+    assert '<td class="field-outcome">success<small class="secondary">cost_map</small></td>' in page
