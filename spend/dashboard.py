@@ -153,7 +153,7 @@ def overview(request):
     context = {
         **admin.site.each_context(request),
         "title": "Spend overview",
-        "form": form if form.is_bound else OverviewForm(initial=query),
+        "form": form if form.errors else OverviewForm(initial=query),  # the range shown, even when not given
         "start": start,
         "end": end,
         "stack": stack,

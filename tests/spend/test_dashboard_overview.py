@@ -112,6 +112,9 @@ def test_narrowing_to_a_key_counts_only_its_calls_and_its_links_keep_the_narrowi
     assert _table(narrowed) == {"chatbot": (Decimal("1.000007325000000001"), 2)}
     assert narrowed.context["totals"]["exact_cost"] == Decimal("1.000007325000000001")
     assert [name for name, *_ in narrowed.context["narrowed"]] == ["key"]
+    default_range = admin_client.get(OVERVIEW, {"key": ledger["chatbot"].token_hash}).content.decode()
+    today = timezone.localdate()
+    assert f'value="{today - timedelta(days=29)}"' in default_range and f'value="{today}"' in default_range
     assert narrowed.context["narrowed"][0][1] == "chatbot"
     by_model = admin_client.get(OVERVIEW + narrowed.context["stacks"][-1][1])  # stack the narrowed view by model
     assert _table(by_model) == {"gpt-4o": (Decimal("1.000000000000000001"), 1), "claude": (Decimal("0.000007325"), 1)}
