@@ -357,6 +357,9 @@ class MembershipInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("internaluser")
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return super().formfield_for_foreignkey(db_field, request, **{"label": "user", **kwargs})
+
 
 @admin.register(Team)
 class TeamAdmin(_BudgetHolderAdmin):

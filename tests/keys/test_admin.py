@@ -375,3 +375,4 @@ def test_a_team_page_names_its_members(admin_client, populated):
 
     assert "InternalUser_teams object" not in page
     assert "alice@example.com" in page
+    assert re.search(r'<th class="column-internaluser[^"]*">User', page)  # not "Internaluser"
