@@ -48,8 +48,8 @@ class CostMapEntryAdmin(ReadOnlyAdmin):
     search_fields = ("model_name",)
     list_select_related = ("version",)
     list_per_page = 100
-    # The list's columns, and the whole entry as the cost map gave it.
-    fields = (*list_display, "entry")
+    # The list's columns, every price the entry holds as people read it, and the whole entry as the map gave it.
+    fields = (*list_display, "price_list", "entry")
     readonly_fields = fields
     input_price = _price_column("input_per_million", "input / 1M tokens")
     output_price = _price_column("output_per_million", "output / 1M tokens")
@@ -58,6 +58,14 @@ class CostMapEntryAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("version__raw_json", "version__diff")
+
+    @admin.display(description="prices")
+    def price_list(self, entry):
+        prices = [(name, price_html(name, Decimal(value))) for name, value in sorted(entry.entry.items())
+                  if "cost" in name and isinstance(value, str | int) and _is_number(value)]  # fmt: skip
+        if not prices:
+            return EMPTY
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", prices))
 
 
 @admin.register(CostMapVersion)
@@ -179,6 +187,13 @@ class PriceRevisionAdmin(ReadOnlyAdmin):
             "{}: {}",
             ((name, price_html(name, Decimal(str(value)))) for name, value in sorted(revision.prices.items())),
         )
+
+
+def _is_number(value) -> bool:
+    try:
+        return Decimal(str(value)).is_finite()
+    except ArithmeticError:
+        return False
 
 
 def _shown(value) -> str:

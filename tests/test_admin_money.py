@@ -71,3 +71,16 @@ def test_the_exact_amount_is_on_hover(staff_client, money_everywhere):
     page = staff_client.get(_url(VirtualKey, "change", key.pk)).content.decode()
 
     assert '<span class="money" title="1234.5">$1,234.50</span>' in page  # its spend, read-only
+
+
+def test_a_cost_map_entry_lists_its_prices_per_1m_tokens(staff_client):
+    from pricing.models import CostMapEntry
+
+    entry = CostMapEntry.objects.get(model_name="gpt-4o", version__status="active")
+
+    page = staff_client.get(_url(CostMapEntry, "change", entry.pk)).content.decode()
+
+    assert (
+        '<tr><th>input_cost_per_token</th><td><span class="money" title="0.0000025 per token">$2.50</span>'
+        " / 1M tokens</td></tr>"
+    ) in page
