@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from pricing.admin_base import EMPTY, ReadOnlyAdmin, money_html, price_html
+from pricing.admin_base import EMPTY, ReadOnlyAdmin, deployment_link, money_html, price_html
 from pricing.calculator import format_money
 from pricing.models import CostMapEntry, CostMapVersion, PriceRevision
 from pricing.tasks import refresh_cost_map
@@ -171,12 +171,16 @@ class CostMapVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(PriceRevision)
 class PriceRevisionAdmin(ReadOnlyAdmin):
-    list_display = ("model_id", "model_name", "price_summary", "base_model", "changed_by", "changed_at", "note")
+    list_display = ("changed_at", "deployment", "model_name", "price_summary", "base_model", "changed_by", "note")
     search_fields = ("model_id", "model_name", "changed_by")
     list_filter = ("changed_by",)
     date_hierarchy = "changed_at"
     fields = ("model_id", "model_name", "prices", "base_model", "changed_by", "changed_at", "note")
     readonly_fields = fields
+
+    @admin.display(description="deployment", ordering="model_id")
+    def deployment(self, revision):
+        return deployment_link(revision.model_id)
 
     @admin.display(description="custom prices")
     def price_summary(self, revision):

@@ -9,8 +9,10 @@ twenty places ("0.00049996000000000000", "0E-20" in a title). Every money value 
 
 from collections.abc import Iterable
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -50,6 +52,15 @@ def price_html(name: str, price: Decimal | None) -> SafeString | str:
     if "token" in name:
         return format_html("{} / 1M tokens", per_million_html(price))
     return money_html(price)
+
+
+def deployment_link(model_id: str):
+    """A deployment named by its model_info.id, linked to the deployments list searched for it: the apps below the
+    gateway know deployments by id only (never by import), and the admin's URL names are all they need."""
+    if not model_id:
+        return EMPTY
+    url = reverse("admin:gateway_deployment_changelist") + "?" + urlencode({"q": model_id})
+    return format_html('<a href="{}">{}</a>', url, model_id)
 
 
 def money_column(field: str, description: str, *, ordering: str | None = None):

@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from keys import admin as keys_admin
 from keys.admin import EntityNamedAdmin
 from keys.names import ids_named, names
-from pricing.admin_base import ReadOnlyAdmin, money_html, price_html
+from pricing.admin_base import ReadOnlyAdmin, deployment_link, money_html, price_html
 from pricing.resolve import SOURCE_BASE_MODEL, SOURCE_COST_MAP, SOURCE_CUSTOM, SOURCE_UNPRICED
 from spend import dashboard
 from spend.activity import entity_activity
@@ -135,7 +135,7 @@ class SpendLogAdmin(_NamesAdmin):
     fieldsets = (
         (None, {"fields": ("request_id", "start_time", "status", "cost", "cost_parts", "key_name", "team_name",
                            "user_name", "customer_name")}),
-        ("Model", {"fields": ("call_type", "requested_model", "model_group", "deployment_id", "provider",
+        ("Model", {"fields": ("call_type", "requested_model", "model_group", "deployment", "provider",
                               "provider_model", "api_base")}),
         ("Tokens", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens",
                                "reasoning_tokens")}),
@@ -163,6 +163,10 @@ class SpendLogAdmin(_NamesAdmin):
         return format_html(
             '{}<small class="secondary">{}</small>', log.model_group or log.requested_model, log.provider
         )
+
+    @admin.display(description="deployment")
+    def deployment(self, log: SpendLog):
+        return deployment_link(log.deployment_id)
 
     @admin.display(description="status")
     def outcome(self, log: SpendLog):

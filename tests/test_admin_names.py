@@ -116,3 +116,23 @@ def test_a_log_row_shows_its_model_and_provider(admin_client, charged):
 
     assert '<td class="field-model_and_provider">gpt-4o<small class="secondary">openai</small></td>' in page
     assert '<td class="field-outcome">success<small class="secondary">cost_map</small></td>' in page
+
+
+def test_a_log_and_a_price_revision_link_their_deployment(admin_client):
+    from gateway.models import Deployment
+    from spend.models import SpendLog
+
+    deployment = Deployment.objects.create(
+        model_id="dep-7", model_name="gpt-4o", litellm_model="openai/gpt-4o", input_cost_per_token=Decimal("1e-6")
+    )
+    deployment.record_price_revision(changed_by="test", note="negotiated")
+    write_batch([make_entry(deployment_id="dep-7", start_time=timezone.now())])
+    link = '<a href="/admin/gateway/deployment/?q=dep-7">dep-7</a>'
+
+    log_page = admin_client.get(reverse("admin:spend_spendlog_change", args=[SpendLog.objects.get().pk]))
+    revisions = admin_client.get(reverse("admin:pricing_pricerevision_changelist"))
+    found = admin_client.get("/admin/gateway/deployment/?q=dep-7").content.decode()
+
+    assert link in log_page.content.decode()
+    assert link in revisions.content.decode()
+    assert reverse("admin:gateway_deployment_change", args=[deployment.pk]) in found
