@@ -116,6 +116,9 @@ def test_price_revisions_are_read_only(staff):
     page = staff.get(reverse("admin:pricing_pricerevision_change", args=[revision.pk]))
 
     assert listing.status_code == page.status_code == 200
-    assert b"input_cost_per_token=0.00002" in listing.content
+    assert (
+        b'input_cost_per_token: <span class="money" title="0.00002 per token">$20.00</span> / 1M tokens'
+        in listing.content
+    )
     assert b'name="_save"' not in page.content
     assert staff.get(reverse("admin:pricing_pricerevision_add")).status_code == 403
