@@ -183,3 +183,15 @@ def test_sync_roles_is_idempotent():
 
     assert sync_roles() == first
     assert Group.objects.filter(name__in=[ADMINS, FINANCE, TEAM_ADMINS]).count() == 3
+
+
+@pytest.mark.parametrize(("role", "status"), [(FINANCE, 200), (ADMINS, 200), (TEAM_ADMINS, 403), (None, 403)], ids=str)
+def test_the_spend_overview_and_its_export_need_the_spend_log_view_permission(client, rows, role, status):
+    if role:
+        login_as(client, role)
+    else:  # staff, but in no role
+        client.force_login(get_user_model().objects.create(username="staff-only", is_staff=True))
+    url = reverse("admin:spend_overview")
+
+    assert client.get(url).status_code == status
+    assert client.get(url, {"format": "csv"}).status_code == status
