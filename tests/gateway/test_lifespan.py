@@ -4,7 +4,6 @@ freezes what it has loaded out of the cyclic GC. Shutdown writes the charges sti
 import asyncio
 import logging
 import threading
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from gateway.proxy.state import gateway_state
 from gateway.proxy.upstream import upstream_pool
 from spend.ledger import Ledger, write_batch
 from spend.models import SpendLog
+from tests.polling import wait_until_async
 from tests.spend.conftest import make_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the table loads on the state's own thread
@@ -32,8 +32,7 @@ async def serve_lifespan(while_serving=None) -> list[str]:
     async with asyncio.timeout(60):
         serving = asyncio.create_task(application({"type": "lifespan", "asgi": {"version": "3.0"}}, incoming.get, send))
         incoming.put_nowait({"type": "lifespan.startup"})
-        while not answered:
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: asyncio.sleep(0, answered), "an answer to lifespan.startup")
         if while_serving is not None:
             await while_serving()
         incoming.put_nowait({"type": "lifespan.shutdown"})
@@ -107,13 +106,19 @@ async def test_a_failed_first_load_is_tried_again_by_the_next_call_not_repeated_
 async def test_shutdown_settles_queued_charges_then_closes_what_the_process_opened(loads, freezes, monkeypatch):
     opened = {}
     settled_at_close = []
-    close_ledgers = spend.ledger.close_ledgers
+    close_ledgers, drain_ledger = spend.ledger.close_ledgers, spend.ledger.drain_ledger
+    shutting_down = threading.Event()
+
+    async def drain_after_saying_so():
+        shutting_down.set()
+        await drain_ledger()
 
     def close_when_settled():
         settled_at_close.extend(charge.done() for charge in opened["charges"])
         close_ledgers()
 
     monkeypatch.setattr(spend.ledger, "close_ledgers", close_when_settled)
+    monkeypatch.setattr(spend.ledger, "drain_ledger", drain_after_saying_so)
 
     async def charge_two_calls():
         opened["pool"] = upstream_pool()
@@ -121,7 +126,8 @@ async def test_shutdown_settles_queued_charges_then_closes_what_the_process_open
 
         def slow_write(entries):
             writing.set()
-            time.sleep(0.2)  # the second call's entry queues while the first's batch is being written
+            # The first batch is still being written, and the second call's entry queued, when shutdown begins.
+            assert shutting_down.wait(20), "shutdown never began draining the ledger"
             write_batch(entries)
 
         ledger = opened["ledger"] = spend.ledger._ledgers[asyncio.get_running_loop()] = Ledger(writer=slow_write)
