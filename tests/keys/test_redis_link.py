@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from keys.redis_link import RedisLink, Script
+from tests.polling import wait_until_async
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ECHO = Script("return ARGV[1]")
@@ -158,10 +159,16 @@ async def test_a_caller_that_gives_up_while_the_connection_opens_leaves_no_stale
         giving_up = asyncio.create_task(link.run(ECHO, [], ["x"]))
         await asyncio.sleep(0)  # the connection is opening
         giving_up.cancel()
-        while commands != [["SELECT", "1"]]:  # it opens all the same
-            await asyncio.sleep(0.01)
+
+        async def opened():
+            return commands == [["SELECT", "1"]] and link._protocol is not None
+
+        async def seen_lost():
+            return link._protocol.lost
+
+        await wait_until_async(opened, "the connection to open all the same")
         connections[0].close()  # then Redis goes away
-        await asyncio.sleep(0.05)
+        await wait_until_async(seen_lost, "the link to see its connection closed")
 
         assert await link.run(ECHO, [], ["x"]) == b"ok"  # on a new connection, not the lost one
         await link.close()
