@@ -68,7 +68,8 @@ def _ranked(spend: CurrentSpend, field: str, limit: int | None) -> list[dict]:
 def global_spend(start: date, end: date) -> Report:
     """LiteLLM's /global/spend: the total, and the proxy-wide max_budget (Tollgate has none: 0, LiteLLM's value
     when litellm_settings sets none)."""
-    rows, as_of = _read(start, end, lambda spend: spend.totals([], integers=["requests"]))
+    # Grouped by day and summed here: an empty group_by would make the rollups' .values() name every column.
+    rows, as_of = _read(start, end, lambda spend: spend.totals(["day"], integers=["requests"]))
     total = sum((row["cost"] for row in rows), ZERO)
     return Report({"spend": total, "max_budget": 0}, ["spend", "max_budget"], [[total, 0]], as_of)
 
