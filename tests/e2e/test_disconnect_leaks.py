@@ -13,7 +13,6 @@ iterated it. Live, no await separates the two, so tests/gateway/test_proxy_reque
 
 import asyncio
 import os
-import time
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -81,11 +80,13 @@ def open_files(server: GatewayServer) -> int:
 
 def quiet_open_files(server: GatewayServer) -> int:
     """The server's open files once the connections its clients closed are gone: the same count twice running."""
-    counts = [open_files(server)]
-    while len(counts) < 2 or counts[-1] != counts[-2]:
-        assert len(counts) < 50, f"the server's open files never settle: {counts}"
-        time.sleep(0.2)
+    counts = []
+
+    def settled() -> bool:
         counts.append(open_files(server))
+        return len(counts) > 1 and counts[-1] == counts[-2]  # two counts 0.2 s apart
+
+    wait_until(settled, lambda: f"the server's open files to settle: {counts}", timeout=10, interval=0.2)
     return counts[-1]
 
 
