@@ -1,6 +1,7 @@
 """End to end: the official anthropic SDK against /v1/messages on a live server, with an OpenAI-format and an
 Anthropic deployment behind it. Each call is priced and logged as the same call through /chat/completions is."""
 
+import functools
 from decimal import Decimal
 
 import anthropic
@@ -28,7 +29,10 @@ HELLO = [{"role": "user", "content": "Hello"}]
 TOOLS = [{"name": "weather", "description": "The weather now", "input_schema": {"type": "object"}}]
 
 
+@functools.cache
 def client(server, key: str | None = None) -> anthropic.Anthropic:
+    """One SDK client per server and key for the whole module: a client per call left its pooled connection to be
+    closed by the garbage collector, whose ResourceWarning then failed whichever test was running."""
     return anthropic.Anthropic(base_url=server.url, api_key=key or server.master_key, max_retries=0, timeout=20)
 
 
