@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -22,6 +21,7 @@ import pytest
 
 from tests import secrets_audit
 from tests.e2e.server import ROOT, GatewayServer
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -59,9 +59,11 @@ def _kill_server(server: GatewayServer) -> None:
         except ProcessLookupError:
             pass
     server.process.wait(10)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in victims[1:]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in victims[1:]),
+        "the killed workers to be gone",
+        timeout=10,
+    )
 
 
 @pytest.fixture
@@ -208,20 +210,13 @@ def _rolled_up_to(server: GatewayServer) -> int:
     return rows[0][0] if rows else 0
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _rollup_in_progress(server: GatewayServer) -> bool:
-    """A transaction of the worker's is rewriting daily rows (PostgreSQL's view of its own sessions)."""
+    """A transaction of the worker's is rewriting daily rows and has written some (PostgreSQL's view of its own
+    sessions: a transaction is given an id at its first write), so a kill now leaves them half-done."""
     return bool(
         server.query(
             "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND xact_start IS NOT NULL AND query ILIKE %s",
+            " AND xact_start IS NOT NULL AND backend_xid IS NOT NULL AND query ILIKE %s",
             "%spend_dailyspend%",
         )
     )
@@ -237,20 +232,19 @@ def test_a_worker_killed_mid_rollup_leaves_nothing_half_counted(server, worker):
     server.manage("generate_spend_data", "--logs", str(ROLLUP_LOGS), "--days", "90", "--no-rollup")
     first = start_worker()
     _enqueue_rollup(server, queue)
-    _wait(lambda: _rolled_up_to(server) > 0, 300, "the first rollup")
+    wait_until(lambda: _rolled_up_to(server) > 0, "the first rollup", timeout=300, interval=0.1)
     # Late logs across all 90 days: the next rollup recomputes every day, long enough to be killed in the middle.
     server.manage("generate_spend_data", "--logs", str(ROLLUP_LOGS), "--days", "90", "--no-rollup", "--seed", "2")
     last_log_id = server.query("SELECT max(id) FROM spend_spendlog")[0][0]
 
     _enqueue_rollup(server, queue)
-    _wait(lambda: _rollup_in_progress(server), 120, "the second rollup to start writing")
-    time.sleep(0.5)
+    wait_until(lambda: _rollup_in_progress(server), "the second rollup to start writing", timeout=120, interval=0.1)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
     interrupted_at = _rolled_up_to(server)
     start_worker()
     _enqueue_rollup(server, queue)  # the next scheduled run
-    _wait(lambda: _rolled_up_to(server) == last_log_id, 300, "the rollup after the crash")
+    wait_until(lambda: _rolled_up_to(server) == last_log_id, "the rollup after the crash", timeout=300, interval=0.1)
 
     assert interrupted_at < last_log_id, "the rollup finished before the worker was killed"
     per_day_logs = server.query(
