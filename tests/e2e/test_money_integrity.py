@@ -4,7 +4,6 @@ SIGKILL mid-stream, and Redis losing its counters."""
 
 import asyncio
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from tests.e2e.services import PrivateRedis
 from tests.e2e.test_crash_recovery import _kill_server
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.gateway.test_reservation_bound import most_billed
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -57,15 +57,6 @@ def logs_of(server: GatewayServer, key: dict) -> list[tuple]:
         key["token"],
     )
     return [(request_id, status, Decimal(str(cost)), *tokens) for request_id, status, cost, *tokens in rows]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def assert_reconciles(server: GatewayServer) -> None:
@@ -119,15 +110,20 @@ def test_a_server_killed_mid_stream_leaves_one_charged_row_per_request_sent_and_
 
     with ThreadPoolExecutor(max_workers=12) as clients:
         streams = [clients.submit(stream, n) for n in range(12)]
-        wait_for(lambda: upstream.open_requests >= 12, 20, "12 streams under way")
-        wait_for(lambda: len(journaled_words(server)) >= 12, 20, "every stream's words relayed on record")
+        wait_until(lambda: upstream.open_requests >= 12, "12 streams under way", timeout=20, interval=0.1)
+        wait_until(
+            lambda: len(journaled_words(server)) >= 12,
+            "every stream's words relayed on record",
+            timeout=20,
+            interval=0.1,
+        )
         _kill_server(server)
         for done in streams:
             done.result()
     sent = len(upstream.requests)
     server.start()  # the same database and spool directory, a fresh process
 
-    wait_for(lambda: len(logs_of(server, key)) >= sent, 20, "a log per request sent")
+    wait_until(lambda: len(logs_of(server, key)) >= sent, "a log per request sent", timeout=20, interval=0.1)
     logs = logs_of(server, key)
     assert sent == 12 and len(logs) == 12
     assert {status for _, status, *_ in logs} == {"interrupted"}
@@ -136,7 +132,7 @@ def test_a_server_killed_mid_stream_leaves_one_charged_row_per_request_sent_and_
     # The dead process's 12 parallel slots came back: a new call is admitted within seconds.
     sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key["key"], max_retries=0, timeout=30)
     upstream.behaviour = Behaviour()
-    admitted = wait_for(lambda: _admitted(sdk), 15, "a free parallel slot")
+    admitted = wait_until(lambda: _admitted(sdk), "a free parallel slot", timeout=15, interval=0.1)
     assert admitted
 
 
