@@ -34,9 +34,10 @@ KINDS = {
 }
 
 
-def _gone(kind: str, entity_id: str) -> str:
-    # A deleted key's hash says nothing to a person; its prefix still tells two apart.
-    return f"deleted key {entity_id[:8]}…" if kind == "key" else entity_id
+# What an id names once its key or team is deleted. A key is known by a hash, and a hash (or a prefix of one) is
+# not a name; the spend log keeps no alias of its own to fall back on. A user's or customer's id is one the caller
+# chose, a name in itself.
+GONE = {"key": "(deleted key)", "team": "(deleted team)"}
 
 
 def names(kind: str, ids: Iterable[str]) -> dict[str, Named]:
@@ -50,7 +51,7 @@ def names(kind: str, ids: Iterable[str]) -> dict[str, Named]:
     for row in model.objects.filter(**{f"{id_field}__in": wanted}).values("pk", id_field, *label_fields):
         label = next((row[field] for field in label_fields if row[field]), row[id_field])
         found[row[id_field]] = Named(label, reverse(change, args=[row["pk"]]))
-    return {entity_id: found.get(entity_id) or Named(_gone(kind, entity_id), "") for entity_id in wanted}
+    return {entity_id: found.get(entity_id) or Named(GONE.get(kind, entity_id), "") for entity_id in wanted}
 
 
 def attach_entity_names(rows: list) -> None:

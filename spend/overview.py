@@ -2,7 +2,8 @@
 month so far (its burn-down against its budget and a month-end forecast).
 
 The ledger names its payers by id (a key by the hash of its first secret, a team and a user by their ids): people
-know them by alias, hint and email, so every id is turned into a name here, in one query per kind of id.
+know them by alias, hint and email, so every id is turned into a name (keys.names, as the admin names them), in
+one query per kind of id.
 """
 
 import calendar
@@ -14,7 +15,8 @@ from decimal import Decimal
 from django.db.models import TextField
 from django.db.models.functions import Cast, TruncDate
 
-from keys.models import Customer, InternalUser, Team, VirtualKey
+from keys.models import Team
+from keys.names import names
 from pricing.money import ZERO, grouped_totals
 from spend.models import SpendLog
 from spend.periods import day_bounds, local_zone
@@ -28,36 +30,20 @@ DIMENSIONS = {
     "model": "model_group",
 }  # fmt: skip
 TAG = "tag"
+_KIND_OF = {column: kind for kind, column in DIMENSIONS.items()}  # the ledger's column -> keys.names's kind
 UNTAGGED = "(untagged)"
 NONE = {"key_hash": "(no key)", "user_id": "(no user)", "end_user": "(no customer)", "team_id": "(no team)",
         "model_group": "(no model)"}  # fmt: skip
 
 
 def entity_names(column: str, values) -> dict[str, str]:
-    """The name people know each value of ``column`` by: a key's alias (its hint without one), a team's alias, a
-    user's email (their id without one), a customer's alias (the id the calls gave, without one). A key or team
-    deleted since is named as such, never by its hash."""
+    """The name people know each value of ``column`` by (keys.names: a key's alias or hint, a team's alias, a user's
+    email, a customer's alias; a key or team deleted since is named as such, never by its hash); an empty value is
+    the ledger's "no key", "no team"... and a tag or model group is its own name."""
     values = set(values)
-    if column == "key_hash":
-        rows = VirtualKey.objects.filter(token_hash__in=values).values_list("token_hash", "key_alias", "key_hint")
-        known = {token: alias or hint for token, alias, hint in rows}
-        missing = "(deleted key)"
-    elif column == "team_id":
-        known = dict(Team.objects.filter(team_id__in=values).values_list("team_id", "team_alias"))
-        known = {team_id: alias or team_id for team_id, alias in known.items()}
-        missing = "(deleted team)"
-    elif column == "user_id":
-        rows = InternalUser.objects.filter(user_id__in=values).values_list("user_id", "user_email")
-        known = {user_id: email or user_id for user_id, email in rows}
-        missing = None  # a user id the caller chose is a name too
-    elif column == "end_user":
-        rows = Customer.objects.filter(end_user_id__in=values).values_list("end_user_id", "alias")
-        known = {end_user: alias or end_user for end_user, alias in rows}
-        missing = None
-    else:
-        known, missing = {}, None
+    found = names(_KIND_OF.get(column, column), values)
     empty = NONE.get(column, UNTAGGED)
-    return {value: known.get(value) or (empty if not value else missing or value) for value in values}
+    return {value: found[value].label if value else empty for value in values}
 
 
 class TaggedSpend:

@@ -39,7 +39,7 @@ def test_rows_name_and_link_their_key_team_and_user(admin_client, charged, chang
     assert f'<a href="{reverse("admin:keys_virtualkey_change", args=[hinted.pk])}">{hinted.key_hint}</a>' in page
     assert f'<a href="{reverse("admin:keys_team_change", args=[team.pk])}">research</a>' in page
     assert f'<a href="{reverse("admin:keys_internaluser_change", args=[user.pk])}">ada@example.com</a>' in page
-    assert "deleted key ffffffff…" in page
+    assert "(deleted key)" in page
     assert f">{key.token_hash[:12]}" not in page  # shown nowhere by its hash (links carry it)
 
 
