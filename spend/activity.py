@@ -2,9 +2,8 @@
 its last 20 calls, the calls and tokens of the last minute (what its rpm and tpm limits count, as far as the logs
 know: calls still in flight are not logged yet), and links to all its logs.
 
-Days come from the daily rollups plus the logs not yet rolled up, so a call shows the moment its log commits; the
-rollup watermark is read before and after, and the read made again if a rollup committed in between (it moved
-logs from the tail into the rollups, so they could have counted twice). Only the entity's own rows are read.
+Days come from the daily rollups plus the logs not yet rolled up (spend.selectors.read_current_spend), so a call
+shows the moment its log commits. Only the entity's own rows are read.
 """
 
 from datetime import timedelta
@@ -12,41 +11,27 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.db.models import Count, F, Sum
-from django.db.models.functions import TruncDate
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from pricing.money import grouped_totals
 from spend.admin_names import COLUMNS
 from spend.chart import stacked_chart
-from spend.models import DailySpend, RollupState, SpendLog
-from spend.periods import day_bounds, local_day, local_zone
+from spend.models import SpendLog
+from spend.periods import day_bounds, local_day
+from spend.selectors import read_current_spend
 
 DAYS = 30
 RECENT = 20
-_ATTEMPTS = 5
-
-
-def _watermark() -> int:
-    return RollupState.objects.filter(pk=1).values_list("last_log_id", flat=True).first() or 0
 
 
 def current_rows(column: str, value: str, start, end) -> list[dict]:
     """Cost and calls per (day, model group) of every committed call whose ``column`` is ``value``, between two
-    local days: the rollups' rows and the tail's, not yet added up."""
-    since, until = day_bounds(start)[0], day_bounds(end)[1]
-    totals = {"money": ["cost"], "integers": ["requests"], "row_count": None}
-    for _ in range(_ATTEMPTS):
-        watermark = _watermark()
-        rollups = DailySpend.objects.filter(day__gte=start, day__lte=end, **{column: value})
-        tail = SpendLog.objects.filter(id__gt=watermark, start_time__gte=since, start_time__lt=until, **{column: value})
-        tail = tail.annotate(day=TruncDate("start_time", tzinfo=local_zone()))
-        rows = grouped_totals(rollups, ["day", "model_group"], **totals)
-        rows += grouped_totals(tail, ["day", "model_group"], money=["cost"], row_count="requests")
-        if _watermark() == watermark:
-            break
+    local days (spend.selectors.read_current_spend: the rollups plus the tail, read again if a rollup moved it)."""
+    rows, _ = read_current_spend(
+        start, end, lambda spend: spend.totals(["day", "model_group"], integers=["requests"]), {column: value}
+    )
     return rows
 
 
