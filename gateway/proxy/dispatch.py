@@ -194,14 +194,18 @@ def _translated(deployment: RoutedDeployment, translate, *args):
         ) from exc
 
 
+def _local_answer(deployment: RoutedDeployment, call_type: str, body: dict, stream: bool):
+    """A local (mock) provider's answer, made here instead of by an upstream: a response, or a stream's chunks."""
+    return _translated(deployment, deployment.provider.local_response, deployment.target, call_type, body, stream)
+
+
 async def complete_once(deployment: RoutedDeployment, timeout: httpx.Timeout, call_type: str, payload: dict):
     """One non-streaming attempt: the OpenAI-shaped response and how long the upstream took."""
     provider, target = deployment.provider, deployment.target
     body = upstream_payload(deployment, payload)
     started = time.perf_counter()
     if provider.local:
-        answer = _translated(deployment, provider.local_response, target, call_type, body, False)
-        return answer, time.perf_counter() - started
+        return _local_answer(deployment, call_type, body, False), time.perf_counter() - started
     request = await _built(deployment, call_type, body, False, timeout)
     response = await send_upstream(request, timeout)
     parsed = provider.parse_response(target, call_type, body, response.status_code, response.content, response.headers)
@@ -237,7 +241,7 @@ async def open_stream(deployment: RoutedDeployment, timeout: httpx.Timeout, call
     body = upstream_payload(deployment, payload)
     started = time.perf_counter()
     if provider.local:
-        chunks = _translated(deployment, provider.local_response, target, call_type, body, True)
+        chunks = _local_answer(deployment, call_type, body, True)
         return OpenedStream(None, LocalStream(chunks), chunks, started)
     parser = provider.stream_parser(target, call_type, body)
     request = await _built(deployment, call_type, body, True, timeout)
