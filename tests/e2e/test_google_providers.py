@@ -3,7 +3,6 @@ official openai SDK, Google's wire format spoken by the fake upstream (Vertex's 
 priced exactly from the cost map's entry and logged with that cost."""
 
 import json
-import time
 from decimal import Decimal
 
 import openai
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pricing.active import SHIPPED_COST_MAP
 from tests.e2e.server import GatewayServer
 from tests.fakes.upstream import FakeUpstream
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -89,13 +89,12 @@ def expected_cost(entry: dict) -> Decimal:
 
 
 def logged_cost(server, call_id: str) -> Decimal:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        rows = server.query("SELECT cost FROM spend_spendlog WHERE request_id = %s", call_id)
-        if rows:
-            return Decimal(str(rows[0][0]))  # PostgreSQL gives Decimals, SQLite the stored text
-        time.sleep(0.05)
-    raise AssertionError(f"no spend log for {call_id} after 10 s")
+    rows = wait_until(
+        lambda: server.query("SELECT cost FROM spend_spendlog WHERE request_id = %s", call_id),
+        f"a spend log for {call_id}",
+        timeout=10,
+    )
+    return Decimal(str(rows[0][0]))  # PostgreSQL gives Decimals, SQLite the stored text
 
 
 @pytest.mark.parametrize(
