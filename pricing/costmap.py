@@ -37,7 +37,9 @@ class CostMapDiff:
             "added": list(self.added),
             "removed": list(self.removed),
             "changed": {
-                model: {name: {"old": _jsonable(old), "new": _jsonable(new)} for name, (old, new) in fields.items()}
+                model: {
+                    name: {"old": exact_strings(old), "new": exact_strings(new)} for name, (old, new) in fields.items()
+                }
                 for model, fields in self.changed.items()
             },
         }
@@ -157,11 +159,12 @@ def _price_fields(value: Any, path: str = "", in_price: bool = False):
         yield path, value
 
 
-def _jsonable(value: Any) -> Any:
+def exact_strings(value: Any) -> Any:
+    """``value`` with every Decimal written as its exact digits, for JSON (a diff, a JSON column)."""
     if isinstance(value, Decimal):
         return format_money(value)
     if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
+        return {key: exact_strings(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_jsonable(item) for item in value]
+        return [exact_strings(item) for item in value]
     return value

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from pricing import active, store
 from pricing.calculator import format_money
-from pricing.costmap import CostMapError, diff_cost_maps, load_cost_map, sha256_of, validate_cost_map
+from pricing.costmap import CostMapError, diff_cost_maps, exact_strings, load_cost_map, sha256_of, validate_cost_map
 from pricing.models import CostMapEntry, CostMapVersion
 
 logger = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ class RefreshOutcome:
 
     def as_dict(self) -> dict:
         return {"result": self.result, "version_id": self.version_id, "message": self.message}
-
-
-def exact_strings(value: Any) -> Any:
-    """``value`` with every Decimal written as its exact digits, for JSON columns."""
-    if isinstance(value, Decimal):
-        return format_money(value)
-    if isinstance(value, dict):
-        return {key: exact_strings(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [exact_strings(item) for item in value]
-    return value
 
 
 def entry_rows(version, entries: dict, entry_model=CostMapEntry) -> list:
