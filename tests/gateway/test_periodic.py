@@ -13,6 +13,7 @@ from gateway.asgi import application
 from gateway.periodic import start_periodic_tasks
 from spend.ledger import write_batch
 from spend.models import RollupState, SpendLog
+from tests.polling import wait_until_async
 from tests.spend.conftest import make_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the tasks run on threads of their own
@@ -112,13 +113,10 @@ async def test_the_real_schedule_rolls_spend_up_in_process(settings):
     tasks = start_periodic_tasks()
     try:
 
-        async def rolled_up() -> int:
+        async def rolled_up() -> bool:
             state = await RollupState.objects.filter(pk=1).afirst()
-            return state.last_log_id if state else 0
+            return state is not None and state.last_log_id >= last_log_id
 
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while await rolled_up() < last_log_id:
-            assert time.monotonic() < deadline, "the rollup did not run in process"
-            await asyncio.sleep(0.01)
+        await wait_until_async(rolled_up, "the rollup to run in process", timeout=DEADLINE_SECONDS)
     finally:
         await tasks.stop()
