@@ -54,6 +54,12 @@ def names(kind: str, ids: Iterable[str]) -> dict[str, Named]:
     return {entity_id: found.get(entity_id) or Named(GONE.get(kind, entity_id), "") for entity_id in wanted}
 
 
+def known_labels(kind: str, ids: Iterable[str]) -> dict[str, str]:
+    """The label of each id that still names a key, team, user or customer; an id named by nothing any more is left
+    out, for an API that answers with the id itself instead (LiteLLM's team_name falls back to the team id)."""
+    return {entity_id: named.label for entity_id, named in names(kind, ids).items() if named.url}
+
+
 def attach_entity_names(rows: list) -> None:
     """Each row naming one entity by ``kind`` and ``entity_id`` (a budget reset) gets ``named``: a query per kind."""
     found = {kind: names(kind, (row.entity_id for row in rows if row.kind == kind)) for kind in {r.kind for r in rows}}

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeVar
 
-from django.apps import apps
 from django.db import connections
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from keys.auth import hash_key
+from keys.names import known_labels
 from keys.selectors import key_identity
 from pricing.money import ZERO, grouped_totals
 from spend.models import DailySpend, RollupState, SpendLog
@@ -195,14 +195,6 @@ def _add_tail(rows: list[dict], tail: list[dict], group_by: list[str], integers:
     return list(groups.values())
 
 
-def team_names(team_ids) -> dict[str, str]:
-    team_model = apps.get_model("keys", "Team")
-    return {
-        team_id: alias or team_id
-        for team_id, alias in team_model.objects.filter(team_id__in=set(team_ids)).values_list("team_id", "team_alias")
-    }
-
-
 def current_totals(start: date, end: date, group_by: list[str]) -> tuple[list[dict], datetime]:
     """Every committed call's totals per group between two days, and the moment they are as of."""
     rows, spend = read_current_spend(start, end, lambda spend: spend.totals(group_by))
@@ -221,7 +213,7 @@ def spend_report(start: date, end: date, group_by: str) -> tuple[list[dict], dat
 def _report(rows: list[dict], group_by: str, column: str, detail: str) -> list[dict]:
     if group_by == "api_key":
         return _report_by_key(rows)
-    names = team_names(row["team_id"] for row in rows) if group_by == "team" else {}
+    names = known_labels("team", (row["team_id"] for row in rows)) if group_by == "team" else {}
     days: dict[date, dict[str, dict]] = defaultdict(dict)
     for row in sorted(rows, key=lambda row: (row["day"], row[column], row[detail])):
         group = days[row["day"]].get(row[column])
