@@ -126,8 +126,25 @@ class DeploymentAdmin(MoneyAdmin):
     def _per_million(self, deployment, field):
         return per_million_html(effective_price(deployment).entry.get(field))
 
+    def _sees_key_hints(self, request) -> bool:
+        # A hint is part of a credential: only someone who may replace the key sees which one is set (issue 23).
+        return request.user.has_perm("gateway.change_deployment")
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if self._sees_key_hints(request) else tuple(f for f in shown if f != "api_key_hint")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if self._sees_key_hints(request) else tuple(f for f in fields if f != "api_key_hint")
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
+        if not self._sees_key_hints(request):
+            fieldsets = tuple(
+                (name, {**opts, "fields": tuple(f for f in opts["fields"] if f != "api_key_hint")})
+                for name, opts in fieldsets
+            )
         return fieldsets if obj is not None else fieldsets[1:]  # a new deployment charges nothing yet
 
     @admin.display(description="price")

@@ -58,7 +58,8 @@ class DeploymentForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in ("model_name", "model_id"):
-            self.fields[name].validators.append(validate_header_text)
+            if name in self.fields:  # a view-only login's form has no fields
+                self.fields[name].validators.append(validate_header_text)
         # The stored address may carry credentials: shown as /model/info shows it, and kept when sent back as shown.
         self.initial["api_base"] = shown_api_base(self.instance.api_base)
 

@@ -195,3 +195,17 @@ def test_the_spend_overview_and_its_export_need_the_spend_log_view_permission(cl
 
     assert client.get(url).status_code == status
     assert client.get(url, {"format": "csv"}).status_code == status
+
+
+@pytest.mark.parametrize(("role", "shown"), [(FINANCE, False), (ADMINS, True)], ids=str)
+def test_a_provider_key_hint_is_shown_only_to_who_may_change_deployments(client, rows, role, shown):
+    login_as(client, role)
+    pages = [
+        client.get(reverse("admin:gateway_deployment_changelist")),
+        client.get(reverse("admin:gateway_deployment_change", args=[rows["deployment"].pk])),
+    ]
+
+    for page in pages:
+        assert page.status_code == 200
+        assert ("sk-...test" in page.content.decode()) is shown
+        assert "sk-role-test" not in page.content.decode()
