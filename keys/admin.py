@@ -21,7 +21,7 @@ from keys import services
 from keys.forms import BudgetRulesForm
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
 from keys.names import attach_entity_names, names
-from keys.selectors import key_with_spend, team_with_spend, user_with_spend
+from keys.selectors import key_with_spend, team_with_spend, teams_administered_by, user_with_spend
 from pricing.admin_base import EMPTY, MoneyAdmin, ReadOnlyAdmin, ShowsMoney, money_html
 from pricing.calculator import format_money
 from pricing.money import usd
@@ -223,6 +223,17 @@ class OverBudgetFilter(admin.SimpleListFilter):
         return queryset
 
 
+def administered_teams(request):
+    """The teams a login may see here: None for every team (superuser, Admins, any login outside "Team admins"),
+    else only those linked to it (issue 23). The names are gateway.roles', which keys may not import."""
+    user = request.user
+    if user.is_superuser or not user.groups.filter(name="Team admins").exists():
+        return None
+    if user.groups.filter(name="Admins").exists():
+        return None
+    return teams_administered_by(user)
+
+
 @admin.register(VirtualKey)
 class VirtualKeyAdmin(_AnswersAdmin):
     kind, id_field = "key", "token_hash"
@@ -232,6 +243,18 @@ class VirtualKeyAdmin(_AnswersAdmin):
     list_select_related = ["team", "user"]
     list_filter = [ExpiryFilter, "blocked", OverBudgetFilter, "team", "user"]
     search_fields = ["key_alias", "key_hint", "=token_hash", "user__user_id", "user__user_email", "team__team_alias"]
+
+    def get_queryset(self, request):
+        teams = administered_teams(request)
+        queryset = super().get_queryset(request)
+        return queryset if teams is None else queryset.filter(team__in=teams)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        teams = administered_teams(request)
+        if db_field.name == "team" and teams is not None:
+            kwargs["queryset"] = teams
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     readonly_fields = [
         "key_hint",
         "token_hash",
@@ -383,6 +406,7 @@ class TeamAdmin(_BudgetHolderAdmin):
             super()
             .get_queryset(request)
             .annotate(member_total=Count("members", distinct=True), key_total=Count("keys", distinct=True))
+            .filter(**({} if (teams := administered_teams(request)) is None else {"pk__in": teams}))
         )
 
     @admin.display(description="team", ordering="team_alias")
@@ -415,7 +439,9 @@ class InternalUserAdmin(_BudgetHolderAdmin):
     inlines = [KeyInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(key_total=Count("keys")).prefetch_related("teams")
+        users = super().get_queryset(request).annotate(key_total=Count("keys")).prefetch_related("teams")
+        teams = administered_teams(request)
+        return users if teams is None else users.filter(pk__in=InternalUser.objects.filter(teams__in=teams))
 
     @admin.display(description="teams")
     def team_list(self, user):
