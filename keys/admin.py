@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 
 from keys import services
 from keys.forms import BudgetRulesForm
-from keys.models import InternalUser, KeyChange, Team, VirtualKey
+from keys.models import InternalUser, KeyChange, Team, TeamAdministrator, VirtualKey
 from keys.names import attach_entity_names, names
 from keys.selectors import key_with_spend, team_with_spend, teams_administered_by, user_with_spend
 from pricing.admin_base import EMPTY, MoneyAdmin, ReadOnlyAdmin, ShowsMoney, money_html
@@ -384,6 +384,15 @@ class MembershipInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **{"label": "user", **kwargs})
 
 
+class TeamAdministratorInline(admin.TabularInline):
+    """The logins that administer the team (issue 23), for the Admins: a team admin does not see it (get_inlines),
+    so it cannot add itself to another team."""
+
+    model = TeamAdministrator
+    extra = 0
+    verbose_name, verbose_name_plural = "team administrator (login)", "team administrators (logins)"
+
+
 @admin.register(Team)
 class TeamAdmin(_BudgetHolderAdmin):
     kind, id_field = "team", "team_id"
@@ -399,7 +408,12 @@ class TeamAdmin(_BudgetHolderAdmin):
         ("Rate limits", {"fields": ["rpm_limit", "tpm_limit", "max_parallel_requests"]}),
         ("More", {"fields": ["metadata", "created_at"], "classes": ["collapse"]}),
     ]
-    inlines = [MembershipInline, KeyInline]
+    inlines = [MembershipInline, TeamAdministratorInline, KeyInline]
+
+    def get_inlines(self, request, obj):
+        # Who administers a team is the Admins' to see and set, not a team admin's (issue 23).
+        scoped = administered_teams(request) is not None
+        return [inline for inline in self.inlines if not (scoped and inline is TeamAdministratorInline)]
 
     def get_queryset(self, request):
         return (

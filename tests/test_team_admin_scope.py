@@ -55,3 +55,14 @@ def test_admins_see_every_team(client, two_teams):
     login_as(client, ADMINS)
 
     assert len(client.get(reverse("admin:keys_team_changelist")).context["cl"].result_list) == 2
+
+
+@pytest.mark.parametrize(("role", "shown"), [(ADMINS, True), (TEAM_ADMINS, False)], ids=str)
+def test_only_admins_see_who_administers_a_team(client, two_teams, role, shown):
+    person = login_as(client, role)
+    team = two_teams["ours"][0]
+    TeamAdministrator.objects.create(user=person, team=team)
+
+    page = client.get(reverse("admin:keys_team_change", args=[team.pk])).content.decode()
+
+    assert ("team administrators (logins)" in page.lower()) is shown
