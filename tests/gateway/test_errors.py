@@ -33,6 +33,7 @@ DOMAIN_ERRORS = [
     (key_errors.KeyRefusal("Refused."), 400, "invalid_request_error", "invalid_request"),
     (key_errors.AuthenticationFailed("No such key."), 401, "auth_error", "invalid_api_key"),
     (key_errors.AccessDenied("Not this model."), 403, "auth_error", "key_model_access_denied"),
+    (key_errors.CustomerBlocked("Customer blocked."), 403, "auth_error", "customer_blocked"),
     (key_errors.BudgetExceeded("Spent."), 400, "budget_exceeded", "budget_exceeded"),
     (
         key_errors.RateLimited("Slow down.", headers={"retry-after": "3"}),
