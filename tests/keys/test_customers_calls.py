@@ -63,9 +63,7 @@ async def test_embeddings_and_completions_log_their_user_too(mock_deployment):
         ({"litellm_metadata": {"user": {"id": 1}}}, "litellm_metadata.user"),
     ],
 )
-async def test_an_end_user_that_is_not_a_short_string_is_refused_before_anything_is_sent(
-    mock_deployment, extra, param
-):
+async def test_an_end_user_that_is_not_a_short_string_is_refused_before_anything_is_sent(mock_deployment, extra, param):
     response = await post("/v1/chat/completions", {**CHAT, **extra})
 
     assert response.status_code == 400
