@@ -1,8 +1,8 @@
-"""LiteLLM's key, team and user management paths (the gateway includes them at its root)."""
+"""LiteLLM's key, team, user, customer and budget management paths (the gateway includes them at its root)."""
 
 from django.urls import path
 
-from keys.api import views
+from keys.api import customer_views, views
 
 urlpatterns = [
     path("key/generate", views.KeyGenerateView.as_view(), name="key-generate"),
@@ -23,4 +23,16 @@ urlpatterns = [
     path("user/update", views.UserUpdateView.as_view(), name="user-update"),
     path("user/delete", views.UserDeleteView.as_view(), name="user-delete"),
     path("user/list", views.UserListView.as_view(), name="user-list"),
+    path("customer/new", customer_views.CustomerNewView.as_view(), name="customer-new"),
+    path("customer/info", customer_views.CustomerInfoView.as_view(), name="customer-info"),
+    path("customer/update", customer_views.CustomerUpdateView.as_view(), name="customer-update"),
+    path("customer/delete", customer_views.CustomerDeleteView.as_view(), name="customer-delete"),
+    path("customer/list", customer_views.CustomerListView.as_view(), name="customer-list"),
+    path("customer/block", customer_views.CustomerBlockView.as_view(), name="customer-block"),
+    path("customer/unblock", customer_views.CustomerUnblockView.as_view(), name="customer-unblock"),
+    path("budget/new", customer_views.BudgetNewView.as_view(), name="budget-new"),
+    path("budget/info", customer_views.BudgetInfoView.as_view(), name="budget-info"),
+    path("budget/update", customer_views.BudgetUpdateView.as_view(), name="budget-update"),
+    path("budget/delete", customer_views.BudgetDeleteView.as_view(), name="budget-delete"),
+    path("budget/list", customer_views.BudgetListView.as_view(), name="budget-list"),
 ]
