@@ -170,6 +170,8 @@ def test_editing_a_team_budget_is_recorded_with_who_and_what(admin_client, popul
             "budget_duration": "1mo",
             "InternalUser_teams-TOTAL_FORMS": "0",
             "InternalUser_teams-INITIAL_FORMS": "0",
+            "administrators-TOTAL_FORMS": "0",  # the team's administrators inline (Admins see it)
+            "administrators-INITIAL_FORMS": "0",
             "keys-TOTAL_FORMS": "0",
             "keys-INITIAL_FORMS": "0",
         },
@@ -293,6 +295,7 @@ def test_a_negative_team_or_user_budget_is_a_field_error(admin_client, populated
     holder = team if "team" in url else user
     form = {"models_1": "", "metadata": "{}", "model_aliases": "", "max_budget": "-3", "budget_duration": "1mo",
             "InternalUser_teams-TOTAL_FORMS": "0", "InternalUser_teams-INITIAL_FORMS": "0",
+            "administrators-TOTAL_FORMS": "0", "administrators-INITIAL_FORMS": "0",
             "keys-TOTAL_FORMS": "0", "keys-INITIAL_FORMS": "0"}  # fmt: skip
 
     response = admin_client.post(reverse(url, args=[holder.pk]), form)
