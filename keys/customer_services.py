@@ -162,7 +162,7 @@ def create_customer(data: dict, *, actor: str) -> Customer:
 
 @transaction.atomic
 def update_customer(customer: Customer, data: dict, *, actor: str) -> Customer:
-    customer = Customer.objects.select_for_update().select_related("budget").get(pk=customer.pk)
+    customer = Customer.objects.select_for_update(of=("self",)).select_related("budget").get(pk=customer.pk)
     return _save_customer(customer, data, actor=actor, action="updated")
 
 
