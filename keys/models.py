@@ -123,6 +123,14 @@ class VirtualKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text="Tags every call with this key carries (and pays).")
+    model_max_budget = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Model group → {"budget_limit": USD, "time_period": "1d"} (or USD alone): a budget per model.',
+    )
+    model_rpm_limit = models.JSONField(default=dict, blank=True, help_text="Model group → requests per minute.")
+    model_tpm_limit = models.JSONField(default=dict, blank=True, help_text="Model group → tokens per minute.")
     models = models.JSONField(default=list, blank=True, help_text="Model groups the key may call; empty: all.")
 
     class Meta:
@@ -187,12 +195,57 @@ class Customer(models.Model):
     max_parallel_requests = property(lambda self: self.budget.max_parallel_requests if self.budget else None)
 
 
+class Tag(models.Model):
+    """A tag calls carry (`metadata.tags`, `tags`, or their key's tags) as a budget holder (LiteLLM's tag table):
+    every call carrying it is charged to it, whatever key makes it. Made on first sight, as a customer is, or by
+    /tag/new; its spend counts from then. A call carrying a tag whose budget is spent is refused."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
+    soft_budget = MoneyField(null=True, blank=True, help_text="USD; crossing it sends an alert.")
+    budget_duration = models.CharField(max_length=20, blank=True, help_text='"30d", "1mo"…; empty: never resets.')
+    budget_reset_at, spend, spend_epoch = spend_fields()
+    tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class KeyModelSpend(models.Model):
+    """A key's spend on one model group, for its per-model budget (`VirtualKey.model_max_budget` holds the limit and
+    period): a budget holder of its own, charged every call of the key to that group. Made when the key first calls
+    the group with a budget set for it; its spend counts from then."""
+
+    holder_id = models.CharField(max_length=200, unique=True, help_text="<token_hash>:<model group>")
+    key = models.ForeignKey(VirtualKey, to_field="token_hash", on_delete=models.CASCADE, related_name="model_spends")
+    model = models.CharField(max_length=135, help_text="The model group.")
+    budget_reset_at, spend, spend_epoch = spend_fields()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key", "model"]
+        verbose_name = "key model spend"
+
+    def __str__(self) -> str:
+        return f"{self.key} on {self.model}"
+
+
 # Each kind of entity that has a budget: its model and the field that names it (in the ledger, the counters, the log).
 BUDGET_HOLDERS = {
     "key": (VirtualKey, "token_hash"),
     "user": (InternalUser, "user_id"),
     "team": (Team, "team_id"),
     "customer": (Customer, "end_user_id"),
+    "tag": (Tag, "name"),
+    "keymodel": (KeyModelSpend, "holder_id"),
 }
 
 
@@ -208,6 +261,8 @@ class KeyChange(models.Model):
         TEAM = "team"
         CUSTOMER = "customer"
         BUDGET = "budget"
+        TAG = "tag"
+        KEY_MODEL = "keymodel"
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     entity_id = models.CharField(
