@@ -14,6 +14,8 @@ class EntityKind(models.TextChoices):
     USER = "user"
     TEAM = "team"
     CUSTOMER = "customer"
+    TAG = "tag"  # each tag a call carries (its own and its key's)
+    KEY_MODEL = "keymodel"  # the key's spend on the call's model group, for a per-model budget
 
 
 def token_counts(field_class: type[models.Field]) -> tuple[models.Field, ...]:
