@@ -34,10 +34,8 @@ _SHARED_CLEAN_SECONDS = 0.25
 _MAX_TRACKED_ADDRESSES = 100_000
 
 
-class AuthThrottled(RateLimited):
+class AuthThrottled(RateLimited, code="too_many_failed_auth"):
     """Too many failed authentications from one address: a 429 with `retry-after` (a RateLimited to the proxy)."""
-
-    code = "too_many_failed_auth"
 
     def __init__(self, retry_after: int):
         super().__init__(

@@ -26,12 +26,31 @@ def error_type_for(status: int) -> str:
 class TollgateError(Exception):
     """A refusal that the caller is told about: status, type, code and param of the OpenAI error shape, and headers
     (retry-after) for the response. `error_type` None means the status's type; a class names its own only where
-    LiteLLM does (budget_exceeded)."""
+    LiteLLM does (budget_exceeded).
+
+    A subclass declares what differs from its parent in its header, `class RateLimited(KeyRefusal, status=429,
+    code="rate_limit_exceeded")`, so the vocabulary reads as a table; an instance may override code, param and
+    status again."""
 
     status: int = 400
     error_type: str | None = None
     code: str | None = None
     param: str | None = None
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        **kwargs,
+    ):
+        super().__init_subclass__(**kwargs)
+        declared = {"status": status, "error_type": error_type, "code": code, "param": param}
+        for name, value in declared.items():
+            if value is not None:
+                setattr(cls, name, value)
 
     def __init__(
         self,
@@ -57,11 +76,8 @@ class TollgateError(Exception):
         return self.error_type or error_type_for(self.status)
 
 
-class UnpricedModelBlocked(TollgateError):
+class UnpricedModelBlocked(TollgateError, code="unpriced_model", param="model"):
     """BLOCK_UNPRICED_MODELS is on and no price could be found for the deployment a call would use."""
-
-    code = "unpriced_model"
-    param = "model"
 
     def __init__(self, model_group: str):
         super().__init__(

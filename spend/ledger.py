@@ -95,11 +95,8 @@ class SpendEntry:
     request_tags: list = field(default_factory=list)
 
 
-class LedgerUnavailable(TollgateError):
+class LedgerUnavailable(TollgateError, status=503, code="ledger_unavailable"):
     """The ledger could not commit; the call cannot be charged (503: try again once the database is back)."""
-
-    status = 503
-    code = "ledger_unavailable"
 
 
 _TRANSIENT = (OperationalError, InterfaceError)

@@ -16,24 +16,19 @@ class ProxyError(TollgateError):
 
 
 class BadRequest(ProxyError):
-    pass
+    """The body or the route is not one the proxy can serve (a missing model, a malformed field)."""
 
 
-class Forbidden(ProxyError):
+class Forbidden(ProxyError, status=403, code="forbidden"):
     """The key is valid but may not use this endpoint (the master key's endpoints)."""
 
-    status = 403
-    code = "forbidden"
+
+class PayloadTooLarge(ProxyError, status=413, code="request_too_large"):
+    """The body is over the size the proxy reads (gateway.body_limit)."""
 
 
-class PayloadTooLarge(ProxyError):
-    status = 413
-    code = "request_too_large"
-
-
-class NotFound(ProxyError):
-    status = 404
-    code = "not_found"
+class NotFound(ProxyError, status=404, code="not_found"):
+    """No endpoint or no object by that name."""
 
 
 class UpstreamFailed(ProxyError):
@@ -50,11 +45,8 @@ class UpstreamRejected(ProxyError):
         super().__init__(message, code=f"upstream_{status}", headers=headers, status=status)
 
 
-class InternalError(TollgateError):
+class InternalError(TollgateError, status=500, code="internal_error"):
     """What an unexpected exception becomes: the caller learns only that it was not their fault."""
-
-    status = 500
-    code = "internal_error"
 
     def __init__(self):
         super().__init__("Internal server error")
