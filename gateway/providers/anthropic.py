@@ -15,25 +15,8 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.base import (
-    CallType,
-    Envelope,
-    Provider,
-    ProviderError,
-    SSEStream,
-    Target,
-    UpstreamRequest,
-    bad_request,
-    decode_json,
-    is_retryable,
-    json_headers,
-    make_usage,
-    max_output_tokens,
-    message_text,
-    stop_sequences,
-    tool_arguments,
-    with_extra_headers,
-)
+from gateway.providers import base
+from gateway.providers.base import CallType, Envelope, Provider, ProviderError, SSEStream, Target, UpstreamRequest
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often leave it out
@@ -73,8 +56,8 @@ class AnthropicProvider(Provider):
         body = request_body(payload)
         if stream:
             body["stream"] = True
-        headers = json_headers(**{"x-api-key": target.api_key, "anthropic-version": API_VERSION})
-        return UpstreamRequest("POST", _url(target), with_extra_headers(headers, target), orjson.dumps(body))
+        headers = base.json_headers(**{"x-api-key": target.api_key, "anthropic-version": API_VERSION})
+        return UpstreamRequest("POST", _url(target), base.with_extra_headers(headers, target), orjson.dumps(body))
 
     def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
         text, thinking, tool_calls = [], [], []
@@ -107,18 +90,21 @@ class AnthropicProvider(Provider):
 
 
 def _url(target: Target) -> str:
-    base = (target.api_base or "https://api.anthropic.com").rstrip("/")
-    if base.endswith("/v1/messages"):
-        return base
-    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+    root = (target.api_base or "https://api.anthropic.com").rstrip("/")
+    if root.endswith("/v1/messages"):
+        return root
+    return root + ("/messages" if root.endswith("/v1") else "/v1/messages")
 
 
-def usage(raw: dict) -> dict:
-    cache_read = raw.get("cache_read_input_tokens") or 0
-    cache_write = raw.get("cache_creation_input_tokens") or 0
-    prompt = (raw.get("input_tokens") or 0) + cache_read + cache_write
-    return make_usage(
-        prompt, raw.get("output_tokens") or 0, cached_tokens=cache_read, cache_creation_tokens=cache_write
+USAGE_NAMES = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def usage(raw: dict, names: tuple[str, str, str, str] = USAGE_NAMES) -> dict:
+    """Normalized usage from counts whose input excludes the cache: Anthropic's, or Bedrock's under its `names`
+    (input, output, cache read, cache write)."""
+    uncached, output, cache_read, cache_write = (raw.get(name) or 0 for name in names)
+    return base.make_usage(
+        uncached + cache_read + cache_write, output, cached_tokens=cache_read, cache_creation_tokens=cache_write
     )
 
 
@@ -127,13 +113,13 @@ def usage(raw: dict) -> dict:
 
 def request_body(payload: dict) -> dict:
     system, messages = _messages(payload["messages"])
-    max_tokens = max_output_tokens(payload) or DEFAULT_MAX_TOKENS
+    max_tokens = base.max_output_tokens(payload) or DEFAULT_MAX_TOKENS
     body: dict[str, Any] = {"model": payload["model"], "messages": messages, "max_tokens": max_tokens}
     if system:
         body["system"] = system
     body.update({key: payload[key] for key in PASSED_THROUGH if payload.get(key) is not None})
-    if stop_sequences(payload):
-        body["stop_sequences"] = stop_sequences(payload)
+    if base.stop_sequences(payload):
+        body["stop_sequences"] = base.stop_sequences(payload)
     if payload.get("user"):
         body["metadata"] = {"user_id": str(payload["user"])}
     if payload.get("tools"):
@@ -162,13 +148,10 @@ def turns(
     Converse both take: system messages become system blocks; tool results become user turns; an assistant's
     thinking blocks come first in its turn, as both APIs require; consecutive same-role turns merge. Each API spells
     its blocks with `blocks`, `tool_result`, `tool_use` and `thinking`."""
-    system: list[dict] = []
+    system, conversation = base.without_system(openai_messages, blocks)
     messages: list[dict] = []
-    for message in openai_messages:
+    for message in conversation:
         role = message.get("role")
-        if role in ("system", "developer"):
-            system.extend(blocks(message.get("content")))
-            continue
         if role == "tool":
             role, content = "user", tool_result(message)
         else:
@@ -177,15 +160,12 @@ def turns(
             content += blocks(message.get("content"))
             for call in message.get("tool_calls") or ():
                 content += tool_use(call)
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(content)
-        else:
-            messages.append({"role": role, "content": content})
+        base.add_turn(messages, role, "content", content)
     return system, messages
 
 
 def _tool_result(message: dict) -> list[dict]:
-    content = message_text(message.get("content"))
+    content = base.message_text(message.get("content"))
     return [_cached({"type": "tool_result", "tool_use_id": message.get("tool_call_id"), "content": content}, message)]
 
 
@@ -221,7 +201,7 @@ def _blocks(content: Any) -> list[dict]:
         elif kind == "document":
             block = {name: value for name, value in part.items() if name != "cache_control"}
         else:
-            raise bad_request("anthropic", f"unsupported content part type {kind!r}")
+            raise base.bad_request("anthropic", f"unsupported content part type {kind!r}")
         blocks.append(_cached(block, part))
     return blocks
 
@@ -234,7 +214,7 @@ def _image(url: str) -> dict:
 
 
 def _tool_use(call: dict) -> list[dict]:
-    arguments = tool_arguments("anthropic", call["function"])
+    arguments = base.tool_arguments("anthropic", call["function"])
     return [_cached({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": arguments}, call)]
 
 
@@ -281,7 +261,7 @@ class AnthropicStream(SSEStream):
         self._raw_usage: dict[str, int] = {}
 
     def _event(self, name: str, data: str) -> list[dict]:
-        event = decode_json(data)
+        event = base.decode_json(data)
         kind = event.get("type")
         if kind == "message_start":
             message = event["message"]
@@ -342,4 +322,6 @@ class AnthropicStream(SSEStream):
 
 def stream_error(error: dict) -> ProviderError:
     status = ERROR_STATUS.get(error.get("type"), 500)
-    return ProviderError(status, str(error.get("message") or error.get("type") or "stream error"), is_retryable(status))
+    return ProviderError(
+        status, str(error.get("message") or error.get("type") or "stream error"), base.is_retryable(status)
+    )

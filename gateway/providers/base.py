@@ -423,6 +423,28 @@ def tool_arguments(provider: str, function: dict) -> Any:
         raise bad_request(provider, f"tool call {function.get('name')!r} has arguments that are not JSON") from exc
 
 
+def without_system(messages: list[dict], blocks: Callable[[Any], list]) -> tuple[list, list[dict]]:
+    """The system (and developer) messages' content, spelled by `blocks`, apart from the conversation's other
+    messages: Anthropic, Bedrock and Gemini take the system prompt beside the turns, not among them."""
+    system: list = []
+    conversation = []
+    for message in messages:
+        if message.get("role") in ("system", "developer"):
+            system.extend(blocks(message.get("content")))
+        else:
+            conversation.append(message)
+    return system, conversation
+
+
+def add_turn(turns: list[dict], role: str, content_key: str, content: list) -> None:
+    """Append a turn, or extend the last one when it has the same role: consecutive OpenAI messages of one role (tool
+    results, say) become one turn of Anthropic's or Gemini's, whose content is a list under `content_key`."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1][content_key].extend(content)
+    else:
+        turns.append({"role": role, content_key: content})
+
+
 def json_headers(**more: str | None) -> dict[str, str]:
     return {"Content-Type": "application/json", **{name: value for name, value in more.items() if value}}
 

@@ -22,26 +22,9 @@ from urllib.parse import quote
 
 import orjson
 
-from gateway.providers.anthropic import turns
+from gateway.providers import anthropic, base
 from gateway.providers.aws import AWSProvider, EventStreamDecoder, region, stream_exception
-from gateway.providers.base import (
-    CallType,
-    Envelope,
-    ProviderError,
-    Target,
-    UpstreamRequest,
-    bad_request,
-    decode_json,
-    embedding_list,
-    estimate_tokens,
-    json_headers,
-    make_usage,
-    max_output_tokens,
-    message_text,
-    stop_sequences,
-    tool_arguments,
-    with_extra_headers,
-)
+from gateway.providers.base import CallType, Envelope, ProviderError, Target, UpstreamRequest
 
 ROUTE_PREFIXES = ("converse/", "invoke/")
 
@@ -92,15 +75,15 @@ class BedrockProvider(AWSProvider):
         else:
             url, body = self._url(target, model, "converse-stream" if stream else "converse"), converse_body(payload)
         if target.api_key:
-            headers = with_extra_headers(json_headers(Authorization=f"Bearer {target.api_key}"), target)
+            headers = base.with_extra_headers(base.json_headers(Authorization=f"Bearer {target.api_key}"), target)
             return UpstreamRequest("POST", url, headers, body)
         return self.signed_request(target, url, {"Content-Type": "application/json"}, body)
 
     def _url(self, target: Target, model: str, action: str) -> str:
-        base = target.api_base or f"https://bedrock-runtime.{region(target, self.default_region)}.amazonaws.com"
+        root = target.api_base or f"https://bedrock-runtime.{region(target, self.default_region)}.amazonaws.com"
         # ":" (in every versioned model id and ARN) goes as it is: the gateway's aiohttp pool would decode a "%3A"
         # before sending, and AWS signs the path that arrives. A "/" (in an ARN) stays encoded.
-        return f"{base.rstrip('/')}/model/{quote(model, safe=':')}/{action}"
+        return f"{root.rstrip('/')}/model/{quote(model, safe=':')}/{action}"
 
     def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
         if call_type == "embedding":
@@ -148,25 +131,22 @@ def _thinking_block(reasoning: dict) -> dict:
 
 
 def usage(raw: dict) -> dict:
-    cache_read = raw.get("cacheReadInputTokens") or 0
-    cache_write = raw.get("cacheWriteInputTokens") or 0
-    prompt = (raw.get("inputTokens") or 0) + cache_read + cache_write
-    return make_usage(prompt, raw.get("outputTokens") or 0, cached_tokens=cache_read, cache_creation_tokens=cache_write)
+    return anthropic.usage(raw, ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"))
 
 
 # --- request --------------------------------------------------------------------------------------------------
 
 
 def converse_body(payload: dict) -> bytes:
-    system, messages = turns(payload["messages"], _blocks, _tool_result, _tool_use, _thinking)
+    system, messages = anthropic.turns(payload["messages"], _blocks, _tool_result, _tool_use, _thinking)
     body: dict[str, Any] = {"messages": messages}
     if system:
         body["system"] = system
     inference = {
-        "maxTokens": max_output_tokens(payload),
+        "maxTokens": base.max_output_tokens(payload),
         "temperature": payload.get("temperature"),
         "topP": payload.get("top_p"),
-        "stopSequences": stop_sequences(payload) or None,
+        "stopSequences": base.stop_sequences(payload) or None,
     }
     inference = {key: value for key, value in inference.items() if value is not None}
     if inference:
@@ -210,7 +190,7 @@ def _json_tool_name(payload: dict) -> str | None:
 
 
 def _tool_result(message: dict) -> list[dict]:
-    content = [{"text": message_text(message.get("content"))}]
+    content = [{"text": base.message_text(message.get("content"))}]
     return _cached({"toolResult": {"toolUseId": message.get("tool_call_id"), "content": content}}, message)
 
 
@@ -243,7 +223,7 @@ def _blocks(content: Any) -> list[dict]:
         elif kind == "document":
             blocks.append(_document(part, len(blocks)))
         else:
-            raise bad_request("bedrock", f"unsupported content part type {kind!r}")
+            raise base.bad_request("bedrock", f"unsupported content part type {kind!r}")
         if "cache_control" in part:
             blocks.append(CACHE_POINT)
     return blocks
@@ -258,7 +238,7 @@ def _document(part: dict, position: int) -> dict:
         data = base64.b64encode(str(source.get("data") or "").encode()).decode()
         document = {"format": "txt", "source": {"bytes": data}}
     else:
-        raise bad_request("bedrock", "documents must be base64 PDFs or plain text")
+        raise base.bad_request("bedrock", "documents must be base64 PDFs or plain text")
     document["name"] = DOCUMENT_NAME.sub(" ", str(part.get("title") or f"document {position + 1}"))[:200].strip()
     return {"document": document}
 
@@ -267,23 +247,23 @@ def _image(url: str) -> dict:
     """Converse takes image bytes only; fetching a URL is the client's job (it would block a proxy worker)."""
     media_type, separator, data = url.removeprefix("data:").partition(";base64,")
     if not url.startswith("data:") or not separator or media_type not in IMAGE_FORMATS:
-        raise bad_request("bedrock", "images must be base64 data: URLs of PNG, JPEG, GIF or WebP")
+        raise base.bad_request("bedrock", "images must be base64 data: URLs of PNG, JPEG, GIF or WebP")
     try:
         raw = base64.b64decode(data, validate=True)
     except ValueError as exc:
-        raise bad_request("bedrock", "an image data: URL is not valid base64") from exc
+        raise base.bad_request("bedrock", "an image data: URL is not valid base64") from exc
     # Bedrock's JSON wire format carries blob fields base64-encoded: re-encoding canonicalizes what the client sent.
     return {"image": {"format": IMAGE_FORMATS[media_type], "source": {"bytes": base64.b64encode(raw).decode()}}}
 
 
 def _tool_use(call: dict) -> list[dict]:
-    arguments = tool_arguments("bedrock", call["function"])
+    arguments = base.tool_arguments("bedrock", call["function"])
     return _cached({"toolUse": {"toolUseId": call["id"], "name": call["function"]["name"], "input": arguments}}, call)
 
 
 def _tool_config(tools: list[dict] | None, choice: Any) -> dict | None:
     if choice == "none":
-        raise bad_request("bedrock", "Converse has no tool_choice 'none': leave the tools out instead")
+        raise base.bad_request("bedrock", "Converse has no tool_choice 'none': leave the tools out instead")
     if not tools:
         return None
     specs = []
@@ -311,11 +291,11 @@ def embedding_body(model: str, payload: dict) -> dict:
     inputs = payload.get("input")
     texts = [inputs] if isinstance(inputs, str) else list(inputs or ())
     if not texts or not all(isinstance(text, str) for text in texts):
-        raise bad_request("bedrock", "embedding input must be a string or a list of strings")
+        raise base.bad_request("bedrock", "embedding input must be a string or a list of strings")
     if "cohere." in model:
         return {"texts": texts, "input_type": payload.get("input_type") or "search_document"}
     if len(texts) != 1:
-        raise bad_request("bedrock", f"{model} embeds one input per request, not {len(texts)}")
+        raise base.bad_request("bedrock", f"{model} embeds one input per request, not {len(texts)}")
     body: dict[str, Any] = {"inputText": texts[0]}
     if payload.get("dimensions"):
         body["dimensions"] = payload["dimensions"]
@@ -327,8 +307,10 @@ def parse_embeddings(target: Target, payload: dict, data: dict) -> dict:
         vectors, prompt_tokens = [data["embedding"]], data["inputTextTokenCount"]
     else:  # Cohere, which does not: estimated as for other upstreams that report no usage
         vectors = data["embeddings"]
-        prompt_tokens = sum(estimate_tokens(text) for text in embedding_body(model_id(target.model), payload)["texts"])
-    return embedding_list(vectors, target.model, make_usage(prompt_tokens, 0), payload.get("encoding_format"))
+        prompt_tokens = sum(
+            base.estimate_tokens(text) for text in embedding_body(model_id(target.model), payload)["texts"]
+        )
+    return base.embedding_list(vectors, target.model, base.make_usage(prompt_tokens, 0), payload.get("encoding_format"))
 
 
 # --- streaming ------------------------------------------------------------------------------------------------
@@ -353,7 +335,7 @@ class BedrockStream:
             if headers.get(":message-type") != "event":
                 raise stream_exception("bedrock", headers, payload, STREAM_EXCEPTION_STATUS)
             if not self.done:
-                chunks.extend(self._event(headers.get(":event-type"), decode_json(payload or b"{}")))
+                chunks.extend(self._event(headers.get(":event-type"), base.decode_json(payload or b"{}")))
         return chunks
 
     def finish(self) -> list[dict]:

@@ -14,28 +14,8 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.base import (
-    CallType,
-    Envelope,
-    Provider,
-    ProviderError,
-    SSEStream,
-    Target,
-    UpstreamRequest,
-    bad_request,
-    config_error,
-    decode_json,
-    embedding_list,
-    estimate_tokens,
-    is_retryable,
-    json_headers,
-    make_usage,
-    max_output_tokens,
-    message_text,
-    stop_sequences,
-    tool_arguments,
-    with_extra_headers,
-)
+from gateway.providers import base
+from gateway.providers.base import CallType, Envelope, Provider, ProviderError, SSEStream, Target, UpstreamRequest
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
 
@@ -90,15 +70,15 @@ class GeminiProvider(Provider):
         else:
             method, body = ("streamGenerateContent" if stream else "generateContent"), request_body(target, payload)
         url = f"{self.model_url(target)}:{method}" + ("?alt=sse" if stream else "")
-        return UpstreamRequest("POST", url, with_extra_headers(self.headers(target), target), orjson.dumps(body))
+        return UpstreamRequest("POST", url, base.with_extra_headers(self.headers(target), target), orjson.dumps(body))
 
     def model_url(self, target: Target) -> str:
         return f"{(target.api_base or DEFAULT_API_BASE).rstrip('/')}/v1beta/models/{target.model}"
 
     def headers(self, target: Target) -> dict[str, str]:
         if not target.api_key:
-            raise config_error(self.name, "no API key (set api_key, or GEMINI_API_KEY in the environment)")
-        return json_headers(**{"x-goog-api-key": target.api_key})
+            raise base.config_error(self.name, "no API key (set api_key, or GEMINI_API_KEY in the environment)")
+        return base.json_headers(**{"x-goog-api-key": target.api_key})
 
     def embedding_body(self, target: Target, payload: dict) -> dict:
         requests = []
@@ -117,8 +97,8 @@ class GeminiProvider(Provider):
     def parse_embeddings(self, target: Target, payload: dict, data: Any) -> dict:
         """batchEmbedContents reports no token count: estimated from the input's length, as for Ollama's cache."""
         vectors = [item["values"] for item in data["embeddings"]]
-        tokens = sum(estimate_tokens(text) for text in embedding_inputs(payload))
-        return embedding_list(vectors, target.model, make_usage(tokens, 0), payload.get("encoding_format"))
+        tokens = sum(base.estimate_tokens(text) for text in embedding_inputs(payload))
+        return base.embedding_list(vectors, target.model, base.make_usage(tokens, 0), payload.get("encoding_format"))
 
     def error_from_response(self, status: int, body: bytes, headers) -> ProviderError:
         error = super().error_from_response(status, body, headers)
@@ -135,7 +115,7 @@ def embedding_inputs(payload: dict) -> list[str]:
     if isinstance(inputs, str):
         return [inputs]
     if inputs and not all(isinstance(item, str) for item in inputs):
-        raise bad_request("gemini", "embedding input must be text (token arrays cannot be sent to Gemini)")
+        raise base.bad_request("gemini", "embedding input must be text (token arrays cannot be sent to Gemini)")
     return list(inputs)
 
 
@@ -162,10 +142,10 @@ def request_body(target: Target, payload: dict) -> dict:
     if system:
         body["systemInstruction"] = {"parts": system}
     config = {google: payload[name] for name, google in GENERATION_SETTINGS.items() if payload.get(name) is not None}
-    if max_output_tokens(payload):
-        config["maxOutputTokens"] = max_output_tokens(payload)
-    if stop_sequences(payload):
-        config["stopSequences"] = stop_sequences(payload)
+    if base.max_output_tokens(payload):
+        config["maxOutputTokens"] = base.max_output_tokens(payload)
+    if base.stop_sequences(payload):
+        config["stopSequences"] = base.stop_sequences(payload)
     config.update(_response_format(payload.get("response_format")))
     if payload.get("reasoning_effort") in THINKING_BUDGETS:
         budget = THINKING_BUDGETS[payload["reasoning_effort"]]
@@ -187,25 +167,22 @@ def _contents(messages: list[dict]) -> tuple[list[dict], list[dict]]:
     """System messages become systemInstruction; the assistant is the `model`; tool results are user turns of
     functionResponse parts, named after the call they answer; consecutive turns of one role merge (a model turn
     that called two tools is answered by one user turn holding both results)."""
-    system: list[dict] = []
+    system, conversation = base.without_system(messages, _parts)
     contents: list[dict] = []
     called: dict[str, str] = {}  # tool call id -> function name
-    for message in messages:
+    for message in conversation:
         role = message.get("role")
-        if role in ("system", "developer"):
-            system.extend(_parts(message.get("content")))
-            continue
         if role == "tool":
             role = "user"
             name = message.get("name") or called.get(message.get("tool_call_id"), "")
-            response = {"name": name, "response": {"content": message_text(message.get("content"))}}
+            response = {"name": name, "response": {"content": base.message_text(message.get("content"))}}
             parts = [{"functionResponse": response}]
         elif role == "assistant":
             role = "model"
             parts = _parts(message.get("content"))
             for call in message.get("tool_calls") or ():
                 called[call.get("id")] = call["function"]["name"]
-                arguments = tool_arguments("gemini", call["function"])
+                arguments = base.tool_arguments("gemini", call["function"])
                 part = {"functionCall": {"name": call["function"]["name"], "args": arguments}}
                 signature = str(call.get("id") or "").partition(THOUGHT_SIGNATURE_SEPARATOR)[2]
                 if signature:
@@ -216,10 +193,7 @@ def _contents(messages: list[dict]) -> tuple[list[dict], list[dict]]:
             parts = _parts(message.get("content"))
         if not parts:
             continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        base.add_turn(contents, role, "parts", parts)
     return system, contents
 
 
@@ -244,7 +218,7 @@ def _parts(content: Any) -> list[dict]:
             file = part["file"]
             parts.append(_media(file.get("file_data") or file["file_id"]))
         else:
-            raise bad_request("gemini", f"unsupported content part type {kind!r}")
+            raise base.bad_request("gemini", f"unsupported content part type {kind!r}")
     return parts
 
 
@@ -295,7 +269,7 @@ def _tool_choice(choice: Any) -> dict:
     if isinstance(choice, dict):
         return {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
     if choice not in TOOL_CHOICE_MODES:
-        raise bad_request("gemini", f"unsupported tool_choice {choice!r}")
+        raise base.bad_request("gemini", f"unsupported tool_choice {choice!r}")
     return {"mode": TOOL_CHOICE_MODES[choice]}
 
 
@@ -311,7 +285,7 @@ def usage(raw: dict | None, searched: int = 0) -> dict:
     audio = sum(
         item.get("tokenCount") or 0 for item in raw.get("promptTokensDetails") or () if item.get("modality") == "AUDIO"
     )
-    normalized = make_usage(
+    normalized = base.make_usage(
         prompt,
         (raw.get("candidatesTokenCount") or 0) + (thoughts or 0),
         cached_tokens=raw.get("cachedContentTokenCount"),
@@ -410,7 +384,7 @@ class GeminiStream(SSEStream):
         self._raw_usage: dict | None = None
 
     def _event(self, name: str, data: str) -> list[dict]:
-        event = decode_json(data)
+        event = base.decode_json(data)
         if "error" in event:
             raise stream_error(event["error"])
         self._raw_usage = event.get("usageMetadata") or self._raw_usage
@@ -459,5 +433,5 @@ class GeminiStream(SSEStream):
 def stream_error(error: dict) -> ProviderError:
     status = error.get("code") if isinstance(error.get("code"), int) else 500
     return ProviderError(
-        status, str(error.get("message") or error.get("status") or "stream error"), is_retryable(status)
+        status, str(error.get("message") or error.get("status") or "stream error"), base.is_retryable(status)
     )

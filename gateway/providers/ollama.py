@@ -9,27 +9,8 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.providers.base import (
-    CallType,
-    Envelope,
-    JSONLineStream,
-    Provider,
-    ProviderError,
-    Target,
-    UpstreamRequest,
-    bad_request,
-    completion_prompt,
-    embedding_list,
-    estimate_tokens,
-    json_headers,
-    make_usage,
-    max_output_tokens,
-    message_text,
-    messages_to_prompt,
-    stop_sequences,
-    tool_arguments,
-    with_extra_headers,
-)
+from gateway.providers import base
+from gateway.providers.base import CallType, Envelope, JSONLineStream, Provider, ProviderError, Target, UpstreamRequest
 
 DEFAULT_API_BASE = "http://localhost:11434"
 OPTIONS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
@@ -54,8 +35,8 @@ class OllamaProvider(Provider):
             body["stream"] = stream
             _add_generation_settings(body, payload)
         url = (target.api_base or DEFAULT_API_BASE).rstrip("/") + path
-        headers = json_headers(Authorization=f"Bearer {target.api_key}" if target.api_key else None)
-        return UpstreamRequest("POST", url, with_extra_headers(headers, target), orjson.dumps(body))
+        headers = base.json_headers(Authorization=f"Bearer {target.api_key}" if target.api_key else None)
+        return UpstreamRequest("POST", url, base.with_extra_headers(headers, target), orjson.dumps(body))
 
     def parse_success(self, target: Target, call_type: CallType, payload: dict, data: Any) -> dict:
         if "error" in data:
@@ -64,9 +45,9 @@ class OllamaProvider(Provider):
         if call_type == "embedding":
             prompt_tokens = data.get("prompt_eval_count")
             if prompt_tokens is None:
-                prompt_tokens = estimate_tokens(_input_text(payload.get("input")))
-            usage = make_usage(prompt_tokens, 0)
-            return embedding_list(data["embeddings"], model, usage, payload.get("encoding_format"))
+                prompt_tokens = base.estimate_tokens(_input_text(payload.get("input")))
+            usage = base.make_usage(prompt_tokens, 0)
+            return base.embedding_list(data["embeddings"], model, usage, payload.get("encoding_format"))
         delta = _delta(data)
         message = {"role": "assistant", "content": delta.get("content", "")}
         message.update({key: value for key, value in delta.items() if key != "content"})
@@ -94,15 +75,15 @@ def _chat_body(payload: dict) -> dict:
 
 def _generate_body(call_type: CallType, payload: dict) -> dict:
     if call_type == "completion":
-        body = {"model": payload["model"], "prompt": completion_prompt(payload)}
+        body = {"model": payload["model"], "prompt": base.completion_prompt(payload)}
         if payload.get("suffix"):
             body["suffix"] = payload["suffix"]
         return body
     system = [m for m in payload["messages"] if m.get("role") in SYSTEM_ROLES]
     turns = [m for m in payload["messages"] if m.get("role") not in SYSTEM_ROLES]
-    body = {"model": payload["model"], "prompt": messages_to_prompt(turns)}
+    body = {"model": payload["model"], "prompt": base.messages_to_prompt(turns)}
     if system:
-        body["system"] = "\n\n".join(message_text(m.get("content")) for m in system)
+        body["system"] = "\n\n".join(base.message_text(m.get("content")) for m in system)
     images = [image for m in turns for image in _images(m.get("content"))]
     if images:
         body["images"] = images
@@ -112,10 +93,10 @@ def _generate_body(call_type: CallType, payload: dict) -> dict:
 def _add_generation_settings(body: dict, payload: dict) -> None:
     options = dict(payload.get("options") or {})
     options.update({key: payload[key] for key in OPTIONS if payload.get(key) is not None})
-    if max_output_tokens(payload):
-        options["num_predict"] = max_output_tokens(payload)
-    if stop_sequences(payload):
-        options["stop"] = stop_sequences(payload)
+    if base.max_output_tokens(payload):
+        options["num_predict"] = base.max_output_tokens(payload)
+    if base.stop_sequences(payload):
+        options["stop"] = base.stop_sequences(payload)
     if options:
         body["options"] = options
     response_format = payload.get("response_format") or {}
@@ -129,13 +110,18 @@ def _add_generation_settings(body: dict, payload: dict) -> None:
 
 def _message(message: dict) -> dict:
     role = "system" if message.get("role") == "developer" else message.get("role", "user")
-    translated: dict[str, Any] = {"role": role, "content": message_text(message.get("content"))}
+    translated: dict[str, Any] = {"role": role, "content": base.message_text(message.get("content"))}
     images = _images(message.get("content"))
     if images:
         translated["images"] = images
     if message.get("tool_calls"):
         translated["tool_calls"] = [
-            {"function": {"name": call["function"]["name"], "arguments": tool_arguments("ollama", call["function"])}}
+            {
+                "function": {
+                    "name": call["function"]["name"],
+                    "arguments": base.tool_arguments("ollama", call["function"]),
+                }
+            }
             for call in message["tool_calls"]
         ]
     return translated
@@ -151,7 +137,7 @@ def _images(content: Any) -> list[str]:
             continue
         url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
         if not url.startswith("data:"):
-            raise bad_request("ollama", "images must be sent inline as data: URLs")
+            raise base.bad_request("ollama", "images must be sent inline as data: URLs")
         images.append(url.partition(";base64,")[2])
     return images
 
@@ -194,11 +180,11 @@ def _usage(data: dict, call_type: CallType, payload: dict) -> dict:
     prompt_tokens = data.get("prompt_eval_count")
     if prompt_tokens is None:
         if call_type == "completion":
-            text = completion_prompt(payload)
+            text = base.completion_prompt(payload)
         else:
-            text = "".join(message_text(m.get("content")) for m in payload.get("messages", ()))
-        prompt_tokens = estimate_tokens(text)
-    return make_usage(prompt_tokens, data.get("eval_count") or 0)
+            text = "".join(base.message_text(m.get("content")) for m in payload.get("messages", ()))
+        prompt_tokens = base.estimate_tokens(text)
+    return base.make_usage(prompt_tokens, data.get("eval_count") or 0)
 
 
 def _input_text(value: Any) -> str:

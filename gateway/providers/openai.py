@@ -8,22 +8,8 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.base import (
-    CallType,
-    Envelope,
-    Provider,
-    ProviderError,
-    SSEStream,
-    Target,
-    UpstreamRequest,
-    config_error,
-    decode_json,
-    is_retryable,
-    json_headers,
-    messages_to_prompt,
-    normalize_openai_usage,
-    with_extra_headers,
-)
+from gateway.providers import base
+from gateway.providers.base import CallType, Envelope, Provider, ProviderError, SSEStream, Target, UpstreamRequest
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
 
@@ -43,17 +29,17 @@ class OpenAIProvider(Provider):
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
-        headers = with_extra_headers(self.auth_headers(target), target)
+        headers = base.with_extra_headers(self.auth_headers(target), target)
         return UpstreamRequest("POST", self.url(target, call_type), headers, orjson.dumps(body))
 
     def url(self, target: Target, call_type: CallType) -> str:
-        base = target.api_base or self.default_api_base
-        if not base:
-            raise config_error(self.name, "api_base is required")
-        return base.rstrip("/") + PATHS[call_type]
+        root = target.api_base or self.default_api_base
+        if not root:
+            raise base.config_error(self.name, "api_base is required")
+        return root.rstrip("/") + PATHS[call_type]
 
     def auth_headers(self, target: Target) -> dict[str, str]:
-        return json_headers(
+        return base.json_headers(
             Authorization=f"Bearer {target.api_key}" if target.api_key else None,
             **{"OpenAI-Organization": target.extra.get("organization")},
         )
@@ -64,7 +50,7 @@ class OpenAIProvider(Provider):
         if not isinstance(data["data" if call_type == "embedding" else "choices"], list):
             raise TypeError("no choices / data list")
         if data.get("usage"):
-            data["usage"] = normalize_openai_usage(data["usage"])
+            data["usage"] = base.normalize_openai_usage(data["usage"])
         return data
 
     def stream_parser(self, target: Target, call_type: CallType, payload: dict) -> "OpenAIStream":
@@ -78,11 +64,11 @@ class OpenAIStream(SSEStream):
         if data == "[DONE]":
             self.done = True
             return []
-        chunk = decode_json(data)
+        chunk = base.decode_json(data)
         if "error" in chunk and not chunk.get("choices"):
             raise _error_in_body(chunk["error"])
         if chunk.get("usage"):
-            chunk["usage"] = self.usage = normalize_openai_usage(chunk["usage"])
+            chunk["usage"] = self.usage = base.normalize_openai_usage(chunk["usage"])
         return self._keep(chunk)
 
     def _keep(self, chunk: dict) -> list[dict]:
@@ -94,7 +80,7 @@ def _error_in_body(error: Any) -> ProviderError:
         return ProviderError(502, str(error), retryable=True)
     code = error.get("code")
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
-    return ProviderError(status, str(error.get("message") or error), is_retryable(status))
+    return ProviderError(status, str(error.get("message") or error), base.is_retryable(status))
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -118,7 +104,7 @@ class TextCompletionOpenAIProvider(OpenAIProvider):
 
     def build_request(self, target: Target, call_type: CallType, payload: dict, stream: bool) -> UpstreamRequest:
         if call_type == "chat":
-            prompt = messages_to_prompt(payload["messages"])
+            prompt = base.messages_to_prompt(payload["messages"])
             payload = {k: v for k, v in payload.items() if k not in ("messages", "tools", "tool_choice")}
             payload["prompt"] = prompt
             call_type = "completion"
