@@ -55,6 +55,12 @@ class Team(models.Model):
     tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
     metadata = models.JSONField(default=dict, blank=True)
     blocked = models.BooleanField(default=False)
+    admin_members = models.ManyToManyField(
+        "InternalUser",
+        related_name="teams_as_admin",
+        blank=True,
+        help_text="Members whose role in the team is admin (LiteLLM's members_with_roles); the others' is user.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Last field: from here on `models` in this class body is the field, not django.db.models.
     models = models.JSONField(default=list, blank=True, help_text="Model groups the team may call; empty: all.")
@@ -67,13 +73,24 @@ class Team(models.Model):
 
 
 class InternalUser(models.Model):
-    """A person (LiteLLM's "internal user") who owns keys and belongs to teams; their budget covers all their keys."""
+    """A person (LiteLLM's "internal user") who owns keys and belongs to teams; their budget and rate limits cover
+    all their keys together."""
+
+    class Role(models.TextChoices):
+        """LiteLLM's user roles. Kept and shown: the management API stays the master key's whatever a user's role."""
+
+        PROXY_ADMIN = "proxy_admin"
+        PROXY_ADMIN_VIEWER = "proxy_admin_viewer"
+        INTERNAL_USER = "internal_user"
+        INTERNAL_USER_VIEWER = "internal_user_viewer"
 
     user_id = models.CharField(max_length=200, unique=True, default=new_id)
     user_email = models.EmailField(blank=True)
+    user_role = models.CharField(max_length=32, choices=Role.choices, default=Role.INTERNAL_USER)
     max_budget = MoneyField(null=True, blank=True, help_text="USD; empty: no budget.")
     budget_duration = models.CharField(max_length=20, blank=True)
     budget_reset_at, spend, spend_epoch = spend_fields()
+    tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
     teams = models.ManyToManyField(Team, related_name="members", blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -115,6 +132,15 @@ class VirtualKey(models.Model):
     budget_reset_at, spend, spend_epoch = spend_fields()
     tpm_limit, rpm_limit, max_parallel_requests = rate_limit_fields()
     blocked = models.BooleanField(default=False)
+    allowed_routes = models.JSONField(
+        default=list, blank=True, help_text="Paths or LiteLLM route groups the key may call; empty: every route."
+    )
+    enforced_params = models.JSONField(
+        default=list, blank=True, help_text='Body params every call must carry ("user", "metadata.generation_name").'
+    )
+    permissions = models.JSONField(
+        default=dict, blank=True, help_text='LiteLLM\'s key permissions; {"get_spend_routes": true}: may read spend.'
+    )
     user = models.ForeignKey(
         InternalUser, to_field="user_id", null=True, blank=True, on_delete=models.SET_NULL, related_name="keys"
     )
