@@ -158,6 +158,13 @@ def _common_headers(call: Call, attempted: Attempted) -> dict[str, str]:
     }
 
 
+def _with_headers(response, *header_sets: dict[str, str]):
+    for headers in header_sets:
+        for name, value in headers.items():
+            response[name] = value
+    return response
+
+
 def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
     return {
         "x-litellm-response-cost": format_money(cost.total),
@@ -291,9 +298,9 @@ def worst_case_cost(state, call: Call) -> Decimal:
     return worst
 
 
-async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Attempted:
-    """Dispatch. A call every deployment failed is still logged, at cost 0, with its attempts counted; so is one
-    whose client left while waiting for the upstream. That upstream had not answered: nothing it used is known, so
+async def _dispatch_or_log_failure(call: Call, state, admission, send) -> Attempted:
+    """Dispatch, each attempt sent by `send` (complete_once or open_stream). A call every deployment failed is still
+    logged, at cost 0, with its attempts counted; so is one whose client left while waiting for the upstream. That upstream had not answered: nothing it used is known, so
     only a per-second price charges anything, for the seconds the attempt in flight had lasted."""
 
     async def counted_attempt(deployment: RoutedDeployment, timeout):
@@ -302,7 +309,7 @@ async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Att
         call.journal(deployment, Usage(prompt_tokens=call.estimated_prompt_tokens), attempts=call.attempts)
         call.attempt_started = time.perf_counter()
         try:
-            return await attempt(deployment, timeout)
+            return await send(deployment, timeout, call.call_type, call.payload_for(deployment))
         finally:
             call.attempt_started = None
 
@@ -337,12 +344,7 @@ async def _dispatch_or_log_failure(call: Call, state, admission, attempt) -> Att
 
 
 async def _complete(call: Call, state, admission) -> HttpResponse:
-    attempted = await _dispatch_or_log_failure(
-        call,
-        state,
-        admission,
-        lambda deployment, timeout: complete_once(deployment, timeout, call.call_type, call.payload_for(deployment)),
-    )
+    attempted = await _dispatch_or_log_failure(call, state, admission, complete_once)
     body, call.upstream_seconds = attempted.result
     usage = Usage.from_openai(body.get("usage"), call.payload)
     cost = price_call(attempted.deployment, usage, call.upstream_seconds)
@@ -355,20 +357,12 @@ async def _complete(call: Call, state, admission) -> HttpResponse:
     )
     answer = call.front.answer(body, call) if call.front else body
     response = HttpResponse(orjson.dumps(answer), content_type="application/json")
-    for name, value in {**_common_headers(call, attempted), **_cost_headers(cost), **admission.headers()}.items():
-        response[name] = value
-    return response
+    return _with_headers(response, _common_headers(call, attempted), _cost_headers(cost), admission.headers())
 
 
 async def _stream(call: Call, state, admission) -> RelayResponse:
-    attempted = await _dispatch_or_log_failure(
-        call,
-        state,
-        admission,
-        lambda deployment, timeout: open_stream(deployment, timeout, call.call_type, call.payload_for(deployment)),
-    )
+    attempted = await _dispatch_or_log_failure(call, state, admission, open_stream)
     call.charged = True  # from here the relay charges the call, however it ends
-    response = RelayResponse(Relay(call, attempted, admission))
-    for name, value in {**_common_headers(call, attempted), **admission.headers()}.items():
-        response[name] = value
-    return response
+    return _with_headers(
+        RelayResponse(Relay(call, attempted, admission)), _common_headers(call, attempted), admission.headers()
+    )
