@@ -43,6 +43,8 @@ _COUNTS = (
     "search_queries",
     "citation_tokens",
 )
+# The counts a spend log keeps of a call's usage, under the same names (its columns, a SpendEntry's fields).
+LOGGED_COUNTS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens")
 _CHAT_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 _RESPONSES_USAGE_KEYS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
@@ -73,13 +75,11 @@ class Usage:
     @classmethod
     def as_logged(cls, record) -> "Usage":
         """The usage a logged call keeps (any record with a spend log's five token counts)."""
-        return cls(
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            cached_tokens=record.cached_tokens,
-            cache_creation_tokens=record.cache_creation_tokens,
-            reasoning_tokens=record.reasoning_tokens,
-        )
+        return cls(**{name: getattr(record, name) for name in LOGGED_COUNTS})
+
+    def logged_counts(self) -> dict[str, int]:
+        """What a spend log keeps of this usage, by column name (the inverse of as_logged)."""
+        return {name: getattr(self, name) for name in LOGGED_COUNTS}
 
     @classmethod
     def from_openai(cls, usage: Mapping | None, request: Mapping | None = None) -> "Usage":

@@ -376,6 +376,18 @@ def test_the_proxy_handler_serves_async_views_only(settings):
         gateway.asgi._resolve("/admin/login/", settings.ROOT_URLCONF)
 
 
+async def test_a_charged_call_logs_every_token_count_the_upstream_reported(upstream, upstream_deployment):
+    upstream.prompt_tokens, upstream.completion_tokens, upstream.cached_tokens, upstream.reasoning_tokens = 20, 9, 4, 5
+    upstream.usage_extra = {"cache_creation_input_tokens": 3}
+
+    response = await post("/v1/chat/completions", {**CHAT, "model": "gpt-4o"})
+
+    assert response.status_code == 200
+    log = await SpendLog.objects.aget()
+    counts = (log.prompt_tokens, log.completion_tokens, log.cached_tokens, log.cache_creation_tokens)
+    assert (*counts, log.reasoning_tokens) == (20, 9, 4, 3, 5)
+
+
 async def the_only_log() -> SpendLog:
     """The call's spend log: a client that left is charged in the background, so it may commit after the response."""
     await wait_until_async(SpendLog.objects.aexists, "the call's spend log")

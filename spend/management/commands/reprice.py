@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from pricing import store
-from pricing.calculator import Usage, compute_cost, format_money
+from pricing.calculator import LOGGED_COUNTS, Usage, compute_cost, format_money
 from pricing.deployments import deployments
 from pricing.resolve import ResolvedPrice, resolve_deployment_price
 from spend.adjustments import ADJUSTMENT
@@ -30,10 +30,13 @@ from spend.models import SpendLog
 REASON = "reprice"
 _ZERO = Decimal(0)
 _BATCH = 500
+# What an adjustment copies from the log it corrects: who called, for what, through which deployment.
+_COPIED = (
+    "requested_model", "model_group", "deployment_id", "provider", "provider_model", "api_base", "key_hash", "user_id",
+    "team_id",
+)  # fmt: skip
 _LOG_FIELDS = (
-    "request_id", "call_type", "key_hash", "user_id", "team_id", "requested_model", "model_group", "deployment_id",
-    "provider", "provider_model", "api_base", "prompt_tokens", "completion_tokens", "cached_tokens",
-    "cache_creation_tokens", "reasoning_tokens", "cost", "prices", "pricing_source", "end_time", "duration_ms",
+    "request_id", "call_type", *_COPIED, *LOGGED_COUNTS, "cost", "prices", "pricing_source", "end_time", "duration_ms",
 )  # fmt: skip
 
 
@@ -161,15 +164,7 @@ def _adjustment(log: SpendLog, old: Decimal, new: Decimal, price: ResolvedPrice)
         # The same correction always gets the same id: a second run (or two at once) cannot charge it twice.
         request_id=f"reprice-{hashlib.sha256(correction.encode()).hexdigest()[:40]}",
         call_type=ADJUSTMENT,
-        requested_model=log.requested_model,
-        model_group=log.model_group,
-        deployment_id=log.deployment_id,
-        provider=log.provider,
-        provider_model=log.provider_model,
-        api_base=log.api_base,
-        key_hash=log.key_hash,
-        user_id=log.user_id,
-        team_id=log.team_id,
+        **{name: getattr(log, name) for name in _COPIED},
         start_time=now,
         end_time=now,
         cost=new - old,
