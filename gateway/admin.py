@@ -197,7 +197,8 @@ class RouterSettingsAdmin(admin.ModelAdmin):
     list_display = ("routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails")
 
     def has_add_permission(self, request):
-        return not RouterSettings.objects.exists()
+        # One row at most, made by whoever may add it (not Finance: a view-only role adds nothing).
+        return super().has_add_permission(request) and not RouterSettings.objects.exists()
 
     def has_delete_permission(self, request, obj=None):
         return False

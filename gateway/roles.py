@@ -4,8 +4,9 @@
 - Finance: view (and nothing else) on every model of Tollgate's apps: deployments, prices, keys, teams, users,
   spend logs, rollups, and what later migrations add (customers, budgets). The spend overview and its exports ask
   for `spend.view_spendlog`, which Finance has.
-- Team admins: view and change on keys, teams and internal users; which rows is the admin classes' business
-  (keys.selectors.teams_administered_by).
+- Team admins: view and change on keys, teams and internal users, and adding keys; which rows is the admin
+  classes' business (keys.roles.teams_in_scope), and a key's budget and rate limits stay within its team's. The
+  spend overview shows them their own teams' spend (spend.overview.team_scope).
 
 The groups are made by a migration (gateway 0004) and made to match these definitions again after every
 `migrate` (post_migrate, connected in gateway.apps) and by `manage.py sync_roles`: a model added later gets its
@@ -15,10 +16,7 @@ permissions in the roles without a migration of its own, and a permission given 
 from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
 
-ADMINS = "Admins"
-FINANCE = "Finance"
-TEAM_ADMINS = "Team admins"
-ROLES = (ADMINS, FINANCE, TEAM_ADMINS)
+from keys.roles import ADMINS, FINANCE, ROLES, TEAM_ADMINS
 
 # Finance reads everything Tollgate itself stores; Django's own tables (users, groups, sessions) are not spend.
 PRODUCT_APPS = frozenset({"gateway", "keys", "pricing", "spend"})
@@ -29,6 +27,8 @@ TEAM_ADMIN_PERMISSIONS = frozenset(
         for model in ("virtualkey", "team", "internaluser", "teamadministrator")
     }
     - {("keys", "change_teamadministrator")}
+    # A Team admin makes keys for its teams (within the team's limits: keys.forms.BudgetRulesForm.capped_by_team).
+    | {("keys", "add_virtualkey")}
 )
 
 

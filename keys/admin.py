@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, F, Q
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +22,8 @@ from keys import services
 from keys.forms import BudgetRulesForm
 from keys.models import InternalUser, KeyChange, Team, TeamAdministrator, VirtualKey
 from keys.names import attach_entity_names, names
-from keys.selectors import key_with_spend, team_with_spend, teams_administered_by, user_with_spend
+from keys.roles import teams_in_scope
+from keys.selectors import key_with_spend, team_with_spend, user_with_spend
 from pricing.admin_base import EMPTY, MoneyAdmin, ReadOnlyAdmin, ShowsMoney, money_html
 from pricing.calculator import format_money
 from pricing.money import usd
@@ -224,18 +226,24 @@ class OverBudgetFilter(admin.SimpleListFilter):
 
 
 def administered_teams(request):
-    """The teams a login may see here: None for every team (superuser, Admins, any login outside "Team admins"),
-    else only those linked to it (issue 23). The names are gateway.roles', which keys may not import."""
-    user = request.user
-    if user.is_superuser or not user.groups.filter(name="Team admins").exists():
-        return None
-    if user.groups.filter(name="Admins").exists():
-        return None
-    return teams_administered_by(user)
+    """The teams this request's login may see here: None for every team, else its own (keys.roles.teams_in_scope)."""
+    return teams_in_scope(request.user)
+
+
+class _TeamScoped:
+    """A key's, team's or user's admin for a Team admins login: another team's row is missing (404) by URL, whether
+    its change, delete or history page is asked for; Django's admin would redirect to the index saying it "doesn't
+    exist", which an unscoped login still gets. (The rows themselves are narrowed by each admin's get_queryset.)"""
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None and administered_teams(request) is not None:
+            raise Http404(f"No {self.opts.verbose_name} {object_id!r} among your teams.")
+        return obj
 
 
 @admin.register(VirtualKey)
-class VirtualKeyAdmin(_AnswersAdmin):
+class VirtualKeyAdmin(_TeamScoped, _AnswersAdmin):
     kind, id_field = "key", "token_hash"
     with_spend = staticmethod(key_with_spend)
     # What fits at 1280 px: the hint folded under the name, the three limits in one column.
@@ -248,6 +256,12 @@ class VirtualKeyAdmin(_AnswersAdmin):
         teams = administered_teams(request)
         queryset = super().get_queryset(request)
         return queryset if teams is None else queryset.filter(team__in=teams)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if administered_teams(request) is None:
+            return form
+        return type(form.__name__, (form,), {"capped_by_team": True})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         teams = administered_teams(request)
@@ -317,11 +331,11 @@ class VirtualKeyAdmin(_AnswersAdmin):
     def response_add(self, request, obj, post_url_continue=None):
         return _show_secrets(request, self, [(obj, obj.raw_key)], "The new key")
 
-    @admin.action(description="Block the selected keys")
+    @admin.action(description="Block the selected keys", permissions=["change"])
     def block(self, request, queryset):
         self._set_blocked(request, queryset, True)
 
-    @admin.action(description="Unblock the selected keys")
+    @admin.action(description="Unblock the selected keys", permissions=["change"])
     def unblock(self, request, queryset):
         self._set_blocked(request, queryset, False)
 
@@ -333,7 +347,7 @@ class VirtualKeyAdmin(_AnswersAdmin):
             self.log_change(request, key, "Blocked" if blocked else "Unblocked")
         self.message_user(request, f"{'Blocked' if blocked else 'Unblocked'} {len(queryset)} key(s).", messages.SUCCESS)
 
-    @admin.action(description="Regenerate the selected keys (shows the new secrets once)")
+    @admin.action(description="Regenerate the selected keys (shows the new secrets once)", permissions=["change"])
     def regenerate(self, request, queryset):
         regenerated = []
         for key in queryset:
@@ -394,7 +408,7 @@ class TeamAdministratorInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(_BudgetHolderAdmin):
+class TeamAdmin(_TeamScoped, _BudgetHolderAdmin):
     kind, id_field = "team", "team_id"
     with_spend = staticmethod(team_with_spend)
     list_display = ["name", "member_count", "key_count", "spend_vs_budget", "limits", "blocked"]
@@ -409,6 +423,14 @@ class TeamAdmin(_BudgetHolderAdmin):
         ("More", {"fields": ["metadata", "created_at"], "classes": ["collapse"]}),
     ]
     inlines = [MembershipInline, TeamAdministratorInline, KeyInline]
+    # What only the Admins set on a team: its budget and limits cap its Team admins' keys (keys.forms).
+    limits_of_admins = ["max_budget", "budget_duration", "rpm_limit", "tpm_limit", "max_parallel_requests", "blocked"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if administered_teams(request) is None:
+            return fields
+        return [*fields, *self.limits_of_admins, *(self.money_fields[name] for name in ["max_budget"])]
 
     def get_inlines(self, request, obj):
         # Who administers a team is the Admins' to see and set, not a team admin's (issue 23).
@@ -437,7 +459,7 @@ class TeamAdmin(_BudgetHolderAdmin):
 
 
 @admin.register(InternalUser)
-class InternalUserAdmin(_BudgetHolderAdmin):
+class InternalUserAdmin(_TeamScoped, _BudgetHolderAdmin):
     kind, id_field = "user", "user_id"
     with_spend = staticmethod(user_with_spend)
     list_display = ["__str__", "team_list", "key_count", "spend_vs_budget", "user_id"]

@@ -13,9 +13,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from keys.budgets import InvalidDuration, parse_duration
+from pricing.money import usd
 
 # Readers of the names a key, user or team may list: model groups, access groups. gateway.admin adds its own.
 model_choices: list[Callable[[], Iterable[str]]] = []
+# What a Team admin may give a key up to its team's own: the field and how the refusal names it.
+TEAM_CAPS = {"max_budget": "budget", "rpm_limit": "rpm limit", "tpm_limit": "tpm limit"}
 
 
 def _known_models() -> list[str]:
@@ -134,6 +137,8 @@ class BudgetRulesForm(forms.ModelForm):
     checks them."""
 
     money = ("max_budget", "soft_budget")
+    # Set on a Team admins login's key form (keys.admin): the key's limits may not exceed its team's own.
+    capped_by_team = False
     pickers = {"models": ModelsField, "aliases": AliasesField, "model_aliases": AliasesField}
 
     def __init__(self, *args, **kwargs):
@@ -165,4 +170,19 @@ class BudgetRulesForm(forms.ModelForm):
                 parse_duration(duration)
             except InvalidDuration as error:
                 self.add_error("budget_duration", str(error))
+        if self.capped_by_team:
+            self._within_team_limits(cleaned)
         return cleaned
+
+    def _within_team_limits(self, cleaned) -> None:
+        """A Team admin gives a key at most what its team has: a budget or rate limit above the team's (or none,
+        where the team has one) is refused, naming the team's."""
+        team = cleaned.get("team")
+        if team is None:
+            self.add_error("team", "Choose one of your teams: a key outside them is not yours to manage.")
+            return
+        for name, label in TEAM_CAPS.items():
+            cap, value = getattr(team, name), cleaned.get(name)
+            if cap is not None and (value is None or value > cap):
+                shown = usd(cap) if name in self.money else cap
+                self.add_error(name, f"At most the team's own {label} ({team}: {shown}); ask an admin for more.")

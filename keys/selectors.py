@@ -1,7 +1,5 @@
 """Reads for the management API and the admin: keys, users and teams with the live spend enforcement sees."""
 
-from django.db import models
-
 from keys.auth import hash_key
 from keys.cache import key_limits, team_limits, user_limits
 from keys.limits import live_spend
@@ -51,12 +49,3 @@ def user_page(page: int, size: int) -> tuple[list[InternalUser], int]:
     users = InternalUser.objects.prefetch_related("teams").order_by("user_id")
     total = users.count()
     return list(users[(page - 1) * size : page * size]), total
-
-
-def teams_administered_by(user) -> "models.QuerySet[Team]":
-    """The teams a login of the "Team admins" role manages: the only teams (and their keys and members) the admin
-    may show or change for it (none for an anonymous or unlinked login). Admins see every team: call it only for a
-    login without the Admins role."""
-    if not user.is_authenticated:
-        return Team.objects.none()
-    return Team.objects.filter(administrators__user=user)

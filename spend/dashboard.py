@@ -21,7 +21,7 @@ from django.utils import timezone
 from pricing.money import usd
 from spend.chart import burn_down, stacked_chart
 from spend.exports import csv_response
-from spend.overview import DIMENSIONS, TAG, TaggedSpend, entity_names, team_months
+from spend.overview import DIMENSIONS, TAG, TaggedSpend, entity_names, scoped_filters, team_months, team_scope
 from spend.periods import day_bounds, local_day
 from spend.selectors import read_current_spend
 
@@ -72,8 +72,9 @@ class _Links:
     The changelist's address is reversed once per page, each day's bounds computed once: the chart links hundreds of
     bars."""
 
-    def __init__(self, query: dict[str, str]):
-        self.changelist = reverse("admin:spend_spendlog_changelist")
+    def __init__(self, query: dict[str, str], logs_shown: bool = True):
+        # A Team admin reads its teams' totals here but not the ledger's list, which is not scoped: no log links.
+        self.changelist = reverse("admin:spend_spendlog_changelist") if logs_shown else ""
         self.query = query  # the overview's own: range, stack and what it is narrowed to
         self._days: dict[date, tuple[str, str]] = {}
 
@@ -85,7 +86,7 @@ class _Links:
         return bounds
 
     def logs(self, start: date, end: date, **filters) -> str:
-        if TAG in filters or TAG in self.query:
+        if not self.changelist or TAG in filters or TAG in self.query:
             return ""
         narrowed = {DIMENSIONS[name]: value for name, value in self.query.items() if name in DIMENSIONS}
         query = {"start_time__gte": self._bounds(start)[0], "start_time__lt": self._bounds(end)[1]}
@@ -107,6 +108,7 @@ def _change(current: Decimal, previous: Decimal) -> str:
 
 
 def overview(request):
+    team_ids = team_scope(request.user)
     form = OverviewForm(request.GET or None)
     data = form.cleaned_data if form.is_valid() else {}  # a bad range is shown as a field error, over the default
     end = data.get("end") or local_day(timezone.now())
@@ -114,10 +116,12 @@ def overview(request):
     stack = data.get("stack") or "team"
     narrowed = {name: data[name] for name in DIMENSIONS if data.get(name)}
     query = {"start": start.isoformat(), "end": end.isoformat(), "stack": stack, **narrowed}
-    links = _Links(query)
+    links = _Links(query, logs_shown=team_ids is None)
     length = (end - start).days + 1
     previous_start, previous_end = start - timedelta(days=length), start - timedelta(days=1)
-    filters = {DIMENSIONS[name]: value for name, value in narrowed.items() if name != TAG}
+    filters = scoped_filters(
+        {DIMENSIONS[name]: value for name, value in narrowed.items() if name != TAG}, narrowed, team_ids
+    )
     column = DIMENSIONS[stack]
 
     def read(spend) -> tuple:
@@ -179,7 +183,7 @@ def overview(request):
         "chart": _chart(by_stack, stack, start, end, names, links),
         "table": table,
         "top": top,
-        "budgets": _team_budgets(today, links) if not narrowed else [],
+        "budgets": _team_budgets(today, links, team_ids) if not narrowed else [],
         "forecast_method": FORECAST_METHOD,
         "unpriced": [
             {**row, "url": links.logs(start, end, model_group=row["model_group"], pricing_source="unpriced")}
@@ -255,9 +259,9 @@ def _chart(by_stack: list[dict], stack: str, start: date, end: date, names: dict
     return stacked_chart(days, series, values, url_for)
 
 
-def _team_budgets(today: date, links: _Links) -> list[dict]:
+def _team_budgets(today: date, links: _Links, team_ids: list[str] | None) -> list[dict]:
     budgets = []
-    for month in team_months(today):
+    for month in team_months(today, team_ids):
         share = month.period_spend / month.max_budget * 100 if month.max_budget else None
         budgets.append(
             {

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import TextField
 from django.db.models.functions import Cast, TruncDate
+from django.http import Http404
 
-from keys.models import Team
+from keys.models import InternalUser, Team, VirtualKey
 from keys.names import names
+from keys.roles import teams_in_scope
 from pricing.money import ZERO, grouped_totals
 from spend.models import SpendLog
 from spend.periods import day_bounds, local_zone
@@ -44,6 +47,36 @@ def entity_names(column: str, values) -> dict[str, str]:
     found = names(_KIND_OF.get(column, column), values)
     empty = NONE.get(column, UNTAGGED)
     return {value: found[value].label if value else empty for value in values}
+
+
+def team_scope(user) -> list[str] | None:
+    """The teams whose spend a login may see here: None for every team (who may read the spend logs: Finance,
+    Admins), a Team admin's own teams' ids (issue 23); any other login is refused."""
+    if user.has_perm("spend.view_spendlog"):
+        return None
+    teams = teams_in_scope(user)
+    if teams is None:
+        raise PermissionDenied("The spend overview is for Admins, Finance and Team admins.")
+    return list(teams.values_list("team_id", flat=True))
+
+
+# What the overview may be narrowed to, per dimension, for a login scoped to some teams: the rows tying it to them.
+_IN_TEAMS = {
+    "team": lambda value, team_ids: value in team_ids,
+    "key": lambda value, team_ids: VirtualKey.objects.filter(token_hash=value, team__team_id__in=team_ids).exists(),
+    "user": lambda value, team_ids: InternalUser.objects.filter(user_id=value, teams__team_id__in=team_ids).exists(),
+}
+
+
+def scoped_filters(filters: dict, narrowed: dict[str, str], team_ids: list[str] | None) -> dict:
+    """The ledger filters narrowed to a scoped login's teams. A team, key or user outside them is missing (404, as
+    in the admin: not a 403 that confirms it exists); a customer, tag or model shows only its calls in those teams."""
+    if team_ids is None:
+        return filters
+    for name, belongs in _IN_TEAMS.items():
+        if name in narrowed and not belongs(narrowed[name], team_ids):
+            raise Http404(f"No {name} {narrowed[name]!r} among your teams.")
+    return {**filters, "team_id__in": team_ids}
 
 
 class TaggedSpend:
@@ -108,17 +141,22 @@ def linear_forecast(month_to_date: Decimal, today: date) -> Decimal:
     return month_to_date / ((today - first).days + 1) * ((last - first).days + 1)
 
 
-def team_months(today: date) -> list[TeamMonth]:
-    """Every team's month so far, every committed call counted (rollups plus the tail)."""
+def team_months(today: date, team_ids: list[str] | None = None) -> list[TeamMonth]:
+    """Every team's month so far (or those of ``team_ids``), every committed call counted (rollups plus the tail)."""
     first, last = month_of(today)
-    rows, _ = read_current_spend(first, today, lambda spend: spend.totals(["day", "team_id"], integers=["requests"]))
+    only = {} if team_ids is None else {"team_id__in": team_ids}
+    rows, _ = read_current_spend(
+        first, today, lambda spend: spend.totals(["day", "team_id"], integers=["requests"]), only
+    )
     daily: dict[str, dict[date, Decimal]] = {}
     for row in rows:
         daily.setdefault(row["team_id"], {})[row["day"]] = row["cost"]
     days = [first + timedelta(days=offset) for offset in range((today - first).days + 1)]
     months = []
-    teams = Team.objects.order_by("team_alias", "team_id").only(
-        "team_id", "team_alias", "spend", "max_budget", "budget_reset_at"
+    teams = (
+        Team.objects.filter(**only)
+        .order_by("team_alias", "team_id")
+        .only("team_id", "team_alias", "spend", "max_budget", "budget_reset_at")
     )
     for team in teams:
         running, cumulative = ZERO, []

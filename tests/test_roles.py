@@ -6,6 +6,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
@@ -15,8 +16,9 @@ from django.urls import reverse
 from gateway.models import Deployment
 from gateway.roles import ADMINS, FINANCE, TEAM_ADMINS, sync_roles
 from keys.models import Team, TeamAdministrator
-from keys.selectors import teams_administered_by
+from keys.roles import teams_administered_by
 from tests.keys.factories import make_key, make_team, make_user
+from tests.spend.conftest import make_log
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +61,7 @@ def test_the_migrations_make_the_three_roles():
     assert {name.split(".")[1].split("_")[0] for name in finance} == {"view"}
     assert {name.split(".")[0] for name in finance} == {"gateway", "keys", "pricing", "spend"}
     assert codenames(TEAM_ADMINS) == {
+        "keys.add_virtualkey",
         "keys.view_virtualkey",
         "keys.change_virtualkey",
         "keys.view_team",
@@ -185,16 +188,95 @@ def test_sync_roles_is_idempotent():
     assert Group.objects.filter(name__in=[ADMINS, FINANCE, TEAM_ADMINS]).count() == 3
 
 
-@pytest.mark.parametrize(("role", "status"), [(FINANCE, 200), (ADMINS, 200), (TEAM_ADMINS, 403), (None, 403)], ids=str)
-def test_the_spend_overview_and_its_export_need_the_spend_log_view_permission(client, rows, role, status):
-    if role:
-        login_as(client, role)
-    else:  # staff, but in no role
-        client.force_login(get_user_model().objects.create(username="staff-only", is_staff=True))
-    url = reverse("admin:spend_overview")
+def registered() -> dict[str, str]:
+    """Every model the admin shows, as app.model: its URL names' prefix."""
+    return {
+        f"{model._meta.app_label}.{model._meta.model_name}": f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        for model in admin.site._registry
+    }
 
-    assert client.get(url).status_code == status
-    assert client.get(url, {"format": "csv"}).status_code == status
+
+def login_role(client, role: str | None):
+    if role:
+        return login_as(client, role)
+    user = get_user_model().objects.create(username="staff-only", is_staff=True)  # staff, but in no role
+    client.force_login(user)
+    return user
+
+
+# What each role opens (200; everything else is 403): the lists, adding a key, a team's page, the spend overview,
+# its CSV, and the spend logs' CSV export action.
+OPENS = {
+    ADMINS: ("every list", {"add a key", "a team's page", "overview", "overview CSV", "spend logs CSV"}),
+    FINANCE: ("every list of Tollgate's apps", {"a team's page", "overview", "overview CSV", "spend logs CSV"}),
+    TEAM_ADMINS: ("keys, teams and users", {"add a key", "a team's page", "overview", "overview CSV"}),
+    None: ("no list", set()),
+}
+LISTS = {
+    "every list": lambda label: True,
+    "every list of Tollgate's apps": lambda label: label.split(".")[0] in {"gateway", "keys", "pricing", "spend"},
+    "keys, teams and users": lambda label: label in {"keys.virtualkey", "keys.team", "keys.internaluser"},
+    "no list": lambda label: False,
+}
+
+
+@pytest.mark.parametrize("role", list(OPENS), ids=str)
+def test_each_role_opens_what_it_may_and_is_refused_the_rest(client, rows, role):
+    person = login_role(client, role)
+    TeamAdministrator.objects.create(user=person, team=rows["team"])  # a Team admin's own team; others ignore it
+    log = make_log(team_id=rows["team"].team_id)
+    lists = {label: client.get(reverse(f"{name}_changelist")).status_code for label, name in registered().items()}
+    pages = {
+        "add a key": client.get(reverse("admin:keys_virtualkey_add")),
+        "a team's page": client.get(reverse("admin:keys_team_change", args=[rows["team"].pk])),
+        "overview": client.get(reverse("admin:spend_overview")),
+        "overview CSV": client.get(reverse("admin:spend_overview"), {"format": "csv"}),
+        "spend logs CSV": client.post(
+            reverse("admin:spend_spendlog_changelist"), {"action": "export_csv", "_selected_action": [log.pk]}
+        ),
+    }
+    opened = {name for name, page in pages.items() if page.status_code == 200}
+    lists_named, pages_opened = OPENS[role]
+
+    assert lists == {label: 200 if LISTS[lists_named](label) else 403 for label in lists}
+    assert opened == pages_opened
+    assert {page.status_code for name, page in pages.items() if name not in opened} <= {403}
+    assert all(pages[name]["Content-Type"].startswith("text/csv") for name in opened if name.endswith("CSV"))
+
+
+@pytest.mark.parametrize("label", sorted(registered()))
+def test_finance_reaches_no_add_change_or_delete_form_by_url(client, label):
+    login_as(client, FINANCE)
+    name = registered()[label]
+
+    statuses = [
+        client.get(reverse(f"{name}_add")).status_code,
+        client.post(reverse(f"{name}_add"), {}).status_code,
+        client.post(reverse(f"{name}_change", args=["1"]), {}).status_code,
+        client.get(reverse(f"{name}_delete", args=["1"])).status_code,
+        client.post(reverse(f"{name}_delete", args=["1"]), {"post": "yes"}).status_code,
+    ]
+
+    assert statuses == [403] * 5
+
+
+def test_finance_is_offered_no_action_that_changes_things_and_cannot_post_one(client, rows):
+    login_as(client, FINANCE)
+    offered = {}
+    for label, name in registered().items():
+        page = client.get(reverse(f"{name}_changelist"))
+        if page.status_code == 200 and page.context.get("action_form"):
+            offered[label] = {value for value, _ in page.context["action_form"].fields["action"].choices if value}
+
+    key = rows["key"]
+    blocked = client.post(
+        reverse("admin:keys_virtualkey_changelist"), {"action": "block", "_selected_action": [key.pk]}
+    )
+    key.refresh_from_db()
+
+    assert {label: actions for label, actions in offered.items() if actions - {"export_csv"}} == {}
+    assert offered["spend.spendlog"] == {"export_csv"}
+    assert blocked.status_code == 200 and key.blocked is False  # the list again, as if no action were asked for
 
 
 @pytest.mark.parametrize(("role", "shown"), [(FINANCE, False), (ADMINS, True)], ids=str)
