@@ -3,6 +3,7 @@
 
 import os
 import sys
+from contextlib import nullcontext
 
 
 def _config_from_argv(argv: list[str]) -> str | None:
@@ -25,7 +26,12 @@ def main() -> None:
         sys.exit(str(exc))
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from pricing.audit import acting, command_actor
+
+    # What a command people run changes lands in the audit trail as the command's (gateway/audit.py).
+    actor = command_actor(sys.argv)
+    with acting(actor) if actor is not None else nullcontext():
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

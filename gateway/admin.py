@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from gateway import secrets
+from gateway import admin_audit, secrets  # noqa: F401 (admin_audit registers the audit trail's admin)
 from gateway.forms import DeploymentForm
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from keys import forms as key_forms

@@ -9,7 +9,7 @@ class GatewayConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         # Registers the OpenAPI description of the master key's authentication with drf-spectacular.
-        from gateway import schema  # noqa: F401
+        from gateway import audit, schema  # noqa: F401
         from gateway.directory import Deployments
         from gateway.roles import sync_roles_after_migrate
         from gateway.security import check_master_key
@@ -23,3 +23,6 @@ class GatewayConfig(AppConfig):
 
         # The roles' groups follow every migrate, so models added later (customers, budgets) join the roles.
         post_migrate.connect(sync_roles_after_migrate, sender=self)
+
+        # People's changes land in the audit trail (gateway/audit.py).
+        audit.connect_receivers()

@@ -1,10 +1,12 @@
-"""Deployments (LiteLLM's model_list entries) and the router's settings."""
+"""Deployments (LiteLLM's model_list entries), the router's settings and the audit trail of people's changes."""
 
 import uuid
 from decimal import Decimal
 
 from django.db import models, transaction
+from django.utils import timezone
 
+from pricing.audit import ActorType
 from pricing.fields import MoneyField
 from pricing.revisions import record_price_revision
 
@@ -164,3 +166,35 @@ def bump_routing_version() -> None:
     updated = RoutingVersion.objects.filter(pk=1).update(version=models.F("version") + 1)
     if not updated:
         RoutingVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+
+
+class AuditEntry(models.Model):
+    """One change a person made (gateway.audit records it): who, from where, when, to what, and the fields' values
+    before and after. Append-only: the admin shows and exports it, and nobody may add, change or delete a row.
+
+    Secrets are never stored: provider keys, key hashes and passwords appear as "[hidden]" (changed or not)."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=200, help_text='An admin login, "master key", "key sk-...abcd (alias)"…')
+    actor_type = models.CharField(max_length=10, choices=ActorType.CHOICES)
+    address = models.CharField(max_length=64, blank=True, help_text="The client's address, as the throttle reads it.")
+    model = models.CharField(max_length=100, db_index=True, help_text="app_label.model")
+    object_id = models.CharField(max_length=200)
+    object_repr = models.CharField(max_length=300, blank=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    before = models.JSONField(null=True, blank=True, help_text="Changed fields' values before (all, when deleted).")
+    after = models.JSONField(null=True, blank=True, help_text="Changed fields' values after (all, when created).")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        default_permissions = ("view",)  # history: no role, Admins included, may add, change or delete it
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["model", "object_id"], name="audit_entry_by_object")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.model} {self.object_repr or self.object_id}"

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from pricing.audit import acting_as_task
 from pricing.versions import record_failure, store_fetched_map
 
 FETCH_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -61,5 +62,7 @@ def refresh_cost_map(self, url: str | None = None) -> dict:
     except CostMapFetchError as error:
         if error.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
             raise
-        return record_failure(source, str(error)).as_dict()
-    return store_fetched_map(raw, source, Decimal(str(settings.COST_MAP_MAX_LOSS_SHARE))).as_dict()
+        with acting_as_task("refresh_cost_map"):
+            return record_failure(source, str(error)).as_dict()
+    with acting_as_task("refresh_cost_map"):  # a new price list is a change to prices: the audit trail keeps it
+        return store_fetched_map(raw, source, Decimal(str(settings.COST_MAP_MAX_LOSS_SHARE))).as_dict()

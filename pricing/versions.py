@@ -13,7 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from pricing import active, store
+from pricing import active, audit, store
 from pricing.calculator import format_money
 from pricing.costmap import CostMapError, diff_cost_maps, exact_strings, load_cost_map, sha256_of, validate_cost_map
 from pricing.models import CostMapEntry, CostMapVersion
@@ -132,6 +132,8 @@ def _activate(raw: bytes, sha: str, source: str, entries: dict, max_loss_share: 
         now = timezone.now()
         if current is not None:
             CostMapVersion.objects.filter(pk=current.pk).update(status=CostMapVersion.Status.SUPERSEDED)
+            audit.record_update(CostMapVersion, current.pk, {"status": current.status},
+                                {"status": CostMapVersion.Status.SUPERSEDED})  # fmt: skip
             CostMapEntry.objects.filter(version=current).delete()
         version = CostMapVersion.objects.create(
             sha256=sha,

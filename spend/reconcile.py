@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from pricing import audit
 from pricing.money import exact_sum
 from spend.entities import PAYER_BY_KIND, PAYERS, Payer
 from spend.models import PrunedSpend, SpendLog
@@ -68,4 +69,5 @@ def fix_drift(drift: Drift) -> Drift | None:
         if entity.spend == expected:
             return None
         payer.model.objects.filter(pk=entity.pk).update(spend=expected)
+        audit.record_update(payer.model, entity.pk, {"spend": entity.spend}, {"spend": expected})
         return Drift(payer.kind, drift.entity_id, entity.spend, expected)

@@ -32,3 +32,14 @@ class MasterKeyAuthentication(authentication.BaseAuthentication):
 class IsMasterKey(permissions.BasePermission):
     def has_permission(self, request, view):
         return request.auth is MASTER
+
+
+def actor_name(auth) -> str:
+    """Who made a management-API change, for the audit trail: the master key, or a key (a Caller or a VirtualKey) by
+    its hint and its alias or the start of its identity hash, never its secret."""
+    if getattr(auth, "is_master", False):
+        return "master key"
+    hint = getattr(auth, "key_hint", "") or "sk-..."
+    identity = getattr(auth, "key_hash", "") or getattr(auth, "token_hash", "")
+    label = getattr(auth, "key_alias", "") or identity[:8]
+    return f"key {hint} ({label})" if label else f"key {hint}"
