@@ -55,9 +55,13 @@ def cost(*args) -> str:
         (["--model", "gpt-4", "--prompt-tokens", "1000", "--completion-tokens", "500"], "0.06"),
         (["--model", "gpt-4o-mini", "--prompt-tokens", "1000000"], "0.15"),
         (["--model", "no-such-model", "--prompt-tokens", "10"], "0"),
+        # 1000 reasoning tokens at 3e-6, 1000 citation tokens at 2e-6, two searches at 0.005.
+        (["--model", "perplexity/sonar-deep-research", "--completion-tokens", "1000", "--reasoning-tokens", "1000",
+          "--citation-tokens", "1000", "--search-queries", "2", "--search-context-size", "low"], "0.015"),
+        (["--model", "perplexity/sonar", "--search-queries", "1", "--search-context-size", "high"], "0.012"),
     ],
     ids=["override", "ollama-custom", "per-second", "cache", "azure-base-model", "cost-map", "cost-map-name",
-         "unpriced"],
+         "unpriced", "reasoning-citations-searches", "search-context-size"],
 )  # fmt: skip
 def test_prices_the_spec_examples_exactly(spec_deployments, args, expected):
     assert cost(*args) == f"{expected}\n"

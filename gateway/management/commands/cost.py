@@ -120,6 +120,13 @@ class Pricer:
         return Priced(price, subject, tuple(trace))
 
 
+# The Usage fields the command takes an option for, each under its own name (--prompt-tokens: prompt_tokens).
+USAGE_OPTIONS = (
+    "prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens", "search_queries",
+    "search_context_size", "citation_tokens",
+)  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Price a call (or JSON lines of calls) exactly as the gateway would, optionally explaining the price."
 
@@ -149,16 +156,7 @@ class Command(BaseCommand):
         if not options["model"] and not options["deployment"]:
             raise CommandError("give --model NAME or --deployment ID (or --jsonl FILE)")
         try:
-            usage = Usage(
-                prompt_tokens=options["prompt_tokens"],
-                completion_tokens=options["completion_tokens"],
-                cached_tokens=options["cached_tokens"],
-                cache_creation_tokens=options["cache_creation_tokens"],
-                reasoning_tokens=options["reasoning_tokens"],
-                search_queries=options["search_queries"],
-                search_context_size=options["search_context_size"],
-                citation_tokens=options["citation_tokens"],
-            )
+            usage = Usage(**{name: options[name] for name in USAGE_OPTIONS})
             priced = pricer.resolve(model=options["model"], deployment=options["deployment"])
             breakdown = pricer.cost(priced, usage, options["seconds"])
         except (PricingError, ValueError) as error:
