@@ -131,6 +131,18 @@ def test_management_api_changes_are_the_master_keys(client, master_headers):
     assert rows.filter(model="keys.customer", action="updated").get().after == {"alias": "Acme Inc."}
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_under_the_asgi_server_an_api_change_is_the_keys_from_the_tcp_peers_address():
+    transport = httpx.ASGITransport(app=gateway.asgi.application, client=("198.51.100.3", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        response = await http.post("/key/generate", json={"key_alias": "served"},
+                                   headers={"Authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
+
+    assert response.status_code == 200
+    rows = sync_to_async(lambda: list(AuditEntry.objects.values_list("actor", "address", "model", "object_repr")))
+    assert await rows() == [("master key", "198.51.100.3", "keys.virtualkey", "served")]
+
+
 @pytest.mark.parametrize(
     ("auth", "actor"),
     [
