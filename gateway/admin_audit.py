@@ -5,7 +5,9 @@ fields before and after side by side, and the filtered list exported as CSV (str
 import json
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -67,7 +69,10 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         """The list as filtered and searched on its page, every row of it, as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        entries = self.get_changelist_instance(request).queryset
+        try:
+            entries = self.get_changelist_instance(request).queryset
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("The filters do not apply to the audit trail.")
         rows = (
             [entry.at.isoformat(), *(getattr(entry, name) for name in CSV_FIELDS[1:-2]),
              _json(entry.before), _json(entry.after)]

@@ -274,6 +274,7 @@ def test_the_csv_export_streams_the_filtered_list(admin_client):
     ]
     assert json.loads(rows[0]["after"]) == {"blocked": True}
     assert json.loads(rows[1]["after"])["max_budget"] == "0.000000123"
+    assert admin_client.get(reverse("admin:gateway_auditentry_export"), {"at__gte": "not a date"}).status_code == 400
 
 
 @pytest.mark.parametrize(
