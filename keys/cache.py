@@ -13,12 +13,13 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
 from decimal import Decimal
 
 from django.db import close_old_connections
 
+from keys.budgets import period_of
 from keys.caller import Caller, Limits
+from keys.model_budgets import model_limits
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
 
 # Hashes the valid set held but the database did not (a key deleted a moment ago): refused without a query.
@@ -32,10 +33,6 @@ _ALL_MODELS = {"all-proxy-models", "*"}
 def _model_set(models: list | None) -> frozenset[str]:
     names = frozenset(str(name) for name in models or ())
     return frozenset() if names & _ALL_MODELS else names
-
-
-def period_of(reset_at: datetime | None) -> int:
-    return int(reset_at.timestamp() * 1000) if reset_at is not None else 0
 
 
 def limits_of(kind: str, entity_id: str, label: str, row, soft_budget: Decimal | None = None) -> Limits:
@@ -72,6 +69,7 @@ def caller_for(key: VirtualKey) -> Caller:
     user: InternalUser | None = key.user
     team: Team | None = key.team
     aliases = {**(team.model_aliases if team else {}), **(key.aliases or {})}
+    per_model, unstarted = model_limits(key, f"key {key.key_alias or key.key_hint}")
     return Caller(
         is_master=False,
         key_hash=key.token_hash,
@@ -88,6 +86,9 @@ def caller_for(key: VirtualKey) -> Caller:
         key_limits=key_limits(key),
         user_limits=user_limits(user) if user else None,
         team_limits=team_limits(team) if team else None,
+        tags=tuple(str(tag) for tag in key.tags or ()),
+        model_limits=per_model,
+        unstarted_models=unstarted,
     )
 
 
@@ -121,6 +122,7 @@ class KeyCache:
         self.renamed: dict[str, str] = {}  # identity -> secret hash, for keys whose secret is not their first
         self.callers: dict[str, Caller] = {}  # by secret hash
         self.customers: OrderedDict[str, object] = OrderedDict()  # keys.customers' states, by end_user_id
+        self.tags: dict[str, Limits] | None = None  # every tag holder's limits (keys.holders), None: to be read
         self.missing: OrderedDict[str, None] = OrderedDict()
         self.last_change_id = 0
         self.generation = 0  # moves whenever a change is applied: a load that raced it is not kept
@@ -274,6 +276,10 @@ class KeyCache:
         for _, kind, entity_id, deleted in changes:
             if kind == KeyChange.Kind.CUSTOMER:
                 self.customers.pop(entity_id, None)
+            elif kind == KeyChange.Kind.TAG:
+                self.tags = None  # tag holders are few and read all at once
+            elif kind == KeyChange.Kind.KEY_MODEL:
+                changed.add(entity_id.partition(":")[0])  # the key's spend on one model: reload the key
             elif kind == KeyChange.Kind.BUDGET:
                 self.customers.clear()  # a budget's customers are not indexed here; budgets change rarely
             elif kind == KeyChange.Kind.KEY:
@@ -296,6 +302,7 @@ class KeyCache:
             self.renamed = {}
             self.callers.clear()
             self.customers.clear()
+            self.tags = None
             self.missing.clear()
             self.last_change_id = 0
             self.generation += 1

@@ -59,6 +59,9 @@ class Caller:
     key_limits: Limits | None = None
     user_limits: Limits | None = None
     team_limits: Limits | None = None
+    tags: tuple[str, ...] = ()  # the key's tags: each of its calls carries them, and pays their budgets
+    model_limits: Mapping[str, Limits] = field(default_factory=dict)  # the key's per model group (keys.model_budgets)
+    unstarted_models: frozenset[str] = frozenset()  # model groups with a budget whose spend row is not made yet
 
     def resolve_model(self, requested: str) -> str:
         """The model group a requested name maps to (the key's aliases, then its team's)."""
@@ -88,9 +91,15 @@ class Caller:
         """Every budget and rate limit that applies to a call: the key's, its user's and its team's."""
         return tuple(limits for limits in (self.key_limits, self.user_limits, self.team_limits) if limits is not None)
 
+    def limits_for(self, group: str) -> tuple[Limits, ...]:
+        """The limits a call to model group `group` is admitted against: `limits`, and the key's for that group."""
+        model = self.model_limits.get(group)
+        return self.limits if model is None else (*self.limits, model)
+
     def ended_periods(self, now_ms: int) -> list[tuple[str, str]]:
         """The (kind, entity id) of each budget whose period had ended by `now_ms` as these limits know it."""
-        return [(limits.kind, limits.entity_id) for limits in self.limits if 0 < limits.period <= now_ms]
+        every = (*self.limits, *self.model_limits.values())
+        return [(limits.kind, limits.entity_id) for limits in every if 0 < limits.period <= now_ms]
 
     def check_usable(self, now: datetime) -> None:
         """Refuse an expired or blocked key (in that order)."""

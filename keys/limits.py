@@ -154,15 +154,23 @@ def _refusal(checks: list[Check], verdict: Verdict, now: float):
 
 
 async def admit(
-    caller: Caller, *, model_group: str, worst_case_cost: Decimal, estimated_tokens: int, customer: Limits | None = None
+    caller: Caller,
+    *,
+    model_group: str,
+    worst_case_cost: Decimal,
+    estimated_tokens: int,
+    customer: Limits | None = None,
+    tags: tuple[Limits, ...] = (),
 ):
     """Admit one call for `model_group` or raise BudgetExceeded / RateLimited. Returns an `Admission`.
 
-    `customer`: the limits of the customer (end user) the call names, checked and reserved on with the key's, even
-    for the master key, which has none of its own."""
-    entities = () if caller.is_master else caller.limits
+    The key's limits include its own for `model_group` (model_max_budget, model_rpm_limit, model_tpm_limit).
+    `customer`: the limits of the customer (end user) the call names, and `tags`: those of the tag holders it carries,
+    checked and reserved on with the key's, even for the master key, which has none of its own."""
+    entities = () if caller.is_master else caller.limits_for(model_group)
     if customer is not None:
         entities += (customer,)
+    entities += tags
     if not entities:
         return _MASTER_ADMISSION
     checks = [Check(limits, worst_case_cost) for limits in entities if limits.limited]

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from keys.budgets import InvalidModelBudget, model_budget
 from pricing.fields import MoneyField
 
 
@@ -262,6 +263,19 @@ class KeyModelSpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} on {self.model}"
+
+    @property
+    def budget_duration(self) -> str:
+        """The period of the key's budget for this model (read where a key's own is: resets)."""
+        try:
+            return model_budget(self.key.model_max_budget[self.model]).duration
+        except (KeyError, InvalidModelBudget):
+            return ""
+
+
+def key_model_id(token_hash: str, model: str) -> str:
+    """A key's per-model holder's id: the key's identity (64 hex digits), ":" and the model group."""
+    return f"{token_hash}:{model}"
 
 
 # Each kind of entity that has a budget: its model and the field that names it (in the ledger, the counters, the log).

@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from keys.cache import key_cache, period_of
+from keys.budgets import period_of
+from keys.cache import key_cache
 from keys.caller import Limits
 from keys.models import BUDGET_HOLDERS
 

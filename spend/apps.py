@@ -5,7 +5,9 @@ class SpendConfig(AppConfig):
     name = "spend"
 
     def ready(self):
-        from keys.signals import spend_set
+        from keys.signals import period_started, spend_set
         from spend.adjustments import record_spend_set
+        from spend.resets import record_period_start
 
         spend_set.connect(record_spend_set, dispatch_uid="spend.adjustments.record_spend_set")
+        period_started.connect(record_period_start, dispatch_uid="spend.resets.record_period_start")

@@ -199,9 +199,9 @@ def _payer_totals(entries: list[SpendEntry]) -> list[tuple[Payer, str, Decimal]]
         for payer in PAYERS:
             totals: dict[str, Decimal] = {}
             for entry in entries:
-                entity_id = getattr(entry, payer.log_field)
-                if entity_id and entry.cost:
-                    totals[entity_id] = totals.get(entity_id, _ZERO) + entry.cost
+                if entry.cost:
+                    for entity_id in payer.ids_in(entry):
+                        totals[entity_id] = totals.get(entity_id, _ZERO) + entry.cost
             charges += [(payer, entity_id, totals[entity_id]) for entity_id in sorted(totals)]
     return charges
 

@@ -1,6 +1,6 @@
-"""The ledger's invariant: each key's, user's and team's stored spend is the exact sum of its logs since its last
-budget reset (plus what retention pruned from that period). The logs are the truth; a stored spend that drifted
-from them is what gets corrected.
+"""The ledger's invariant: each budget holder's stored spend (a key's, user's, team's, customer's, tag's, a key's on
+one model) is the exact sum of its logs since its last budget reset (plus what retention pruned from that period).
+The logs are the truth; a stored spend that drifted from them is what gets corrected.
 """
 
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ class Drift:
 
 def expected_spend(payer: Payer, entity_id: str, watermark: int) -> Decimal:
     """What the logs say this entity's current period cost."""
-    logged = exact_sum(SpendLog.objects.filter(**{payer.log_field: entity_id}, id__gt=watermark), "cost")
+    logged = payer.logged_cost(SpendLog.objects.filter(id__gt=watermark), entity_id)
     pruned = exact_sum(
         PrunedSpend.objects.filter(kind=payer.kind, entity_id=entity_id, last_log_id__gt=watermark), "cost"
     )

@@ -73,6 +73,19 @@ def reset_budget(payer: Payer, pk: int, now: datetime) -> bool:
     return True
 
 
+def record_period_start(sender, kind: str, entity_id: str, next_reset_at: datetime | None, **_) -> BudgetReset:
+    """A holder whose spend counts from now (a receiver of keys.signals.period_started, inside the transaction that
+    made it): its logs are those after the last one committed now, as if its budget had just been reset."""
+    return BudgetReset.objects.create(
+        kind=kind,
+        entity_id=entity_id,
+        reset_at=timezone.now(),
+        next_reset_at=next_reset_at,
+        log_watermark=SpendLog.objects.aggregate(last=Max("id"))["last"] or 0,
+        period_spend=0,
+    )
+
+
 def period_watermarks(payer: Payer, entity_ids=None) -> dict[str, int]:
     """Each entity's current period start, as the log id its last reset recorded (entities never reset: absent)."""
     resets = BudgetReset.objects.filter(kind=payer.kind)

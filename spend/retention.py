@@ -32,7 +32,7 @@ def prune_spend_logs(now: datetime | None = None, batch_size: int = _BATCH) -> i
             logs = list(
                 SpendLog.objects.filter(start_time__lt=cutoff, id__lte=rolled_up)
                 .order_by("id")
-                .values("id", "cost", *(payer.log_field for payer in PAYERS))[:batch_size]
+                .values("id", "cost", *{field for payer in PAYERS for field in payer.log_fields})[:batch_size]
             )
             if not logs:
                 return deleted
@@ -44,20 +44,20 @@ def prune_spend_logs(now: datetime | None = None, batch_size: int = _BATCH) -> i
 def _keep_period_totals(logs: list[dict]) -> None:
     carried = []
     for payer in PAYERS:
-        entity_ids = {log[payer.log_field] for log in logs if log[payer.log_field]}
+        entity_ids = set().union(*(payer.ids_in(log) for log in logs))
         watermarks = period_watermarks(payer, entity_ids)
         totals: dict[str, PrunedSpend] = {}
         for log in logs:
-            entity_id = log[payer.log_field]
-            if not entity_id or log["id"] <= watermarks.get(entity_id, 0):
-                continue
-            carry = totals.get(entity_id)
-            if carry is None:
-                carry = totals[entity_id] = PrunedSpend(
-                    kind=payer.kind, entity_id=entity_id, last_log_id=0, cost=0, requests=0
-                )
-            carry.cost += log["cost"]
-            carry.requests += 1
-            carry.last_log_id = max(carry.last_log_id, log["id"])
+            for entity_id in payer.ids_in(log):
+                if log["id"] <= watermarks.get(entity_id, 0):
+                    continue
+                carry = totals.get(entity_id)
+                if carry is None:
+                    carry = totals[entity_id] = PrunedSpend(
+                        kind=payer.kind, entity_id=entity_id, last_log_id=0, cost=0, requests=0
+                    )
+                carry.cost += log["cost"]
+                carry.requests += 1
+                carry.last_log_id = max(carry.last_log_id, log["id"])
         carried.extend(totals.values())
     PrunedSpend.objects.bulk_create(carried)

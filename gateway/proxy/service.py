@@ -26,6 +26,7 @@ from keys.cache import key_cache
 from keys.caller import Limits
 from keys.customers import customer_state
 from keys.errors import AuthenticationFailed
+from keys.holders import call_tags, start_model_spend, tag_holders
 from keys.limits import admit
 from keys.throttle import check_auth_throttle, client_ip, record_auth_failure
 from pricing.calculator import CostBreakdown, Usage, compute_cost, format_money
@@ -113,7 +114,7 @@ class Call:
             end_time=end_time,
             duration_ms=int((end_time - self.start_time) / timedelta(milliseconds=1)),
             metadata=_metadata(self.payload),
-            request_tags=_tags(self.payload),
+            request_tags=_tags(self.payload, caller),
             **fields,
         )
 
@@ -123,9 +124,11 @@ def _metadata(payload: dict) -> dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _tags(payload: dict) -> list:
+def _tags(payload: dict, caller: Caller | None) -> list:
+    """The call's tags (metadata.tags, else tags), then its key's: what its log keeps, and whose budgets it pays."""
     tags = _metadata(payload).get("tags") or payload.get("tags")
-    return [str(tag) for tag in tags] if isinstance(tags, list) else []
+    own = [str(tag) for tag in tags] if isinstance(tags, list) else []
+    return call_tags(own, caller) if caller else own
 
 
 # What a header value cannot hold: uvicorn refuses to send it (Django, a line break). Names and ids are refused with
@@ -202,6 +205,30 @@ async def customer_limits(end_user: str) -> Limits | None:
     return customer.limits
 
 
+async def tag_limits(tags: list[str]) -> tuple[Limits, ...]:
+    """The limits of the tag holders a call carries, an ended period reset first as a key's is."""
+    held = await tag_holders(tags)
+    now_ms = int(time.time() * 1000)
+    ended = [(limits.kind, limits.entity_id) for limits in held if 0 < limits.period <= now_ms]
+    if ended:
+        await key_cache().run(_reset_periods, ended)
+        held = await tag_holders(tags)
+    return held
+
+
+async def with_model_spend(request, caller: Caller, group: str) -> Caller:
+    """The caller, its spend row for `group` made first if it has a budget for that model and no row yet."""
+    if group not in caller.unstarted_models:
+        return caller
+    await key_cache().run(_start_model_spend, caller.key_hash, group)
+    return await authenticate(presented_key(request.headers))
+
+
+def _start_model_spend(token_hash: str, group: str) -> None:
+    start_model_spend(token_hash, group)
+    sync_key_cache()
+
+
 def _reset_periods(entities: list[tuple[str, str]]) -> None:
     reset_ended_periods(entities)
     sync_key_cache()  # this reset's key changes, or another process's: the caller is read in its new period
@@ -237,12 +264,14 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
             )
         if settings.BLOCK_UNPRICED_MODELS and not all(d.price.priced for d in deployments):
             raise UnpricedModelBlocked(call.group)
+        call.caller = await with_model_spend(request, call.caller, call.group)
         admission = await admit(
             call.caller,
             model_group=call.group,
             worst_case_cost=worst_case_cost(state, call),
             estimated_tokens=_estimated_tokens(call),
             customer=await customer_limits(call.end_user),
+            tags=await tag_limits(_tags(call.payload, call.caller)),
         )
         try:
             if call.payload.get("stream"):

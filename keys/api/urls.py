@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from keys.api import customer_views, views
+from keys.api import customer_views, tag_views, views
 
 urlpatterns = [
     path("key/generate", views.KeyGenerateView.as_view(), name="key-generate"),
@@ -35,4 +35,9 @@ urlpatterns = [
     path("budget/update", customer_views.BudgetUpdateView.as_view(), name="budget-update"),
     path("budget/delete", customer_views.BudgetDeleteView.as_view(), name="budget-delete"),
     path("budget/list", customer_views.BudgetListView.as_view(), name="budget-list"),
+    path("tag/new", tag_views.TagNewView.as_view(), name="tag-new"),
+    path("tag/info", tag_views.TagInfoView.as_view(), name="tag-info"),
+    path("tag/update", tag_views.TagUpdateView.as_view(), name="tag-update"),
+    path("tag/delete", tag_views.TagDeleteView.as_view(), name="tag-delete"),
+    path("tag/list", tag_views.TagListView.as_view(), name="tag-list"),
 ]

@@ -12,6 +12,7 @@ import redis
 from keys.cache import key_cache
 from keys.limits import local_counters
 from keys.limits_redis import redis_counters
+from keys.throttle import close_auth_failures
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -57,6 +58,7 @@ async def _redis_limits(settings):
         yield counters
     finally:
         await counters.close()
+        await close_auth_failures()  # the failed-auth throttle's connections, opened on this loop by the calls
         client = redis.Redis.from_url(REDIS_URL)
         stale = list(client.scan_iter(match=f"{prefix}*"))
         if stale:

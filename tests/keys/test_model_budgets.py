@@ -1,0 +1,216 @@
+"""A key's per-model budgets and rate limits (LiteLLM's model_max_budget, model_rpm_limit, model_tpm_limit): the
+key's calls to a model group are refused once its spend on that group reaches the limit, while its other models
+keep working; exact under concurrent calls, reconciled, reset when the period ends."""
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+from django.utils import timezone
+
+from gateway.models import Deployment
+from keys.auth import sync_key_cache
+from keys.budgets import InvalidModelBudget, ModelBudget, check_model_budgets, model_budget
+from keys.limits import local_counters
+from keys.models import KeyModelSpend, VirtualKey, record_change
+from spend.models import BudgetReset
+from spend.reconcile import find_drift, fix_drift
+from tests.keys.factories import make_key
+
+# "metered" costs exactly 0.01 USD per completion token and nothing for input; the mock answers 10 tokens, so a
+# call with max_tokens 10 reserves 0.1 and is charged 0.1. "other" is the same model under another group.
+METERED = {"model": "metered", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 10}
+OTHER = {**METERED, "model": "other"}
+
+
+@pytest.fixture
+def metered(db):
+    for group in ("metered", "other"):
+        Deployment.objects.create(
+            model_id=f"{group}-1",
+            model_name=group,
+            litellm_model="mock/metered",
+            input_cost_per_token=Decimal(0),
+            output_cost_per_token=Decimal("0.01"),
+        )
+
+
+async def chat(raw_key: str, body=None):
+    return await AsyncClient().post(
+        "/v1/chat/completions",
+        orjson.dumps(body or METERED),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw_key}"},
+    )
+
+
+async def _key(**fields) -> tuple[str, VirtualKey]:
+    raw_key, key = await sync_to_async(make_key)()
+    await VirtualKey.objects.filter(pk=key.pk).aupdate(**fields)
+    return raw_key, key
+
+
+async def _tell_processes(kind: str, entity_id: str) -> None:
+    """A change made behind the services' back, logged and applied as theirs are."""
+    await sync_to_async(record_change)(kind, entity_id)
+    await sync_to_async(sync_key_cache)()
+
+
+def _error(response) -> dict:
+    return orjson.loads(response.content)["error"]
+
+
+async def _model_spend(key: VirtualKey, model: str = "metered") -> Decimal:
+    return (await KeyModelSpend.objects.aget(key_id=key.token_hash, model=model)).spend
+
+
+# -- the entry, as LiteLLM writes it -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"budget_limit": "0.5", "time_period": "1d"}, ModelBudget(Decimal("0.5"), "1d")),
+        ({"budget_limit": 2}, ModelBudget(Decimal(2), "")),
+        (Decimal("0.25"), ModelBudget(Decimal("0.25"), "")),  # a bare amount, as older LiteLLM keys hold
+        ("3", ModelBudget(Decimal(3), "")),
+    ],
+)
+def test_a_model_budget_entry_is_read_as_litellm_writes_it(entry, expected):
+    assert model_budget(entry) == expected
+
+
+@pytest.mark.parametrize(
+    "budgets",
+    [
+        {"gpt-4o": {"budget_limit": "x"}},
+        {"gpt-4o": {"budget_limit": -1}},
+        {"gpt-4o": {"budget_limit": 1, "time_period": "fortnight"}},
+        {"gpt-4o": {"budget_limit": 1, "period": "1d"}},
+        {"gpt-4o": True},
+        {"gpt-4o": None},
+        {"m" * 136: 1},
+    ],
+)
+def test_a_model_budget_the_proxy_could_not_enforce_is_refused(budgets):
+    with pytest.raises(InvalidModelBudget):
+        check_model_budgets(budgets)
+
+
+# -- enforced ----------------------------------------------------------------------------------------------------------
+
+pytestmark_db = pytest.mark.django_db(transaction=True)
+
+
+@pytestmark_db
+@pytest.mark.usefixtures("backend")
+async def test_fifty_concurrent_calls_against_a_per_model_budget_for_ten_admit_exactly_ten(metered):
+    raw_key, key = await _key(model_max_budget={"metered": {"budget_limit": "1.0", "time_period": "1d"}})
+
+    responses = await asyncio.gather(*(chat(raw_key) for _ in range(50)))
+    other = await chat(raw_key, OTHER)
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 10 + [400] * 40
+    assert all("on model metered has spent" in _error(r)["message"] for r in responses if r.status_code == 400)
+    assert await _model_spend(key) == Decimal("1.0")
+    assert other.status_code == 200  # the key's other models keep working
+    assert await sync_to_async(find_drift)() == []
+
+
+@pytestmark_db
+async def test_a_spent_model_budget_refuses_with_budget_exceeded_naming_key_and_model(metered):
+    raw_key, key = await _key(key_alias="reporting", model_max_budget={"metered": "0.1"})
+
+    admitted, refused = await chat(raw_key), await chat(raw_key)
+
+    assert (admitted.status_code, refused.status_code) == (200, 400)
+    error = _error(refused)
+    assert (error["type"], error["code"], error["param"]) == ("budget_exceeded", "budget_exceeded", "max_budget")
+    assert error["message"] == (
+        "Budget has been exceeded: key reporting on model metered has spent 0.1 of its max_budget 0.1."
+    )
+
+
+@pytestmark_db
+async def test_a_budget_set_on_the_name_asked_for_does_not_hold_an_alias_to_another_group(metered):
+    """Budgets are per model group: the group a call reaches is the one charged and checked."""
+    raw_key, key = await _key(aliases={"cheap": "metered"}, model_max_budget={"metered": "0.1"})
+
+    first, second = await chat(raw_key, {**METERED, "model": "cheap"}), await chat(raw_key)
+
+    assert (first.status_code, second.status_code) == (200, 400)
+
+
+@pytestmark_db
+@pytest.mark.parametrize(
+    ("limits", "what"),
+    [
+        ({"model_rpm_limit": {"metered": 1}}, "1 requests per minute (rpm_limit)"),
+        ({"model_tpm_limit": {"metered": 1}}, "1 tokens per minute (tpm_limit)"),
+    ],
+)
+async def test_a_per_model_rate_limit_answers_429_for_that_model_only(metered, limits, what):
+    raw_key, _ = await _key(key_alias="limited", **limits)
+
+    first, second, other = await chat(raw_key), await chat(raw_key), await chat(raw_key, OTHER)
+
+    assert (first.status_code, second.status_code, other.status_code) == (200, 429, 200)
+    assert _error(second)["message"] == f"Rate limit exceeded: key limited on model metered is limited to {what}."
+
+
+@pytestmark_db
+async def test_a_keys_spend_on_a_model_counts_from_when_its_budget_is_first_used(metered):
+    raw_key, key = await _key()
+    await chat(raw_key)  # before the key had a budget for the model
+    await VirtualKey.objects.filter(pk=key.pk).aupdate(model_max_budget={"metered": "0.2"})
+    await _tell_processes("key", key.token_hash)
+
+    first, second, third = await chat(raw_key), await chat(raw_key), await chat(raw_key)
+
+    assert [r.status_code for r in (first, second, third)] == [200, 200, 400]
+    assert await _model_spend(key) == Decimal("0.2")
+    assert await sync_to_async(find_drift)() == []
+
+
+@pytestmark_db
+async def test_reconcile_finds_a_drift_planted_in_a_keys_model_spend_and_fixes_it(metered):
+    raw_key, key = await _key(model_max_budget={"metered": "5"})
+    await chat(raw_key)
+    await chat(raw_key, OTHER)  # the key's spend, not its spend on "metered"
+    await KeyModelSpend.objects.filter(key_id=key.token_hash).aupdate(spend=Decimal("1.1"))
+
+    drifts = await sync_to_async(find_drift)()
+
+    assert [(d.kind, d.entity_id, d.stored, d.expected) for d in drifts] == [
+        ("keymodel", f"{key.token_hash}:metered", Decimal("1.1"), Decimal("0.1"))
+    ]
+    await sync_to_async(fix_drift)(drifts[0])
+    assert await _model_spend(key) == Decimal("0.1")
+
+
+@pytestmark_db
+async def test_a_per_model_budget_period_that_ended_is_reset_by_the_next_call(metered):
+    raw_key, key = await _key(model_max_budget={"metered": {"budget_limit": "0.1", "time_period": "1d"}})
+    await chat(raw_key)
+    await KeyModelSpend.objects.filter(key_id=key.token_hash).aupdate(
+        budget_reset_at=timezone.now() - timedelta(hours=1)
+    )
+    await _tell_processes("keymodel", f"{key.token_hash}:metered")
+    # This test moved the period's end back: counters that knew the original period would take the next one, which
+    # ends at the same moment, for the same period. A process starting now knows neither.
+    local_counters().clear()
+
+    response = await chat(raw_key)
+
+    assert response.status_code == 200, response.content
+    reset = await BudgetReset.objects.filter(kind="keymodel").alatest("id")
+    assert (reset.entity_id, reset.period_spend) == (f"{key.token_hash}:metered", Decimal("0.1"))
+    spend = await KeyModelSpend.objects.aget(key_id=key.token_hash)
+    assert spend.spend == Decimal("0.1")
+    assert spend.budget_reset_at > timezone.now()
+    assert await sync_to_async(find_drift)() == []
