@@ -73,6 +73,16 @@ def admin_link(obj, label=None):
     return format_html('<a href="{}">{}</a>', url, label or obj)
 
 
+def link_column(field: str, ordering: str):
+    """An admin column linking to the row `field` points to (admin_link), headed and sorted as given."""
+
+    @admin.display(description=field, ordering=ordering)
+    def link(self, obj):
+        return admin_link(getattr(obj, field))
+
+    return link
+
+
 def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
@@ -190,39 +200,36 @@ class KeyInline(ShowsMoney, admin.TabularInline):
         return False
 
 
-class ExpiryFilter(admin.SimpleListFilter):
-    title = "expiry"
-    parameter_name = "expiry"
+class _TableFilter(admin.SimpleListFilter):
+    """A list filter read from a table: each choice's value, its label, and the Q it keeps, made when the list is
+    asked for (an expiry is compared with that moment)."""
+
+    table: dict[str, tuple[str, Callable[[], Q]]]
 
     def lookups(self, request, model_admin):
-        return [("expired", "Expired"), ("active", "Not expired"), ("never", "Never expires")]
+        return [(value, label) for value, (label, _) in self.table.items()]
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "expired":
-            return queryset.filter(expires__lte=now)
-        if self.value() == "active":
-            return queryset.filter(Q(expires__gt=now) | Q(expires__isnull=True))
-        if self.value() == "never":
-            return queryset.filter(expires__isnull=True)
-        return queryset
+        chosen = self.table.get(self.value())
+        return queryset.filter(chosen[1]()) if chosen else queryset
 
 
-class OverBudgetFilter(admin.SimpleListFilter):
-    title = "budget"
-    parameter_name = "budget"
+class ExpiryFilter(_TableFilter):
+    title = parameter_name = "expiry"
+    table = {
+        "expired": ("Expired", lambda: Q(expires__lte=timezone.now())),
+        "active": ("Not expired", lambda: Q(expires__gt=timezone.now()) | Q(expires__isnull=True)),
+        "never": ("Never expires", lambda: Q(expires__isnull=True)),
+    }
 
-    def lookups(self, request, model_admin):
-        return [("over", "Over budget"), ("soft", "Past soft budget"), ("none", "No budget")]
 
-    def queryset(self, request, queryset):
-        if self.value() == "over":
-            return queryset.filter(max_budget__isnull=False, spend__gte=F("max_budget"))
-        if self.value() == "soft":
-            return queryset.filter(soft_budget__isnull=False, spend__gte=F("soft_budget"))
-        if self.value() == "none":
-            return queryset.filter(max_budget__isnull=True)
-        return queryset
+class OverBudgetFilter(_TableFilter):
+    title = parameter_name = "budget"
+    table = {
+        "over": ("Over budget", lambda: Q(max_budget__isnull=False, spend__gte=F("max_budget"))),
+        "soft": ("Past soft budget", lambda: Q(soft_budget__isnull=False, spend__gte=F("soft_budget"))),
+        "none": ("No budget", lambda: Q(max_budget__isnull=True)),
+    }
 
 
 def administered_teams(request):
@@ -296,13 +303,8 @@ class VirtualKeyAdmin(_TeamScoped, _AnswersAdmin):
     def name(self, key):
         return name_over_id(key.key_alias, key.key_hint)
 
-    @admin.display(description="team", ordering="team__team_alias")
-    def team_link(self, key):
-        return admin_link(key.team)
-
-    @admin.display(description="user", ordering="user__user_email")
-    def user_link(self, key):
-        return admin_link(key.user)
+    team_link = link_column("team", "team__team_alias")
+    user_link = link_column("user", "user__user_email")
 
     @admin.display(description="spend / budget", ordering="spend")
     def spend_vs_budget(self, key):

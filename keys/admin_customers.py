@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.safestring import mark_safe
 
-from keys.admin import EMPTY, activity_panels, admin_link, budget_bar, name_over_id, rate_limits
+from keys.admin import EMPTY, activity_panels, budget_bar, link_column, name_over_id, rate_limits
 from keys.models import Budget, Customer
 from pricing.admin_base import ReadOnlyAdmin
 
@@ -27,9 +27,7 @@ class CustomerAdmin(ReadOnlyAdmin):
     def name(self, customer):
         return name_over_id(customer.alias, customer.end_user_id)
 
-    @admin.display(description="budget", ordering="budget__budget_id")
-    def budget_link(self, customer):
-        return admin_link(customer.budget)
+    budget_link = link_column("budget", "budget__budget_id")
 
     @admin.display(description="spend / budget", ordering="spend")
     def spend_vs_budget(self, customer):

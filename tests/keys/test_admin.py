@@ -1,6 +1,7 @@
 """The keys admin: every page opens, a generated secret is shown once, actions are logged, lists make no N+1."""
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -76,6 +77,34 @@ def test_over_budget_filter_finds_only_keys_over_budget(admin_client, populated)
     assert response.status_code == 200
     listing = response.content.decode()
     assert key.key_hint in listing and "fine" not in listing
+
+
+@pytest.mark.parametrize(
+    ("query", "listed"),
+    [
+        ("expiry=expired", {"alias-gone"}),
+        ("expiry=active", {"alias-later", "alias-spent", "alias-warned"}),
+        ("expiry=never", {"alias-spent", "alias-warned"}),
+        ("budget=over", {"alias-spent"}),
+        ("budget=soft", {"alias-warned"}),
+        ("budget=none", {"alias-gone"}),
+    ],
+)
+def test_each_key_filter_lists_only_its_keys(admin_client, query, listed):
+    now = timezone.now()
+    rows = {
+        "alias-gone": {"expires": now - timedelta(days=1)},
+        "alias-later": {"expires": now + timedelta(days=1), "max_budget": Decimal("10"), "soft_budget": Decimal("5")},
+        "alias-spent": {"max_budget": Decimal("1"), "spend": Decimal("1")},
+        "alias-warned": {"max_budget": Decimal("10"), "soft_budget": Decimal("1"), "spend": Decimal("2")},
+    }
+    for alias, fields in rows.items():
+        _, key = make_key(key_alias=alias)
+        VirtualKey.objects.filter(pk=key.pk).update(**fields)
+
+    page = admin_client.get(reverse("admin:keys_virtualkey_changelist") + "?" + query).content.decode()
+
+    assert {alias for alias in rows if alias in page} == listed
 
 
 def test_key_list_queries_do_not_grow_with_rows(admin_client, populated, django_assert_max_num_queries):
