@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from keys.budgets import period_of
 from keys.caller import Caller, Limits
 from keys.model_budgets import model_limits
+from keys.routes import allowed_routes
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
 
 # Hashes the valid set held but the database did not (a key deleted a moment ago): refused without a query.
@@ -82,7 +83,11 @@ def caller_for(key: VirtualKey) -> Caller:
         user_models=_model_set(user.models) if user else frozenset(),
         key_hint=key.key_hint,
         expires=key.expires,
-        blocked=key.blocked or bool(team and team.blocked),
+        blocked=key.blocked,
+        team_blocked=bool(team and team.blocked),
+        allowed_routes=allowed_routes(key.allowed_routes),
+        enforced_params=tuple(key.enforced_params or ()),
+        reads_spend=(key.permissions or {}).get("get_spend_routes") is True,
         key_limits=key_limits(key),
         user_limits=user_limits(user) if user else None,
         team_limits=team_limits(team) if team else None,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from keys.errors import AccessDenied, AuthenticationFailed
+from keys.errors import AccessDenied, AuthenticationFailed, MissingParam
+from keys.routes import route_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,10 @@ class Caller:
     blocked: bool = False
     key_limits: Limits | None = None
     user_limits: Limits | None = None
+    team_blocked: bool = False
+    allowed_routes: frozenset[str] = frozenset()  # keys.routes.allowed_routes of the key's list; empty: every route
+    enforced_params: tuple[str, ...] = ()  # body params every call must carry; "a.b" is b inside a
+    reads_spend: bool = False  # permissions {"get_spend_routes": true}: may read the global spend reports
     team_limits: Limits | None = None
     tags: tuple[str, ...] = ()  # the key's tags: each of its calls carries them, and pays their budgets
     model_limits: Mapping[str, Limits] = field(default_factory=dict)  # the key's per model group (keys.model_budgets)
@@ -102,7 +107,7 @@ class Caller:
         return [(limits.kind, limits.entity_id) for limits in every if 0 < limits.period <= now_ms]
 
     def check_usable(self, now: datetime) -> None:
-        """Refuse an expired or blocked key (in that order)."""
+        """Refuse an expired key, a blocked one, and a key of a blocked team (in that order)."""
         if self.expires is not None and now >= self.expires:
             raise AuthenticationFailed(
                 f"Authentication Error - Expired Key. Key expired at {self.expires.isoformat()}; "
@@ -122,6 +127,31 @@ def _allows(allowed: frozenset[str], group: str, access_groups: frozenset[str]) 
     if group in allowed or not access_groups.isdisjoint(allowed):
         return True
     return any(_pattern(entry).fullmatch(group) for entry in allowed if "*" in entry)
+        if self.team_blocked:
+            raise AccessDenied(
+                f"Team={self.team_id} is blocked. Update via /team/unblock if you're an admin.", code="team_blocked"
+            )
+
+    def check_route(self, path: str) -> None:
+        """Refuse a path the key's allowed_routes leave out (LiteLLM's words)."""
+        if self.allowed_routes and route_of(path) not in self.allowed_routes:
+            raise AccessDenied(
+                f"Virtual key is not allowed to call this route. Only allowed to call routes: "
+                f"{sorted(self.allowed_routes)}. Tried to call route: {path}",
+                code="route_not_allowed",
+            )
+
+    def check_enforced_params(self, body: Mapping) -> None:
+        """Refuse a request body without one of the key's enforced params, naming it (LiteLLM's words)."""
+        for param in self.enforced_params:
+            value = body
+            for part in param.split("."):
+                if not isinstance(value, Mapping) or part not in value:
+                    raise MissingParam(
+                        f"BadRequest please pass param={param} in request body. This is a required param",
+                        param=param,
+                    )
+                value = value[part]
 
 
 @functools.lru_cache(maxsize=1024)

@@ -19,6 +19,10 @@ class CustomerBlocked(AccessDenied, code="customer_blocked"):
     """The call names a customer (end user) that is blocked (/customer/block)."""
 
 
+class MissingParam(KeyRefusal, code="missing_param"):
+    """The call's body lacks a param its key enforces (the key's enforced_params)."""
+
+
 # LiteLLM answers a spent budget with this type (ProxyErrorTypes.budget_exceeded) and a 400; clients read it.
 class BudgetExceeded(KeyRefusal, error_type="budget_exceeded", code="budget_exceeded"):
     """A budget of the key, its user, team or customer is spent."""

@@ -17,8 +17,19 @@ def key_with_spend(key: VirtualKey) -> VirtualKey:
 
 
 def team_with_spend(team: Team) -> Team:
+    """The team with its live spend and its members, each with its role (LiteLLM's members_with_roles)."""
     team.live_spend = live_spend(team_limits(team))
-    team.member_ids = [user.user_id for user in team.members.all()]
+    members = team.members.all()
+    admins = {user.pk for user in team.admin_members.all()}
+    team.member_ids = [user.user_id for user in members]
+    team.members_with_roles = [
+        {
+            "role": "admin" if user.pk in admins else "user",
+            "user_id": user.user_id,
+            "user_email": user.user_email or None,
+        }
+        for user in members
+    ]
     return team
 
 
@@ -28,6 +39,10 @@ def user_with_spend(user: InternalUser) -> InternalUser:
     return user
 
 
+# What team_with_spend reads of each team: prefetch them for a list of teams.
+TEAM_MEMBERS = ("members", "admin_members")
+
+
 def team_info(team: Team) -> dict:
     keys = [key_with_spend(key) for key in VirtualKey.objects.filter(team=team)]
     return {"team_id": team.team_id, "team_info": team_with_spend(team), "keys": keys}
@@ -35,7 +50,7 @@ def team_info(team: Team) -> dict:
 
 def user_info(user: InternalUser) -> dict:
     keys = [key_with_spend(key) for key in VirtualKey.objects.filter(user=user)]
-    teams = [team_with_spend(team) for team in user.teams.prefetch_related("members")]
+    teams = [team_with_spend(team) for team in user.teams.prefetch_related(*TEAM_MEMBERS)]
     return {"user_id": user.user_id, "user_info": user_with_spend(user), "keys": keys, "teams": teams}
 
 

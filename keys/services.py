@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -18,6 +18,13 @@ from pricing.calculator import format_money
 from pricing.errors import TollgateError
 
 NEVER = "never"
+
+
+class Conflict(TollgateError):
+    """A request that the data as it stands refuses (a chosen key in use, a member already in the team)."""
+
+    status = 400
+    code = "invalid_value"
 
 
 class NotFound(TollgateError):
@@ -133,10 +140,31 @@ _KEY_FIELDS = (
     "rpm_limit",
     "max_parallel_requests",
     "blocked",
+    "allowed_routes",
+    "enforced_params",
+    "permissions",
+    "tags",
+    "model_max_budget",
+    "model_rpm_limit",
+    "model_tpm_limit",
 )
 
 
-_KEY_EMPTY = {"key_alias": str, "models": list, "aliases": dict, "config": dict, "metadata": dict, "blocked": bool}
+_KEY_EMPTY = {
+    "key_alias": str,
+    "models": list,
+    "aliases": dict,
+    "config": dict,
+    "metadata": dict,
+    "blocked": bool,
+    "allowed_routes": list,
+    "enforced_params": list,
+    "permissions": dict,
+    "tags": list,
+    "model_max_budget": dict,
+    "model_rpm_limit": dict,
+    "model_tpm_limit": dict,
+}
 
 
 def _apply_key_fields(key: VirtualKey, data: dict, now: datetime) -> None:
@@ -152,17 +180,29 @@ def _apply_key_fields(key: VirtualKey, data: dict, now: datetime) -> None:
         key.user = InternalUser.objects.get_or_create(user_id=data["user_id"])[0] if data["user_id"] else None
 
 
+def key_in_use(raw_key: str) -> bool:
+    """A secret that names a key already: its current secret, or its identity (the hash of its first secret)."""
+    hashed = hash_key(raw_key)
+    return VirtualKey.objects.filter(Q(secret_hash=hashed) | Q(token_hash=hashed)).exists()
+
+
 @transaction.atomic
 def generate_key(data: dict, *, actor: str) -> tuple[str, VirtualKey]:
-    """A new key with `data`'s settings: returns the raw key (shown this once) and the stored key."""
+    """A new key with `data`'s settings, and its `key` if the caller chose the secret: returns the raw key (shown
+    this once) and the stored key. The chosen secret is stored hashed like a made one, and never in the change log."""
     now = timezone.now()
-    raw_key = new_raw_key()
+    data = dict(data)
+    raw_key = data.pop("key", None) or new_raw_key()
     # The first secret's hash is the key's identity for good; only secret_hash follows later secrets.
     key = VirtualKey(
         token_hash=hash_key(raw_key), secret_hash=hash_key(raw_key), key_hint=key_hint(raw_key), created_by=actor
     )
     _apply_key_fields(key, {"duration": None, **data}, now)  # no duration: KEY_DEFAULT_DURATION
-    key.save()
+    try:
+        with transaction.atomic():
+            key.save()
+    except IntegrityError:  # a chosen secret another request took since it was checked
+        raise Conflict("This key is already in use: choose another.", param="key") from None
     record_change(KeyChange.Kind.KEY, key.token_hash, action="created", actor=actor, changes=_audit(data))
     _after_commit()
     return raw_key, key
@@ -215,19 +255,31 @@ _TEAM_FIELDS = (
     "blocked",
 )
 _TEAM_EMPTY = {"team_alias": str, "models": list, "model_aliases": dict, "metadata": dict, "blocked": bool}
-_USER_FIELDS = ("user_email", "models", "max_budget", "metadata")
+_USER_FIELDS = (
+    "user_email",
+    "user_role",
+    "models",
+    "max_budget",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "metadata",
+)
 _USER_EMPTY = {"user_email": str, "models": list, "metadata": dict}
 
 
 def _set_members(team: Team, data: dict) -> None:
     if data.get("members") is not None:
+    """A team's members as `members` lists them; one no longer a member is no longer an admin either."""
         team.members.set([InternalUser.objects.get_or_create(user_id=user_id)[0] for user_id in data["members"]])
 
+        team.admin_members.set(team.admin_members.filter(teams=team))
 
 def _set_teams(user: InternalUser, data: dict) -> None:
     if data.get("teams") is not None:
         user.teams.set([find_team(team_id) for team_id in data["teams"]])
 
+        user.teams_as_admin.set(user.teams_as_admin.filter(members=user))
 
 # A budget holder's change-log kind (also the name keys use for it: key.team, key.user_id), its settable fields, the
 # empty value of each that null clears, and what sets its memberships.
@@ -263,12 +315,18 @@ def _delete_with_keys(model, entities: list, *, actor: str) -> list[str]:
 @transaction.atomic
 def create_team(data: dict, *, actor: str) -> Team:
     team = Team(team_id=data["team_id"]) if data.get("team_id") else Team()
-    return _save_holder(team, data, actor=actor, action="created")
+    """A new team; `members_with_roles` (LiteLLM's) adds those members with their roles, after `members`."""
+    data = dict(data)
+    members_with_roles = data.pop("members_with_roles", None)
+    _save_holder(team, data, actor=actor, action="created")
+    if members_with_roles:
+        add_team_members(team, members_with_roles, actor=actor)
+    return team
 
 
 @transaction.atomic
-def update_team(team: Team, data: dict, *, actor: str) -> Team:
-    return _save_holder(Team.objects.select_for_update().get(pk=team.pk), data, actor=actor, action="updated")
+def update_team(team: Team, data: dict, *, actor: str, action: str = "updated") -> Team:
+    return _save_holder(Team.objects.select_for_update().get(pk=team.pk), data, actor=actor, action=action)
 
 
 def delete_teams(teams: list[Team], *, actor: str) -> list[str]:
@@ -295,3 +353,73 @@ def update_user(user: InternalUser, data: dict, *, actor: str) -> InternalUser:
 
 def delete_users(users: list[InternalUser], *, actor: str) -> list[str]:
     return _delete_with_keys(InternalUser, users, actor=actor)
+
+
+# -- team members (LiteLLM's /team/member_*): each names a user by user_id or, lacking one, by user_email -----------
+
+ADMIN = "admin"
+
+
+def _user_named(member: dict) -> InternalUser:
+    """The user a member entry names, made if there is none (as LiteLLM's /team/member_add does)."""
+    if member.get("user_id"):
+        defaults = {"user_email": member.get("user_email") or ""}
+        return InternalUser.objects.get_or_create(user_id=member["user_id"], defaults=defaults)[0]
+    user = InternalUser.objects.filter(user_email=member["user_email"]).order_by("id").first()
+    return user or InternalUser.objects.create(user_email=member["user_email"])
+
+
+def find_member(team: Team, member: dict) -> InternalUser:
+    """The member of `team` that `member` names by user_id or user_email."""
+    by = "user_id" if member.get("user_id") else "user_email"
+    user = team.members.filter(**{by: member[by]}).order_by("id").first()
+    if user is None:
+        raise Conflict(f"{member[by]} is not a member of team {team.team_id}.", param=by)
+    return user
+
+
+def _set_role(team: Team, user: InternalUser, role: str) -> None:
+    if role == ADMIN:
+        team.admin_members.add(user)
+    else:
+        team.admin_members.remove(user)
+
+
+def _member_change(team: Team, action: str, *, actor: str, changes: dict) -> None:
+    record_change(KeyChange.Kind.TEAM, team.team_id, action=action, actor=actor, changes=_audit(changes))
+    _after_commit()
+
+
+@transaction.atomic
+def add_team_members(team: Team, members: list[dict], *, actor: str) -> list[InternalUser]:
+    """Add users to a team with their roles; a user already a member refuses the whole request."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    added = []
+    for member in members:
+        user = _user_named(member)
+        if team.members.filter(pk=user.pk).exists():
+            raise Conflict(f"User {user.user_id} is already a member of team {team.team_id}.", param="member")
+        team.members.add(user)
+        _set_role(team, user, member["role"])
+        added.append(user)
+    _member_change(team, "member_added", actor=actor, changes={"member": members})
+    return added
+
+
+@transaction.atomic
+def remove_team_member(team: Team, member: dict, *, actor: str) -> None:
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    user = find_member(team, member)
+    team.members.remove(user)
+    team.admin_members.remove(user)
+    _member_change(team, "member_deleted", actor=actor, changes={"user_id": user.user_id})
+
+
+@transaction.atomic
+def update_team_member(team: Team, member: dict, *, actor: str) -> InternalUser:
+    """Set a member's role in the team."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    user = find_member(team, member)
+    _set_role(team, user, member["role"])
+    _member_change(team, "member_updated", actor=actor, changes={"user_id": user.user_id, "role": member["role"]})
+    return user

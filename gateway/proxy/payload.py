@@ -15,9 +15,12 @@ _MAX_TOKENS_CEILING = 10_000_000
 _MAX_DIMENSIONS = 65_536
 
 
-def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: str = "", translate=None) -> dict:
-    """The checked payload of a request body. `translate` turns another API's body (a front's: Anthropic's Messages,
-    OpenAI's Responses) into a chat payload first, so that it is checked as any chat call is."""
+def parse_payload(
+    body: bytes, call_type: str, max_bytes: int, default_model: str = "", translate=None, check=None
+) -> dict:
+    """The checked payload of a request body. `check` is given the body as the client sent it (a key's enforced
+    params name what the client sends); `translate` then turns another API's body (a front's: Anthropic's Messages,
+    OpenAI's Responses) into a chat payload, so that it is checked as any chat call is."""
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {max_bytes} bytes.")
     try:
@@ -26,6 +29,8 @@ def parse_payload(body: bytes, call_type: str, max_bytes: int, default_model: st
         raise BadRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise BadRequest("Request body must be a JSON object.", code="invalid_json")
+    if check is not None:
+        check(payload)
     if translate is not None:
         payload = translate(payload)
     if default_model and "model" not in payload:

@@ -175,8 +175,9 @@ def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
 
 
 async def authenticate_request(request) -> Caller:
-    """The caller of a request; an address that keeps failing is slowed (429) before any key lookup. A caller whose
-    budget period has ended has it reset first (by this call, if no scheduler got there before), and is read again."""
+    """The caller of a request; an address that keeps failing is slowed (429) before any key lookup, and a key whose
+    allowed_routes leave out the path is refused (403). A caller whose budget period has ended has it reset first
+    (by this call, if no scheduler got there before), and is read again."""
     address = client_ip(request)
     await check_auth_throttle(address)
     authorization = presented_key(request.headers)
@@ -188,6 +189,7 @@ async def authenticate_request(request) -> Caller:
     ended = caller.ended_periods(int(time.time() * 1000))
     if ended:
         await key_cache().run(_reset_periods, ended)
+    caller.check_route(request.path)
         caller = await authenticate(authorization)
     return caller
 
@@ -242,7 +244,12 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
         call.caller = await authenticate_request(request)
         body = read_body(request)
         call.payload = parse_payload(
-            body, call_type, settings.TOLLGATE_MAX_REQUEST_BYTES, default_model, front.to_chat if front else None
+            body,
+            call_type,
+            settings.TOLLGATE_MAX_REQUEST_BYTES,
+            default_model,
+            front.to_chat if front else None,
+            check=call.caller.check_enforced_params,
         )
         call.body_size = len(body)
         call.end_user = end_user_of(call.payload, request.headers)

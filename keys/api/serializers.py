@@ -6,15 +6,20 @@ field. What they refuse, the OpenAPI schema says (types, required fields, patter
 """
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 from django.core.validators import RegexValidator
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keys.api.inputs import JSONInput, JSONObject, QueryInput, check_storable_text
-from keys.budgets import InvalidDuration, parse_duration
+from keys.auth import is_master_key
+from keys.budgets import InvalidDuration, InvalidModelBudget, check_model_budgets, parse_duration
 from keys.models import InternalUser, Team
-from keys.services import NEVER
+from keys.routes import ROUTE_GROUPS
+from keys.services import NEVER, key_in_use
+from pricing.calculator import format_money
 from pricing.deployments import deployments
 
 # What the database holds: PositiveBigIntegerField, PositiveIntegerField (and a page's offset), budget_duration's
@@ -68,8 +73,9 @@ def _limit(max_value: int = BIG_LIMIT, **kwargs):
     return serializers.IntegerField(min_value=0, max_value=max_value, allow_null=True, required=False, **kwargs)
 
 
-def _names(**kwargs):
-    return serializers.ListField(child=serializers.CharField(), allow_null=True, required=False, **kwargs)
+def _names(child=None, **kwargs):
+    child = child or serializers.CharField()
+    return serializers.ListField(child=child, allow_null=True, required=False, **kwargs)
 
 
 class Aliases(serializers.DictField):
@@ -131,6 +137,48 @@ def _by_id(settings_input: type, model, id_field: str, noun: str) -> tuple[type,
 
 
 class KeySettingsInput(StrictInput):
+class ModelBudgets(serializers.DictField):
+    """A key's per-model budgets, as LiteLLM writes them; amounts kept as their exact digits (money is never a
+    float), which keys.budgets reads back as Decimals."""
+
+    def to_internal_value(self, data):
+        budgets = super().to_internal_value(data)
+        check_storable_text(budgets)
+        try:
+            check_model_budgets(budgets)
+        except InvalidModelBudget as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return {model: _exact(entry) for model, entry in budgets.items()}
+
+
+def _exact(value):
+    if isinstance(value, Decimal):
+        return format_money(value)
+    if isinstance(value, Mapping):
+        return {name: _exact(item) for name, item in value.items()}
+    return value
+
+
+def _per_model(**kwargs):
+    """Model group → a limit (a key's model_rpm_limit, model_tpm_limit)."""
+    limit = serializers.IntegerField(min_value=0, max_value=BIG_LIMIT)
+    return serializers.DictField(child=limit, allow_null=True, required=False, **kwargs)
+
+
+# A key's allowed_routes entry: a path, or one of LiteLLM's route groups (keys.routes).
+_ROUTE = serializers.RegexField(
+    rf"^(?:/[^\x00-\x20]*|{'|'.join(ROUTE_GROUPS)})\Z",
+    max_length=200,
+    error_messages={"invalid": f"Not a route: give a path (/chat/completions) or a group ({', '.join(ROUTE_GROUPS)})."},
+)
+# A key's enforced_params entry: a body param, "metadata.generation_name" for one inside another.
+_PARAM = serializers.RegexField(
+    r"^[^.\x00-\x20]+(?:\.[^.\x00-\x20]+)*\Z",
+    max_length=200,
+    error_messages={"invalid": 'Not a param: a name, or names joined by "." ("metadata.generation_name").'},
+)
+
+
     key_alias = serializers.CharField(max_length=200, allow_blank=True, allow_null=True, required=False)
     models = _names()
     aliases = _mapping()
@@ -147,25 +195,65 @@ class KeySettingsInput(StrictInput):
     user_id = serializers.CharField(max_length=200, allow_null=True, required=False)
     team_id = serializers.CharField(max_length=200, allow_null=True, required=False)
 
+    spend = Money(required=False, help_text="Set by hand: written to the ledger as an adjustment.")
+    allowed_routes = _names(child=_ROUTE, help_text="Paths or route groups the key may call; empty: every route.")
+    enforced_params = _names(child=_PARAM, help_text="Body params every call must carry; a call without one: 400.")
+    permissions = JSONObject(
+        allow_null=True,
+        required=False,
+        help_text='LiteLLM\'s key permissions. {"get_spend_routes": true} lets the key read /global/spend/*.',
+    )
+
+    tags = _names(child=serializers.CharField(max_length=200), help_text="Tags every call with this key carries.")
+    model_max_budget = ModelBudgets(
+        allow_null=True,
+        required=False,
+        help_text='Model group → {"budget_limit": USD, "time_period": "1d"} (or USD alone): a budget per model.',
+    )
+    model_rpm_limit = _per_model(help_text="Model group → requests per minute.")
+    model_tpm_limit = _per_model(help_text="Model group → tokens per minute.")
     def validate_aliases(self, aliases):
         return check_aliases(aliases)
 
     def validate_team_id(self, team_id):
+    def validate_permissions(self, permissions):
+        if permissions and not isinstance(permissions.get("get_spend_routes", False), bool):
+            raise serializers.ValidationError("get_spend_routes: expected a JSON boolean.")
+        return permissions
+
         if team_id and not Team.objects.filter(team_id=team_id).exists():
             raise serializers.ValidationError(f"No team {team_id!r}.")
         return team_id
 
 
 class KeyGenerateInput(KeySettingsInput):
-    pass
+class _UnusedKey:
+    """A chosen secret no key has (LiteLLM's caller-chosen `key`) and that is not the master key."""
+
+    def __call__(self, raw_key):
+        if is_master_key(raw_key) or key_in_use(raw_key):
+            raise serializers.ValidationError("This key is already in use: choose another.")
+
+
+    key = serializers.RegexField(
+        r"^sk-[A-Za-z0-9_.\-]+\Z",
+        max_length=200,
+        required=False,
+        validators=[_UnusedKey()],
+        error_messages={"invalid": 'A key is "sk-" and letters, digits, "_", "-" or ".".'},
+        help_text="A secret of your choosing (stored hashed, as a made one); made up when not given.",
+    )
 
 
 class KeyUpdateInput(KeySettingsInput):
     key = serializers.CharField()
-    spend = Money(required=False)
 
 
-class KeyRegenerateInput(KeySettingsInput):
+class KeyRegenerateBody(KeySettingsInput):
+    """/key/{key}/regenerate's body: the settings to change with the new secret; the key is named in the path."""
+
+
+class KeyRegenerateInput(KeyRegenerateBody):
     key = serializers.CharField()
 
 
@@ -174,7 +262,7 @@ class KeyRefInput(StrictInput):
 
 
 class KeyRefQuery(QueryInput):
-    key = serializers.CharField()
+    key = serializers.CharField(required=False, help_text="Required with the master key; a key reads itself without.")
 
 
 class KeyDeleteInput(StrictInput):
@@ -212,6 +300,13 @@ class KeyOutput(serializers.Serializer):
     metadata = serializers.DictField()
     blocked = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+    allowed_routes = serializers.ListField(child=serializers.CharField())
+    enforced_params = serializers.ListField(child=serializers.CharField())
+    permissions = serializers.DictField()
+    tags = serializers.ListField(child=serializers.CharField())
+    model_max_budget = serializers.DictField()
+    model_rpm_limit = serializers.DictField(child=serializers.IntegerField())
+    model_tpm_limit = serializers.DictField(child=serializers.IntegerField())
     created_by = serializers.CharField()
 
 
@@ -257,7 +352,66 @@ class TeamSettingsInput(StrictInput):
         return check_aliases(aliases)
 
 
-TeamNewInput, TeamUpdateInput, TeamRefInput, TeamDeleteInput = _by_id(TeamSettingsInput, Team, "team_id", "Team")
+_TeamNewInput, TeamUpdateInput, TeamRefInput, TeamDeleteInput = _by_id(TeamSettingsInput, Team, "team_id", "Team")
+
+MEMBER_ROLES = ("admin", "user")
+
+
+class MemberRefInput(StrictInput):
+    """A user named by user_id or, lacking one, by user_email (LiteLLM's Member)."""
+
+    user_id = serializers.CharField(max_length=200, required=False)
+    user_email = serializers.EmailField(required=False)
+
+    def validate(self, data):
+        if not data.get("user_id") and not data.get("user_email"):
+            raise serializers.ValidationError({"user_id": ["Give user_id or user_email."]})
+        return data
+
+
+class MemberInput(MemberRefInput):
+    role = serializers.ChoiceField(choices=MEMBER_ROLES)
+
+
+# MemberInput's request component (TeamNewInput's members_with_roles makes it).
+_MEMBER = {"$ref": "#/components/schemas/MemberInputRequest"}
+
+
+@extend_schema_field({"oneOf": [_MEMBER, {"type": "array", "items": _MEMBER, "minItems": 1}]})
+class OneOrMoreMembers(serializers.Field):
+    """A member, or a list of them (LiteLLM's /team/member_add takes either)."""
+
+    def to_internal_value(self, data):
+        members = [data] if isinstance(data, Mapping) else data
+        if not isinstance(members, list) or not members:
+            raise serializers.ValidationError("Expected a member object or a non-empty list of them.")
+        return serializers.ListSerializer(child=MemberInput()).run_validation(members)
+
+
+class TeamNewInput(_TeamNewInput):
+    members_with_roles = MemberInput(many=True, required=False)
+
+
+class TeamRefBody(StrictInput):
+    team_id = serializers.CharField(max_length=200)
+
+
+class TeamMemberAddInput(TeamRefBody):
+    member = OneOrMoreMembers()
+
+
+class TeamMemberDeleteInput(TeamRefBody, MemberRefInput):
+    pass
+
+
+class TeamMemberUpdateInput(TeamRefBody, MemberInput):
+    pass
+
+
+class MemberOutput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=MEMBER_ROLES)
+    user_id = serializers.CharField()
+    user_email = serializers.CharField(allow_null=True)
 
 
 class TeamOutput(serializers.Serializer):
@@ -280,6 +434,7 @@ class TeamOutput(serializers.Serializer):
 
 class TeamInfoOutput(serializers.Serializer):
     team_id = serializers.CharField()
+    members_with_roles = MemberOutput(many=True)
     team_info = TeamOutput()
     keys = KeyOutput(many=True)
 
@@ -298,8 +453,12 @@ class UserSettingsInput(StrictInput):
     budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
     metadata = JSONObject(allow_null=True, required=False)
     teams = _names(help_text="team_ids")
+    user_role = serializers.ChoiceField(choices=InternalUser.Role.choices, required=False)
 
     def validate_teams(self, team_ids):
+    tpm_limit = _limit()
+    rpm_limit = _limit()
+    max_parallel_requests = _limit(LIMIT)
         if team_ids:
             known = set(Team.objects.filter(team_id__in=team_ids).values_list("team_id", flat=True))
             missing = [team_id for team_id in team_ids if team_id not in known]
@@ -330,8 +489,12 @@ class UserOutput(serializers.Serializer):
     spend = Money(source="live_spend")
     budget_duration = serializers.CharField()
     budget_reset_at = serializers.DateTimeField(allow_null=True)
+    user_role = serializers.ChoiceField(choices=InternalUser.Role.choices)
     metadata = serializers.DictField()
     teams = serializers.ListField(child=serializers.CharField(), source="team_ids")
+    tpm_limit = serializers.IntegerField(allow_null=True)
+    rpm_limit = serializers.IntegerField(allow_null=True)
+    max_parallel_requests = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
 
 
@@ -357,3 +520,19 @@ class UserListOutput(serializers.Serializer):
 
 class UserDeleteOutput(serializers.Serializer):
     deleted_users = serializers.ListField(child=serializers.CharField())
+
+
+# -- team members -------------------------------------------------------------------------------------------------------
+
+
+class TeamMemberAddOutput(TeamOutput):
+    """The team as it is now, and the users added (LiteLLM's TeamAddMemberResponse)."""
+
+    updated_users = UserOutput(many=True)
+
+
+class TeamMemberUpdateOutput(serializers.Serializer):
+    team_id = serializers.CharField()
+    user_id = serializers.CharField()
+    user_email = serializers.CharField(allow_null=True)
+    role = serializers.ChoiceField(choices=MEMBER_ROLES)

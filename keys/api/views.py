@@ -1,4 +1,5 @@
-"""The key, team and user management API (LiteLLM's /key/*, /team/*, /user/*): master key only.
+"""The key, team and user management API (LiteLLM's /key/*, /team/*, /user/*): the master key's, but for a virtual
+key reading its own /key/info.
 
 Each view parses with its input serializer, calls one service or selector, and renders with its output serializer.
 """
@@ -16,16 +17,19 @@ from rest_framework.views import APIView
 from keys import selectors, services
 from keys.api import serializers as s
 from keys.api.parsers import PARSERS
+from keys.auth import hash_key
 from keys.models import InternalUser, Team
 
 ACTOR = "master_key"
 # Error statuses each operation declares; the schema gives them OpenAI's error body (gateway.api.schema).
 INVALID = OpenApiResponse(description="Invalid input; `param` names the field.")
 NOT_FOUND = OpenApiResponse(description="No such key, team or user; `param` names the field.")
+FORBIDDEN = OpenApiResponse(description="A virtual key asked about another key, or a route it may not call.")
 
 
 class ManagementView(APIView):
     parser_classes = PARSERS
+    keys_may_call = False  # a virtual key may call it, about itself (keys.api.authentication)
 
 
 def _input(serializer_class, data):
@@ -99,12 +103,30 @@ class KeyGenerateView(ManagementView):
         return Response(_generated(raw_key, key))
 
 
+def _key_asked(request, asked: str | None):
+    """The key /key/info reads and the name it answers under: the one asked for with the master key; a virtual key's
+    own (named by its identity, as LiteLLM's answer names it), which is all a virtual key may read."""
+    caller = request.auth
+    if caller.is_master:
+        if asked is None:
+            raise exceptions.ValidationError({"key": ["Required with the master key: the key to read."]})
+        return _found(services.find_key, asked), asked
+    key = _found(services.find_key, caller.key_hash)
+    if asked is not None and asked != key.token_hash and hash_key(asked) != key.secret_hash:
+        raise exceptions.PermissionDenied("A key may read only its own info: leave out `key`, or give its own.")
+    return key, asked or key.token_hash
+
+
 class KeyInfoView(ManagementView):
-    @extend_schema(parameters=[s.KeyRefQuery], responses={200: s.KeyInfoOutput, 400: INVALID, 404: NOT_FOUND})
+    keys_may_call = True
+
+    @extend_schema(
+        parameters=[s.KeyRefQuery],
+        responses={200: s.KeyInfoOutput, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
     def get(self, request):
-        data = _input(s.KeyRefQuery, request.query_params.dict())
-        key = _found(services.find_key, data["key"])
-        return Response(s.KeyInfoOutput({"key": data["key"], "info": selectors.key_with_spend(key)}).data)
+        key, name = _key_asked(request, _input(s.KeyRefQuery, request.query_params.dict()).get("key"))
+        return Response(s.KeyInfoOutput({"key": name, "info": selectors.key_with_spend(key)}).data)
 
 
 class KeyUpdateView(ManagementView):
@@ -116,13 +138,28 @@ class KeyUpdateView(ManagementView):
         return Response(s.KeyOutput(selectors.key_with_spend(key)).data)
 
 
+def _regenerated(asked: str, data: dict) -> dict:
+    raw_key, key = services.regenerate_key(_found(services.find_key, asked), data, actor=ACTOR)
+    return _generated(raw_key, key)
+
+
 class KeyRegenerateView(ManagementView):
     @extend_schema(request=s.KeyRegenerateInput, responses={200: s.GeneratedKeyOutput, 400: INVALID, 404: NOT_FOUND})
     def post(self, request):
         data = dict(_input(s.KeyRegenerateInput, request.data))
-        key = _found(services.find_key, data.pop("key"))
-        raw_key, key = services.regenerate_key(key, data, actor=ACTOR)
-        return Response(_generated(raw_key, key))
+        return Response(_regenerated(data.pop("key"), data))
+
+
+class KeyRegeneratePathView(ManagementView):
+    """LiteLLM's /key/{key}/regenerate: the key (its secret or its token) in the path."""
+
+    @extend_schema(
+        operation_id="key_regenerate_by_path",
+        request=s.KeyRegenerateBody,
+        responses={200: s.GeneratedKeyOutput, 400: INVALID, 404: NOT_FOUND},
+    )
+    def post(self, request, key: str):
+        return Response(_regenerated(key, dict(_input(s.KeyRegenerateBody, request.data))))
 
 
 class KeyBlockView(ManagementView):
@@ -200,8 +237,62 @@ class TeamDeleteView(ManagementView):
 class TeamListView(ManagementView):
     @extend_schema(responses={200: s.TeamOutput(many=True)})
     def get(self, request):
-        teams = Team.objects.prefetch_related("members")
+        teams = Team.objects.prefetch_related(*selectors.TEAM_MEMBERS)
         return Response(s.TeamOutput([selectors.team_with_spend(team) for team in teams], many=True).data)
+
+
+class TeamBlockView(ManagementView):
+    """Every key of a blocked team is refused at the proxy (403 team_blocked) until it is unblocked."""
+
+    blocked = True
+
+    @extend_schema(request=s.TeamRefBody, responses={200: s.TeamOutput, 400: INVALID, 404: NOT_FOUND})
+    def post(self, request):
+        team = _found(services.find_team, _input(s.TeamRefBody, request.data)["team_id"])
+        action = "blocked" if self.blocked else "unblocked"
+        team = services.update_team(team, {"blocked": self.blocked}, actor=ACTOR, action=action)
+        return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
+
+
+class TeamUnblockView(TeamBlockView):
+    blocked = False
+
+
+# -- team members: LiteLLM's /team/member_add, /team/member_delete, /team/member_update ------------------------------
+
+
+def _team_and_member(request, body_input) -> tuple[Team, dict]:
+    member = dict(_input(body_input, request.data))
+    return _found(services.find_team, member.pop("team_id")), member
+
+
+class TeamMemberAddView(ManagementView):
+    @extend_schema(request=s.TeamMemberAddInput, responses={200: s.TeamMemberAddOutput, 400: INVALID, 404: NOT_FOUND})
+    def post(self, request):
+        team, data = _team_and_member(request, s.TeamMemberAddInput)
+        added = services.add_team_members(team, data["member"], actor=ACTOR)
+        team = selectors.team_with_spend(services.find_team(team.team_id))
+        team.updated_users = [selectors.user_with_spend(user) for user in added]
+        return Response(s.TeamMemberAddOutput(team).data)
+
+
+class TeamMemberDeleteView(ManagementView):
+    @extend_schema(request=s.TeamMemberDeleteInput, responses={200: s.TeamOutput, 400: INVALID, 404: NOT_FOUND})
+    def post(self, request):
+        team, member = _team_and_member(request, s.TeamMemberDeleteInput)
+        services.remove_team_member(team, member, actor=ACTOR)
+        return Response(s.TeamOutput(selectors.team_with_spend(services.find_team(team.team_id))).data)
+
+
+class TeamMemberUpdateView(ManagementView):
+    @extend_schema(
+        request=s.TeamMemberUpdateInput, responses={200: s.TeamMemberUpdateOutput, 400: INVALID, 404: NOT_FOUND}
+    )
+    def post(self, request):
+        team, member = _team_and_member(request, s.TeamMemberUpdateInput)
+        user = services.update_team_member(team, member, actor=ACTOR)
+        shown = {"team_id": team.team_id, "user_id": user.user_id, "user_email": user.user_email or None}
+        return Response(s.TeamMemberUpdateOutput({**shown, "role": member["role"]}).data)
 
 
 # -- users --------------------------------------------------------------------------------------------------------------

@@ -34,7 +34,13 @@ async def count_tokens(request) -> HttpResponse:
 
     try:
         caller = await service.authenticate_request(request)
-        payload = parse_payload(read_body(request), "chat", settings.TOLLGATE_MAX_REQUEST_BYTES, translate=translate)
+        payload = parse_payload(
+            read_body(request),
+            "chat",
+            settings.TOLLGATE_MAX_REQUEST_BYTES,
+            translate=translate,
+            check=caller.check_enforced_params,
+        )
         state = await gateway_state()
         requested = payload["model"]
         group = caller.resolve_model(requested)
