@@ -20,8 +20,8 @@ from django.db import close_old_connections
 from keys.budgets import period_of
 from keys.caller import Caller, Limits
 from keys.model_budgets import model_limits
-from keys.routes import allowed_routes
 from keys.models import InternalUser, KeyChange, Team, VirtualKey
+from keys.routes import allowed_routes
 
 # Hashes the valid set held but the database did not (a key deleted a moment ago): refused without a query.
 _MISSING_LIMIT = 10_000

@@ -57,12 +57,12 @@ class Caller:
     key_hint: str = ""
     expires: datetime | None = None
     blocked: bool = False
-    key_limits: Limits | None = None
-    user_limits: Limits | None = None
     team_blocked: bool = False
     allowed_routes: frozenset[str] = frozenset()  # keys.routes.allowed_routes of the key's list; empty: every route
     enforced_params: tuple[str, ...] = ()  # body params every call must carry; "a.b" is b inside a
     reads_spend: bool = False  # permissions {"get_spend_routes": true}: may read the global spend reports
+    key_limits: Limits | None = None
+    user_limits: Limits | None = None
     team_limits: Limits | None = None
     tags: tuple[str, ...] = ()  # the key's tags: each of its calls carries them, and pays their budgets
     model_limits: Mapping[str, Limits] = field(default_factory=dict)  # the key's per model group (keys.model_budgets)
@@ -116,17 +116,6 @@ class Caller:
             )
         if self.blocked:
             raise AuthenticationFailed("Authentication Error - This key is blocked.", code="key_blocked")
-
-
-MASTER = Caller(is_master=True)
-
-
-def _allows(allowed: frozenset[str], group: str, access_groups: frozenset[str]) -> bool:
-    """A models list allows a group it names, one of its access groups, or a pattern matching it (`openai/*`
-    allows `openai/gpt-4o`, as LiteLLM's key model lists do)."""
-    if group in allowed or not access_groups.isdisjoint(allowed):
-        return True
-    return any(_pattern(entry).fullmatch(group) for entry in allowed if "*" in entry)
         if self.team_blocked:
             raise AccessDenied(
                 f"Team={self.team_id} is blocked. Update via /team/unblock if you're an admin.", code="team_blocked"
@@ -152,6 +141,17 @@ def _allows(allowed: frozenset[str], group: str, access_groups: frozenset[str]) 
                         param=param,
                     )
                 value = value[part]
+
+
+MASTER = Caller(is_master=True)
+
+
+def _allows(allowed: frozenset[str], group: str, access_groups: frozenset[str]) -> bool:
+    """A models list allows a group it names, one of its access groups, or a pattern matching it (`openai/*`
+    allows `openai/gpt-4o`, as LiteLLM's key model lists do)."""
+    if group in allowed or not access_groups.isdisjoint(allowed):
+        return True
+    return any(_pattern(entry).fullmatch(group) for entry in allowed if "*" in entry)
 
 
 @functools.lru_cache(maxsize=1024)

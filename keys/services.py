@@ -269,17 +269,17 @@ _USER_EMPTY = {"user_email": str, "models": list, "metadata": dict}
 
 
 def _set_members(team: Team, data: dict) -> None:
-    if data.get("members") is not None:
     """A team's members as `members` lists them; one no longer a member is no longer an admin either."""
+    if data.get("members") is not None:
         team.members.set([InternalUser.objects.get_or_create(user_id=user_id)[0] for user_id in data["members"]])
-
         team.admin_members.set(team.admin_members.filter(teams=team))
+
 
 def _set_teams(user: InternalUser, data: dict) -> None:
     if data.get("teams") is not None:
         user.teams.set([find_team(team_id) for team_id in data["teams"]])
-
         user.teams_as_admin.set(user.teams_as_admin.filter(members=user))
+
 
 # A budget holder's change-log kind (also the name keys use for it: key.team, key.user_id), its settable fields, the
 # empty value of each that null clears, and what sets its memberships.
@@ -314,10 +314,10 @@ def _delete_with_keys(model, entities: list, *, actor: str) -> list[str]:
 
 @transaction.atomic
 def create_team(data: dict, *, actor: str) -> Team:
-    team = Team(team_id=data["team_id"]) if data.get("team_id") else Team()
     """A new team; `members_with_roles` (LiteLLM's) adds those members with their roles, after `members`."""
     data = dict(data)
     members_with_roles = data.pop("members_with_roles", None)
+    team = Team(team_id=data["team_id"]) if data.get("team_id") else Team()
     _save_holder(team, data, actor=actor, action="created")
     if members_with_roles:
         add_team_members(team, members_with_roles, actor=actor)

@@ -186,10 +186,10 @@ async def authenticate_request(request) -> Caller:
     except AuthenticationFailed:
         record_auth_failure(address)
         raise
+    caller.check_route(request.path)
     ended = caller.ended_periods(int(time.time() * 1000))
     if ended:
         await key_cache().run(_reset_periods, ended)
-    caller.check_route(request.path)
         caller = await authenticate(authorization)
     return caller
 

@@ -136,7 +136,6 @@ def _by_id(settings_input: type, model, id_field: str, noun: str) -> tuple[type,
 # -- keys ---------------------------------------------------------------------------------------------------------------
 
 
-class KeySettingsInput(StrictInput):
 class ModelBudgets(serializers.DictField):
     """A key's per-model budgets, as LiteLLM writes them; amounts kept as their exact digits (money is never a
     float), which keys.budgets reads back as Decimals."""
@@ -179,6 +178,7 @@ _PARAM = serializers.RegexField(
 )
 
 
+class KeySettingsInput(StrictInput):
     key_alias = serializers.CharField(max_length=200, allow_blank=True, allow_null=True, required=False)
     models = _names()
     aliases = _mapping()
@@ -194,7 +194,6 @@ _PARAM = serializers.RegexField(
     blocked = serializers.BooleanField(required=False)
     user_id = serializers.CharField(max_length=200, allow_null=True, required=False)
     team_id = serializers.CharField(max_length=200, allow_null=True, required=False)
-
     spend = Money(required=False, help_text="Set by hand: written to the ledger as an adjustment.")
     allowed_routes = _names(child=_ROUTE, help_text="Paths or route groups the key may call; empty: every route.")
     enforced_params = _names(child=_PARAM, help_text="Body params every call must carry; a call without one: 400.")
@@ -212,21 +211,21 @@ _PARAM = serializers.RegexField(
     )
     model_rpm_limit = _per_model(help_text="Model group → requests per minute.")
     model_tpm_limit = _per_model(help_text="Model group → tokens per minute.")
+
     def validate_aliases(self, aliases):
         return check_aliases(aliases)
 
-    def validate_team_id(self, team_id):
     def validate_permissions(self, permissions):
         if permissions and not isinstance(permissions.get("get_spend_routes", False), bool):
             raise serializers.ValidationError("get_spend_routes: expected a JSON boolean.")
         return permissions
 
+    def validate_team_id(self, team_id):
         if team_id and not Team.objects.filter(team_id=team_id).exists():
             raise serializers.ValidationError(f"No team {team_id!r}.")
         return team_id
 
 
-class KeyGenerateInput(KeySettingsInput):
 class _UnusedKey:
     """A chosen secret no key has (LiteLLM's caller-chosen `key`) and that is not the master key."""
 
@@ -235,6 +234,7 @@ class _UnusedKey:
             raise serializers.ValidationError("This key is already in use: choose another.")
 
 
+class KeyGenerateInput(KeySettingsInput):
     key = serializers.RegexField(
         r"^sk-[A-Za-z0-9_.\-]+\Z",
         max_length=200,
@@ -299,7 +299,6 @@ class KeyOutput(serializers.Serializer):
     max_parallel_requests = serializers.IntegerField(allow_null=True)
     metadata = serializers.DictField()
     blocked = serializers.BooleanField()
-    created_at = serializers.DateTimeField()
     allowed_routes = serializers.ListField(child=serializers.CharField())
     enforced_params = serializers.ListField(child=serializers.CharField())
     permissions = serializers.DictField()
@@ -307,6 +306,7 @@ class KeyOutput(serializers.Serializer):
     model_max_budget = serializers.DictField()
     model_rpm_limit = serializers.DictField(child=serializers.IntegerField())
     model_tpm_limit = serializers.DictField(child=serializers.IntegerField())
+    created_at = serializers.DateTimeField()
     created_by = serializers.CharField()
 
 
@@ -429,12 +429,12 @@ class TeamOutput(serializers.Serializer):
     metadata = serializers.DictField()
     blocked = serializers.BooleanField()
     members = serializers.ListField(child=serializers.CharField(), source="member_ids")
+    members_with_roles = MemberOutput(many=True)
     created_at = serializers.DateTimeField()
 
 
 class TeamInfoOutput(serializers.Serializer):
     team_id = serializers.CharField()
-    members_with_roles = MemberOutput(many=True)
     team_info = TeamOutput()
     keys = KeyOutput(many=True)
 
@@ -448,17 +448,17 @@ class TeamDeleteOutput(serializers.Serializer):
 
 class UserSettingsInput(StrictInput):
     user_email = serializers.EmailField(allow_blank=True, allow_null=True, required=False)
+    user_role = serializers.ChoiceField(choices=InternalUser.Role.choices, required=False)
     models = _names()
     max_budget = Money(allow_null=True, required=False)
-    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
-    metadata = JSONObject(allow_null=True, required=False)
-    teams = _names(help_text="team_ids")
-    user_role = serializers.ChoiceField(choices=InternalUser.Role.choices, required=False)
-
-    def validate_teams(self, team_ids):
     tpm_limit = _limit()
     rpm_limit = _limit()
     max_parallel_requests = _limit(LIMIT)
+    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
+    metadata = JSONObject(allow_null=True, required=False)
+    teams = _names(help_text="team_ids")
+
+    def validate_teams(self, team_ids):
         if team_ids:
             known = set(Team.objects.filter(team_id__in=team_ids).values_list("team_id", flat=True))
             missing = [team_id for team_id in team_ids if team_id not in known]
@@ -484,17 +484,17 @@ class UserListInput(QueryInput):
 class UserOutput(serializers.Serializer):
     user_id = serializers.CharField()
     user_email = serializers.CharField()
+    user_role = serializers.ChoiceField(choices=InternalUser.Role.choices)
     models = serializers.ListField()
     max_budget = Money(allow_null=True)
-    spend = Money(source="live_spend")
-    budget_duration = serializers.CharField()
-    budget_reset_at = serializers.DateTimeField(allow_null=True)
-    user_role = serializers.ChoiceField(choices=InternalUser.Role.choices)
-    metadata = serializers.DictField()
-    teams = serializers.ListField(child=serializers.CharField(), source="team_ids")
     tpm_limit = serializers.IntegerField(allow_null=True)
     rpm_limit = serializers.IntegerField(allow_null=True)
     max_parallel_requests = serializers.IntegerField(allow_null=True)
+    spend = Money(source="live_spend")
+    budget_duration = serializers.CharField()
+    budget_reset_at = serializers.DateTimeField(allow_null=True)
+    metadata = serializers.DictField()
+    teams = serializers.ListField(child=serializers.CharField(), source="team_ids")
     created_at = serializers.DateTimeField()
 
 
