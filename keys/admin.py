@@ -524,4 +524,4 @@ class KeyChangeAdmin(EntityNamedAdmin):
 
 
 # Customers and budgets, read-only here: registered from their own module, which builds on the helpers above.
-from keys import admin_customers  # noqa: E402, F401
+from keys import admin_customers, admin_tags  # noqa: E402, F401

@@ -28,6 +28,12 @@ def _budget(key: VirtualKey, model: str) -> ModelBudget | None:
         return None
 
 
+def model_budget_limit(key: VirtualKey, model: str) -> Decimal | None:
+    """The key's budget for `model` in USD (None: none, or one that is not enforced)."""
+    budget = _budget(key, model)
+    return budget.limit if budget else None
+
+
 def _count(limits: dict, model: str) -> int | None:
     value = (limits or {}).get(model)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

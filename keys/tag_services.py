@@ -9,10 +9,10 @@ made again, it starts from 0.
 from django.db import transaction
 from django.utils import timezone
 
-from keys.customer_services import AlreadyExists, _set_fields
+from keys.customer_services import AlreadyExists
 from keys.holders import start_period
 from keys.models import KeyChange, Tag, record_change
-from keys.services import NotFound, _after_commit, _audit, budget_reset_for
+from keys.services import NotFound, _after_commit, _apply_budget_fields, _audit
 
 TAG_FIELDS = (
     "description",
@@ -40,8 +40,7 @@ def create_tag(data: dict, *, actor: str) -> Tag:
     if Tag.objects.filter(name=name).exists():
         raise AlreadyExists(f"Tag already exists: name={name}", param="name")
     tag = Tag(name=name, created_by=actor)
-    _set_fields(tag, data, TAG_FIELDS, _TAG_EMPTY)
-    tag.budget_reset_at = budget_reset_for(tag.budget_duration, timezone.now())
+    _apply_budget_fields(tag, data, TAG_FIELDS, _TAG_EMPTY, timezone.now())
     tag.save()
     start_period(tag, KeyChange.Kind.TAG, name)
     record_change(KeyChange.Kind.TAG, name, action="created", actor=actor, changes=_audit(data))
@@ -51,12 +50,9 @@ def create_tag(data: dict, *, actor: str) -> Tag:
 
 @transaction.atomic
 def update_tag(tag: Tag, data: dict, *, actor: str) -> Tag:
-    """Change a tag's limits; a new budget_duration starts its period now."""
+    """Change a tag's limits; a budget_duration given starts a period now, as a key's does."""
     tag = Tag.objects.select_for_update().get(pk=tag.pk)
-    duration = tag.budget_duration
-    _set_fields(tag, data, TAG_FIELDS, _TAG_EMPTY)
-    if tag.budget_duration != duration:
-        tag.budget_reset_at = budget_reset_for(tag.budget_duration, timezone.now())
+    _apply_budget_fields(tag, data, TAG_FIELDS, _TAG_EMPTY, timezone.now())
     tag.save()
     record_change(KeyChange.Kind.TAG, tag.name, action="updated", actor=actor, changes=_audit(data))
     _after_commit()

@@ -21,7 +21,16 @@ from django.utils import timezone
 from pricing.money import usd
 from spend.chart import burn_down, stacked_chart
 from spend.exports import csv_response
-from spend.overview import DIMENSIONS, TAG, TaggedSpend, entity_names, scoped_filters, team_months, team_scope
+from spend.overview import (
+    DIMENSIONS,
+    TAG,
+    TaggedSpend,
+    entity_names,
+    scoped_filters,
+    tag_budgets,
+    team_months,
+    team_scope,
+)
 from spend.periods import day_bounds, local_day
 from spend.selectors import read_current_spend
 
@@ -184,6 +193,7 @@ def overview(request):
         "table": table,
         "top": top,
         "budgets": _team_budgets(today, links, team_ids) if not narrowed else [],
+        "tag_budgets": _tag_budgets(links) if not narrowed and team_ids is None else [],
         "forecast_method": FORECAST_METHOD,
         "unpriced": [
             {**row, "url": links.logs(start, end, model_group=row["model_group"], pricing_source="unpriced")}
@@ -259,18 +269,34 @@ def _chart(by_stack: list[dict], stack: str, start: date, end: date, names: dict
     return stacked_chart(days, series, values, url_for)
 
 
+def _used(spend: Decimal, max_budget: Decimal | None) -> dict:
+    """A budget's use as the overview's tables show it: the spend, the budget, the share used and its bar."""
+    share = spend / max_budget * 100 if max_budget else None
+    return {
+        "spend": spend,
+        "max_budget": max_budget,
+        "percent": f"{share:.1f}" if share is not None else None,
+        "bar": min(float(share), 100.0) if share is not None else 0,
+        "over": share is not None and share >= 100,
+    }
+
+
+def _tag_budgets(links: _Links) -> list[dict]:
+    """Every tag with a budget (a call carrying it counts against it whatever its team: shown to unscoped logins)."""
+    return [
+        {"name": tag.name, **_used(tag.spend, tag.max_budget), "reset_at": tag.budget_reset_at,
+         "url": links.overview(tag=tag.name)}
+        for tag in tag_budgets()
+    ]  # fmt: skip
+
+
 def _team_budgets(today: date, links: _Links, team_ids: list[str] | None) -> list[dict]:
     budgets = []
     for month in team_months(today, team_ids):
-        share = month.period_spend / month.max_budget * 100 if month.max_budget else None
         budgets.append(
             {
                 "name": month.name,
-                "spend": month.period_spend,
-                "max_budget": month.max_budget,
-                "percent": f"{share:.1f}" if share is not None else None,
-                "bar": min(float(share), 100.0) if share is not None else 0,
-                "over": share is not None and share >= 100,
+                **_used(month.period_spend, month.max_budget),
                 "month_to_date": month.month_to_date,
                 "forecast": month.forecast,
                 "forecast_over": month.max_budget is not None and month.forecast > month.max_budget,

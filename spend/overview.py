@@ -17,7 +17,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast, TruncDate
 from django.http import Http404
 
-from keys.models import InternalUser, Team, VirtualKey
+from keys.models import InternalUser, Tag, Team, VirtualKey
 from keys.names import names
 from keys.roles import teams_in_scope
 from pricing.money import ZERO, grouped_totals
@@ -114,6 +114,12 @@ class TaggedSpend:
     def top(self, field: str, limit: int, since: date | None = None) -> list[dict]:
         rows = self.totals([field], since=since)
         return sorted(rows, key=lambda row: (-row["cost"], str(row[field])))[:limit]
+
+
+def tag_budgets() -> list[Tag]:
+    """The tags with a budget, the most used first."""
+    tags = Tag.objects.filter(max_budget__isnull=False)
+    return sorted(tags, key=lambda tag: (-(tag.spend / tag.max_budget) if tag.max_budget else 0, tag.name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,6 +197,15 @@ METRICS = (
 )
 
 
+# What _metrics derives from METRICS besides.
+DERIVED_METRICS = ("total_tokens", "successful_requests")
+
+
+def total_name(metric: str) -> str:
+    """The name of a metric's total over every day in daily_activity's metadata (total_tokens stays itself)."""
+    return metric if metric == "total_tokens" else f"total_{metric}"
+
+
 def _metrics(rows: Iterable[dict]) -> dict:
     metrics = {name: ZERO if column == "cost" else 0 for name, column in METRICS}
     for row in rows:
@@ -227,7 +236,7 @@ def daily_activity(start: date, end: date, model: str, api_key: str, page: int, 
     names = key_names(row["key_hash"] for day in shown for row in by_day[day])
     results = [_day_activity(day, by_day[day], names) for day in shown]
     totals = _metrics(rows)
-    metadata = {name if name == "total_tokens" else f"total_{name}": value for name, value in totals.items()}
+    metadata = {total_name(name): value for name, value in totals.items()}
     metadata.update(page=page, total_pages=total_pages)
     metadata["has_more"] = page < total_pages
     columns = ["date", "model", "provider", "api_key", "key_alias", *(name for name, _ in METRICS)]

@@ -14,7 +14,9 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from gateway.models import Deployment, RouterSettings
-from keys.models import Budget, Customer
+from keys.holders import start_model_spend
+from keys.models import Budget, Customer, VirtualKey
+from keys.tag_services import create_tag
 from pricing.models import CostMapVersion
 from spend.ledger import write_batch
 from spend.resets import reset_due_budgets
@@ -65,6 +67,10 @@ def every_model(staff_client, deployment) -> dict:
     customer = Customer.objects.create(
         end_user_id="gpt-customer", budget=Budget.objects.create(max_budget=Decimal("3"))
     )
+    # A tag holder, and the key's spend on a model it has a budget for.
+    create_tag({"name": "gpt-tag", "max_budget": Decimal("2")}, actor="admin-pages-test")
+    VirtualKey.objects.filter(pk=key.pk).update(model_max_budget={"gpt-4o": {"budget_limit": "1"}})
+    start_model_spend(key.token_hash, "gpt-4o")
     write_batch([make_entry(key_hash=key.token_hash, user_id=user.user_id, team_id=team.team_id,
                             end_user=customer.end_user_id)])  # fmt: skip
     rollup_spend()

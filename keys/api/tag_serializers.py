@@ -3,8 +3,9 @@
 
 from rest_framework import serializers
 
+from keys.api.customer_serializers import BudgetSettingsInput
 from keys.api.inputs import JSONObject
-from keys.api.serializers import DURATION_LENGTH, LIMIT, DurationText, Money, StrictInput, _limit
+from keys.api.serializers import Money, StrictInput
 from keys.models import Tag
 
 MAX_TAG_LENGTH = Tag._meta.get_field("name").max_length
@@ -14,15 +15,12 @@ def _tag_name(**kwargs):
     return serializers.CharField(max_length=MAX_TAG_LENGTH, **kwargs)
 
 
-class TagSettingsInput(StrictInput):
+class TagSettingsInput(BudgetSettingsInput):
+    """A tag's limits are a budget's (LiteLLM makes a budget for them), held by the tag itself."""
+
     description = serializers.CharField(max_length=10_000, allow_blank=True, allow_null=True, required=False)
-    max_budget = Money(allow_null=True, required=False)
-    soft_budget = Money(allow_null=True, required=False)
-    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
-    tpm_limit = _limit()
-    rpm_limit = _limit()
-    max_parallel_requests = _limit(LIMIT)
     metadata = JSONObject(allow_null=True, required=False)
+    model_max_budget = None  # per-model budgets are a key's here, not a tag's
 
 
 class TagNewInput(TagSettingsInput):

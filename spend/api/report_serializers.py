@@ -3,6 +3,7 @@
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from spend import reports
 from spend.api.serializers import _day, _money
 from spend.reports import default_window
 
@@ -127,16 +128,16 @@ class GlobalTagsOut(serializers.Serializer):
     spend_per_tag = TagTotalOut(many=True)
 
 
-class MetricsOut(serializers.Serializer):
-    spend = _money()
-    prompt_tokens = serializers.IntegerField()
-    completion_tokens = serializers.IntegerField()
-    cache_read_input_tokens = serializers.IntegerField()
-    cache_creation_input_tokens = serializers.IntegerField()
-    total_tokens = serializers.IntegerField()
-    api_requests = serializers.IntegerField()
-    successful_requests = serializers.IntegerField()
-    failed_requests = serializers.IntegerField()
+def _metric(name: str) -> serializers.Field:
+    return _money() if name == "spend" else serializers.IntegerField()
+
+
+# A day's (or a breakdown's) metrics, named and ordered as spend.reports computes them, so the two cannot drift.
+METRIC_NAMES = (*(name for name, _ in reports.METRICS), *reports.DERIVED_METRICS)
+MetricsOut = type("MetricsOut", (serializers.Serializer,), {name: _metric(name) for name in METRIC_NAMES})
+_MetricTotalsOut = type(
+    "_MetricTotalsOut", (serializers.Serializer,), {reports.total_name(name): _metric(name) for name in METRIC_NAMES}
+)
 
 
 class BreakdownItemOut(serializers.Serializer):
@@ -156,16 +157,9 @@ class ActivityDayOut(serializers.Serializer):
     breakdown = BreakdownOut()
 
 
-class ActivityMetadataOut(serializers.Serializer):
-    total_spend = _money()
-    total_prompt_tokens = serializers.IntegerField()
-    total_completion_tokens = serializers.IntegerField()
-    total_cache_read_input_tokens = serializers.IntegerField()
-    total_cache_creation_input_tokens = serializers.IntegerField()
-    total_api_requests = serializers.IntegerField()
-    total_failed_requests = serializers.IntegerField()
-    total_tokens = serializers.IntegerField()
-    total_successful_requests = serializers.IntegerField()
+class ActivityMetadataOut(_MetricTotalsOut):
+    """The metrics' totals over every day, and where this page is."""
+
     page = serializers.IntegerField()
     total_pages = serializers.IntegerField()
     has_more = serializers.BooleanField()

@@ -273,3 +273,16 @@ async def test_tag_api_refusals_name_the_field(metered, path, body, status, para
 
     assert answered == status, error
     assert error["error"]["param"] == param
+
+
+def test_the_spend_overview_shows_each_tag_budget_against_its_spend(admin_client, metered):
+    _tag("marketing", max_budget=Decimal(4), budget_duration="1mo")
+    _tag("unbudgeted")
+    Tag.objects.filter(name="marketing").update(spend=Decimal(1))
+
+    response = admin_client.get("/admin/spend/spendlog/overview/")
+
+    assert [
+        (tag["name"], tag["spend"], tag["max_budget"], tag["percent"]) for tag in response.context["tag_budgets"]
+    ] == [("marketing", Decimal(1), Decimal(4), "25.0")]
+    assert b'data-tag="marketing"' in response.content
