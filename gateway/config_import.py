@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from gateway import secrets
+from gateway.general_settings import LITELLM_PROCESS_SETTINGS
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
 from gateway.providers import unservable_reason
 from gateway.proxy.router import ROUTING_STRATEGIES
@@ -328,7 +329,7 @@ def _parse_router(document, unsupported: list[str]) -> dict:
                 source_key,
                 f"litellm_settings.{source_key}",
             )
-        else:
+        elif source_key not in LITELLM_PROCESS_SETTINGS:  # read at start (gateway.general_settings)
             unsupported.append(f"litellm_settings.{source_key}")
     for key, value in router_settings.items():
         if key in _ROUTER_FIELDS:

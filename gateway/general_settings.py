@@ -15,6 +15,11 @@ import yaml
 
 # general_settings key -> the environment variable settings.py reads it from.
 PROCESS_SETTINGS = {"database_url": "DATABASE_URL", "master_key": "TOLLGATE_MASTER_KEY"}
+# litellm_settings read the same way: the default budget of customers with none of their own.
+LITELLM_PROCESS_SETTINGS = {
+    "max_end_user_budget": "TOLLGATE_MAX_END_USER_BUDGET",
+    "max_end_user_budget_id": "TOLLGATE_MAX_END_USER_BUDGET_ID",
+}
 ENV_PREFIX = "os.environ/"
 
 
@@ -23,17 +28,23 @@ class GeneralSettingsError(Exception):
 
 
 def environment_from_config(path: str) -> dict[str, str]:
-    """The variables a config's general_settings give, `os.environ/NAME` references resolved; {} without a file."""
+    """The variables a config's general_settings and litellm_settings give (the keys named above), `os.environ/NAME`
+    references resolved; {} without a file."""
     if not path or not Path(path).is_file():
         return {}
     with open(path, encoding="utf-8") as handle:
         document = yaml.safe_load(handle) or {}
-    general = document.get("general_settings") if isinstance(document, dict) else None
-    if not isinstance(general, dict):
+    if not isinstance(document, dict):
         return {}
-    return {
-        variable: _resolve(str(general[key]), key) for key, variable in PROCESS_SETTINGS.items() if general.get(key)
-    }
+    variables = {}
+    for section, settings in (("general_settings", PROCESS_SETTINGS), ("litellm_settings", LITELLM_PROCESS_SETTINGS)):
+        values = document.get(section)
+        if isinstance(values, dict):
+            variables.update(
+                {variable: _resolve(str(values[key]), f"{section}.{key}") for key, variable in settings.items()
+                 if values.get(key) not in (None, "")}
+            )  # fmt: skip
+    return variables
 
 
 def apply_config_environment(path: str) -> None:
@@ -48,7 +59,5 @@ def _resolve(value: str, key: str) -> str:
         return value
     name = value.removeprefix(ENV_PREFIX)
     if name not in os.environ:
-        raise GeneralSettingsError(
-            f"config.yaml general_settings.{key} refers to environment variable {name}, which is not set"
-        )
+        raise GeneralSettingsError(f"config.yaml {key} refers to environment variable {name}, which is not set")
     return os.environ[name]

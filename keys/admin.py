@@ -523,5 +523,6 @@ class KeyChangeAdmin(EntityNamedAdmin):
     date_hierarchy = "changed_at"
 
 
-# Customers and budgets, read-only here: registered from their own module, which builds on the helpers above.
-from keys import admin_customers, admin_tags  # noqa: E402, F401
+# Customers, budgets and organizations, read-only here: registered from their own modules, which build on the
+# helpers above.
+from keys import admin_customers, admin_organizations, admin_tags  # noqa: E402, F401

@@ -20,7 +20,7 @@ from django.db import close_old_connections
 from keys.budgets import period_of
 from keys.caller import Caller, Limits
 from keys.model_budgets import model_limits
-from keys.models import InternalUser, KeyChange, Team, VirtualKey
+from keys.models import InternalUser, KeyChange, Organization, Team, VirtualKey
 from keys.routes import allowed_routes
 
 # Hashes the valid set held but the database did not (a key deleted a moment ago): refused without a query.
@@ -65,10 +65,22 @@ def team_limits(team: Team) -> Limits:
     return limits_of("team", team.team_id, f"team {team.team_alias or team.team_id}", team)
 
 
+def organization_limits(organization: Organization) -> Limits:
+    label = f"organization {organization.organization_alias or organization.organization_id}"
+    return limits_of("organization", organization.organization_id, label, organization, organization.soft_budget)
+
+
+# The Caller field naming the owner a user's, team's or organization's change reaches the keys through.
+_OWNER_FIELDS = {KeyChange.Kind.USER: "user_id", KeyChange.Kind.ORGANIZATION: "organization_id"}
+# What a key's state is read with: its user, its team, and the team's organization with that one's budget.
+_CALLER_RELATIONS = ("user", "team", "team__organization__budget")
+
+
 def caller_for(key: VirtualKey) -> Caller:
-    """The proxy's view of a key row (with its user and team selected)."""
+    """The proxy's view of a key row (with its user, team and team's organization selected)."""
     user: InternalUser | None = key.user
     team: Team | None = key.team
+    organization: Organization | None = team.organization if team else None
     aliases = {**(team.model_aliases if team else {}), **(key.aliases or {})}
     per_model, unstarted = model_limits(key, f"key {key.key_alias or key.key_hint}")
     return Caller(
@@ -81,6 +93,8 @@ def caller_for(key: VirtualKey) -> Caller:
         aliases=aliases,
         team_models=_model_set(team.models) if team else frozenset(),
         user_models=_model_set(user.models) if user else frozenset(),
+        organization_id=organization.organization_id if organization else "",
+        organization_models=_model_set(organization.models) if organization else frozenset(),
         key_hint=key.key_hint,
         expires=key.expires,
         blocked=key.blocked,
@@ -91,6 +105,7 @@ def caller_for(key: VirtualKey) -> Caller:
         key_limits=key_limits(key),
         user_limits=user_limits(user) if user else None,
         team_limits=team_limits(team) if team else None,
+        organization_limits=organization_limits(organization) if organization else None,
         tags=tuple(str(tag) for tag in key.tags or ()),
         model_limits=per_model,
         unstarted_models=unstarted,
@@ -99,13 +114,13 @@ def caller_for(key: VirtualKey) -> Caller:
 
 def load_caller(secret_hash: str) -> Caller | None:
     """The key whose current secret hashes to `secret_hash`, or None."""
-    key = VirtualKey.objects.select_related("user", "team").filter(secret_hash=secret_hash).first()
+    key = VirtualKey.objects.select_related(*_CALLER_RELATIONS).filter(secret_hash=secret_hash).first()
     return caller_for(key) if key is not None else None
 
 
 def load_callers(token_hashes) -> dict[str, tuple[str, Caller]]:
     """Keys by identity: each one's current secret hash and its state."""
-    keys = VirtualKey.objects.select_related("user", "team").filter(token_hash__in=list(token_hashes))
+    keys = VirtualKey.objects.select_related(*_CALLER_RELATIONS).filter(token_hash__in=list(token_hashes))
     return {key.token_hash: (key.secret_hash, caller_for(key)) for key in keys}
 
 
@@ -286,7 +301,9 @@ class KeyCache:
             elif kind == KeyChange.Kind.KEY_MODEL:
                 changed.add(entity_id.partition(":")[0])  # the key's spend on one model: reload the key
             elif kind == KeyChange.Kind.BUDGET:
-                self.customers.clear()  # a budget's customers are not indexed here; budgets change rarely
+                # A budget's customers and organizations are not indexed here; budgets change rarely.
+                self.customers.clear()
+                owned.update(caller.key_hash for caller in self.callers.values() if caller.organization_id)
             elif kind == KeyChange.Kind.KEY:
                 if deleted:
                     self._forget(entity_id)
@@ -295,7 +312,7 @@ class KeyCache:
                 else:
                     changed.add(entity_id)
             else:
-                owner = "user_id" if kind == KeyChange.Kind.USER else "team_id"
+                owner = _OWNER_FIELDS.get(kind, "team_id")
                 owned.update(caller.key_hash for caller in self.callers.values() if getattr(caller, owner) == entity_id)
         return changed, owned
 

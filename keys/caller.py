@@ -43,7 +43,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated caller: the master key, or a virtual key with its user's and team's limits."""
+    """An authenticated caller: the master key, or a virtual key with its user's, team's and organization's limits."""
 
     is_master: bool
     key_hash: str = ""
@@ -54,6 +54,8 @@ class Caller:
     aliases: Mapping[str, str] = field(default_factory=dict)  # the key's aliases over its team's model_aliases
     team_models: frozenset[str] = frozenset()
     user_models: frozenset[str] = frozenset()
+    organization_id: str = ""  # the organization of the key's team
+    organization_models: frozenset[str] = frozenset()
     key_hint: str = ""
     expires: datetime | None = None
     blocked: bool = False
@@ -64,6 +66,7 @@ class Caller:
     key_limits: Limits | None = None
     user_limits: Limits | None = None
     team_limits: Limits | None = None
+    organization_limits: Limits | None = None
     tags: tuple[str, ...] = ()  # the key's tags: each of its calls carries them, and pays their budgets
     model_limits: Mapping[str, Limits] = field(default_factory=dict)  # the key's per model group (keys.model_budgets)
     unstarted_models: frozenset[str] = frozenset()  # model groups with a budget whose spend row is not made yet
@@ -75,7 +78,13 @@ class Caller:
     def _refusing_lists(self, group: str, access_groups: frozenset[str]):
         """The model lists that do not allow `group`: the deployment group a call reaches, never the name it asked
         for (an alias the key or its team defines must not carry a call past a list that leaves its target out)."""
-        for owner, allowed in (("key", self.models), ("team", self.team_models), ("user", self.user_models)):
+        lists = (
+            ("key", self.models),
+            ("team", self.team_models),
+            ("user", self.user_models),
+            ("organization", self.organization_models),
+        )
+        for owner, allowed in lists:
             if allowed and not _allows(allowed, group, access_groups):
                 yield owner, allowed
 
@@ -93,8 +102,10 @@ class Caller:
 
     @property
     def limits(self) -> tuple[Limits, ...]:
-        """Every budget and rate limit that applies to a call: the key's, its user's and its team's."""
-        return tuple(limits for limits in (self.key_limits, self.user_limits, self.team_limits) if limits is not None)
+        """Every budget and rate limit that applies to a call: the key's, its user's, its team's and the team's
+        organization's."""
+        every = (self.key_limits, self.user_limits, self.team_limits, self.organization_limits)
+        return tuple(limits for limits in every if limits is not None)
 
     def limits_for(self, group: str) -> tuple[Limits, ...]:
         """The limits a call to model group `group` is admitted against: `limits`, and the key's for that group."""

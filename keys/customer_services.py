@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from keys.models import Budget, Customer, KeyChange, record_change
+from keys.models import Budget, Customer, KeyChange, Organization, record_change
 from keys.services import NotFound, _after_commit, _audit, _set_spend, budget_reset_for
 from pricing.errors import TollgateError
 
@@ -55,23 +55,33 @@ def _set_fields(entity, data: dict, fields, empty: dict) -> None:
             setattr(entity, name, empty[name]() if value is None and name in empty else value)
 
 
-def _start_periods(customers, budget: Budget | None) -> None:
-    """Customers that took on `budget` (or whose budget's duration changed) start a period of its duration now."""
+def _start_periods(budgets, budget: Budget | None) -> None:
+    """Customers and organizations that took on `budget` (or whose budget's duration changed), on `budgets`, start a
+    period of its duration now."""
     reset_at = budget_reset_for(budget.budget_duration, timezone.now()) if budget else None
-    for customer in customers:
-        customer.budget_reset_at = reset_at
-        customer.save(update_fields=["budget_reset_at", "updated_at"])
+    for model in (Customer, Organization):
+        for holder in model.objects.select_for_update().filter(budget__in=budgets):
+            holder.budget_reset_at = reset_at
+            holder.save(update_fields=["budget_reset_at", "updated_at"])
 
 
-def _budget_from(data: dict, *, actor: str) -> Budget | None:
-    """A new budget from a customer request's inline limits, or None when it names none."""
-    if not any(data.get(name) is not None for name in BUDGET_FIELDS):
+def _budget_from(data: dict, *, actor: str, always: bool = False) -> Budget | None:
+    """A new budget from a customer's or an organization's request's inline limits; None when it names none, unless
+    `always` (LiteLLM makes one for every organization)."""
+    if not always and not any(data.get(name) is not None for name in BUDGET_FIELDS):
         return None
     budget = Budget(created_by=actor, updated_by=actor)
     _set_fields(budget, data, BUDGET_FIELDS, _BUDGET_EMPTY)
     budget.save()
     record_change(KeyChange.Kind.BUDGET, budget.budget_id, action="created", actor=actor, changes=_audit(data))
     return budget
+
+
+def refuse_budget_id_with_limits(data: dict) -> None:
+    """A new customer or organization takes a budget by `budget_id` or one made from its inline limits, not both."""
+    if data.get("budget_id") and any(data.get(name) is not None for name in BUDGET_FIELDS):
+        raise TollgateError("Give either budget_id or the budget's limits (max_budget, ...), not both.",
+                            param="budget_id", code="invalid_value")  # fmt: skip
 
 
 # -- budgets -----------------------------------------------------------------------------------------------------------
@@ -100,7 +110,7 @@ def update_budget(budget: Budget, data: dict, *, actor: str) -> Budget:
     budget.updated_by = actor
     budget.save()
     if budget.budget_duration != duration:
-        _start_periods(Customer.objects.select_for_update().filter(budget=budget), budget)
+        _start_periods([budget], budget)
     record_change(KeyChange.Kind.BUDGET, budget.budget_id, action="updated", actor=actor, changes=_audit(data))
     _after_commit()
     return budget
@@ -108,9 +118,10 @@ def update_budget(budget: Budget, data: dict, *, actor: str) -> Budget:
 
 @transaction.atomic
 def delete_budgets(budgets: list[Budget], *, actor: str) -> list[str]:
-    """Delete budgets: their customers keep their spend and have no limits until given another budget."""
+    """Delete budgets: their customers and organizations keep their spend and have no limits until given another
+    budget."""
     ids = [budget.budget_id for budget in budgets]
-    _start_periods(Customer.objects.select_for_update().filter(budget__in=budgets), None)
+    _start_periods(budgets, None)
     for budget_id in ids:
         record_change(KeyChange.Kind.BUDGET, budget_id, action="deleted", deleted=True, actor=actor)
     Budget.objects.filter(pk__in=[budget.pk for budget in budgets]).delete()
@@ -152,9 +163,7 @@ def create_customer(data: dict, *, actor: str) -> Customer:
         raise AlreadyExists(
             f"Customer already exists, passed user_id={end_user_id}. Please pass a new user_id.", param="user_id"
         )
-    if data.get("budget_id") and any(data.get(name) is not None for name in BUDGET_FIELDS):
-        raise TollgateError("Give either budget_id or the budget's limits (max_budget, ...), not both.",
-                            param="budget_id", code="invalid_value")  # fmt: skip
+    refuse_budget_id_with_limits(data)
     customer = Customer(end_user_id=end_user_id)
     customer.save()  # the spend adjustment of an initial `spend` names a customer that exists
     return _save_customer(customer, data, actor=actor, action="created")

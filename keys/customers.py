@@ -6,14 +6,18 @@ change to a customer or a budget (the management API, a period reset) is a `KeyC
 state in every process at its next sync, as a key's change does.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from keys.cache import key_cache, limits_of
 from keys.caller import Limits
 from keys.errors import CustomerBlocked
-from keys.models import Customer
+from keys.models import Budget, Customer
+from keys.services import budget_reset_for
 
 # Customers remembered per process; the least recently named ones are read again when they return.
 _CACHED_CUSTOMERS = 100_000
@@ -34,9 +38,28 @@ class CustomerState:
             )
 
 
-def customer_limits(customer: Customer) -> Limits:
-    return limits_of("customer", customer.end_user_id, f"customer {customer.end_user_id}", customer,
-                     customer.soft_budget)  # fmt: skip
+def default_end_user_budget() -> Budget | None:
+    """The budget of customers with none of their own (LiteLLM's max_end_user_budget_id, else max_end_user_budget):
+    read when a customer is, so a change to it reaches every customer on it at their next load."""
+    if settings.TOLLGATE_MAX_END_USER_BUDGET_ID:
+        return Budget.objects.filter(budget_id=settings.TOLLGATE_MAX_END_USER_BUDGET_ID).first()
+    if settings.TOLLGATE_MAX_END_USER_BUDGET:
+        return Budget(max_budget=Decimal(settings.TOLLGATE_MAX_END_USER_BUDGET))
+    return None
+
+
+def customer_limits(customer: Customer, default: Budget | None = None) -> Limits:
+    """A customer's limits: its budget's, or (`default`, read here when not given) the default end-user budget's."""
+    limits = limits_of("customer", customer.end_user_id, f"customer {customer.end_user_id}", customer,
+                       customer.soft_budget)  # fmt: skip
+    if customer.budget is not None:
+        return limits
+    default = default or default_end_user_budget()
+    if default is None:
+        return limits
+    return replace(limits, max_budget=default.max_budget, soft_budget=default.soft_budget,
+                   rpm_limit=default.rpm_limit, tpm_limit=default.tpm_limit,
+                   max_parallel_requests=default.max_parallel_requests)  # fmt: skip
 
 
 def load_customer(end_user_id: str) -> CustomerState:
@@ -49,7 +72,12 @@ def load_customer(end_user_id: str) -> CustomerState:
                 customer = Customer.objects.create(end_user_id=end_user_id)
         except IntegrityError:
             customer = Customer.objects.select_related("budget").get(end_user_id=end_user_id)
-    return CustomerState(customer.end_user_id, customer.blocked, customer_limits(customer))
+    default = default_end_user_budget() if customer.budget is None else None
+    if default is not None and default.budget_duration and customer.budget_reset_at is None:
+        # The default budget's period starts at the customer's first load, and again after each reset.
+        customer.budget_reset_at = budget_reset_for(default.budget_duration, timezone.now())
+        customer.save(update_fields=["budget_reset_at", "updated_at"])
+    return CustomerState(customer.end_user_id, customer.blocked, customer_limits(customer, default))
 
 
 async def customer_state(end_user_id: str) -> CustomerState:

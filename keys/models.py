@@ -63,6 +63,15 @@ class Team(models.Model):
         help_text="Members whose role in the team is admin (LiteLLM's members_with_roles); the others' is user.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    organization = models.ForeignKey(
+        "Organization",
+        to_field="organization_id",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="teams",
+        help_text="The organization above the team: its budget and models hold every key of the team too.",
+    )
     # Last field: from here on `models` in this class body is the field, not django.db.models.
     models = models.JSONField(default=list, blank=True, help_text="Model groups the team may call; empty: all.")
 
@@ -278,12 +287,75 @@ def key_model_id(token_hash: str, model: str) -> str:
     return f"{token_hash}:{model}"
 
 
+class Organization(models.Model):
+    """The level above teams (LiteLLM's organization): a team belongs to at most one, and every call of the team's
+    keys is charged to it and held to its budget (its `Budget`'s limits, on the organization's own spend) and its
+    models, as to the team's."""
+
+    organization_id = models.CharField(max_length=200, unique=True, default=new_id)
+    organization_alias = models.CharField(max_length=200, blank=True)
+    budget = models.ForeignKey(
+        Budget, to_field="budget_id", null=True, blank=True, on_delete=models.SET_NULL, related_name="organizations"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    budget_reset_at, spend, spend_epoch = spend_fields()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=200, blank=True)
+    models = models.JSONField(default=list, blank=True, help_text="Model groups its teams may call; empty: all.")
+
+    class Meta:
+        ordering = ["organization_alias", "organization_id"]
+
+    def __str__(self) -> str:
+        return self.organization_alias or self.organization_id
+
+    # The budget's limits, read where a team's own fields are (limits, resets), as a customer's are.
+    max_budget = Customer.max_budget
+    soft_budget = Customer.soft_budget
+    budget_duration = Customer.budget_duration
+    tpm_limit = Customer.tpm_limit
+    rpm_limit = Customer.rpm_limit
+    max_parallel_requests = Customer.max_parallel_requests
+
+
+class OrganizationMembership(models.Model):
+    """An internal user's membership of an organization, with its role there (LiteLLM's org_admin,
+    internal_user, internal_user_viewer)."""
+
+    class Role(models.TextChoices):
+        ORG_ADMIN = "org_admin"
+        INTERNAL_USER = "internal_user"
+        INTERNAL_USER_VIEWER = "internal_user_viewer"
+
+    organization = models.ForeignKey(
+        Organization, to_field="organization_id", on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        InternalUser, to_field="user_id", on_delete=models.CASCADE, related_name="organization_memberships"
+    )
+    user_role = models.CharField(max_length=30, choices=Role.choices, default=Role.INTERNAL_USER)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_user_and_organization")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.organization_id} ({self.user_role})"
+
+
 # Each kind of entity that has a budget: its model and the field that names it (in the ledger, the counters, the log).
 BUDGET_HOLDERS = {
     "key": (VirtualKey, "token_hash"),
     "user": (InternalUser, "user_id"),
     "team": (Team, "team_id"),
     "customer": (Customer, "end_user_id"),
+    "organization": (Organization, "organization_id"),
     "tag": (Tag, "name"),
     "keymodel": (KeyModelSpend, "holder_id"),
 }
@@ -301,12 +373,14 @@ class KeyChange(models.Model):
         TEAM = "team"
         CUSTOMER = "customer"
         BUDGET = "budget"
+        ORGANIZATION = "organization"
         TAG = "tag"
         KEY_MODEL = "keymodel"
 
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
     entity_id = models.CharField(
-        max_length=200, help_text="token_hash (a key's identity), user_id, team_id, end_user_id or budget_id"
+        max_length=200,
+        help_text="token_hash (a key's identity), user_id, team_id, end_user_id, budget_id or organization_id",
     )
     action = models.CharField(max_length=20, default="updated", help_text="created, updated, deleted, blocked…")
     deleted = models.BooleanField(default=False, help_text="The entity no longer exists.")
@@ -338,7 +412,7 @@ class Reservation(models.Model):
     (which keeps them normally) is unreachable. A lease: its process renews `expires_at` while it lives
     (keys.limits_database)."""
 
-    kind = models.CharField(max_length=8)
+    kind = models.CharField(max_length=16)
     entity_id = models.CharField(max_length=200)
     admission_id = models.CharField(max_length=64)
     amount = MoneyField()

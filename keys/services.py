@@ -253,6 +253,7 @@ _TEAM_FIELDS = (
     "max_parallel_requests",
     "metadata",
     "blocked",
+    "organization_id",  # the team's organization (the input checked it exists); null: none
 )
 _TEAM_EMPTY = {"team_alias": str, "models": list, "model_aliases": dict, "metadata": dict, "blocked": bool}
 _USER_FIELDS = (

@@ -1,5 +1,5 @@
-"""Who pays for a call: its virtual key, the key's user and the key's team, and the customer (end user) it names,
-each with a running period spend.
+"""Who pays for a call: its virtual key, the key's user, the key's team and that team's organization, and the
+customer (end user) it names, each with a running period spend.
 
 The models live in the keys app; spend reaches them through the app registry, by label, so the ledger does not
 care which of them a given installation has populated.
@@ -98,6 +98,7 @@ PAYERS = (
     Payer(EntityKind.USER, "keys.InternalUser", "user_id", "user_id"),
     Payer(EntityKind.TEAM, "keys.Team", "team_id", "team_id"),
     Payer(EntityKind.CUSTOMER, "keys.Customer", "end_user_id", "end_user"),
+    Payer(EntityKind.ORGANIZATION, "keys.Organization", "organization_id", "organization_id"),
     TagPayer(EntityKind.TAG, "keys.Tag", "name", "request_tags"),
     KeyModelPayer(EntityKind.KEY_MODEL, "keys.KeyModelSpend", "holder_id", ""),
 )

@@ -81,6 +81,7 @@ class SpendEntry:
     user_id: str = ""
     team_id: str = ""
     end_user: str = ""
+    organization_id: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0

@@ -7,13 +7,14 @@ from pricing.money import usd
 
 
 class EntityKind(models.TextChoices):
-    """Who a call is charged to: every call charges its key, its key's user and its key's team, and the customer (end
-    user) it names."""
+    """Who a call is charged to: every call charges its key, its key's user, its key's team and that team's
+    organization, and the customer (end user) it names."""
 
     KEY = "key"
     USER = "user"
     TEAM = "team"
     CUSTOMER = "customer"
+    ORGANIZATION = "organization"
     TAG = "tag"  # each tag a call carries (its own and its key's)
     KEY_MODEL = "keymodel"  # the key's spend on the call's model group, for a per-model budget
 
@@ -40,6 +41,7 @@ class SpendLog(models.Model):
     user_id = models.CharField(max_length=200, blank=True)
     team_id = models.CharField(max_length=200, blank=True)
     end_user = models.CharField(max_length=200, blank=True, help_text="The customer the call was for (`user`).")
+    organization_id = models.CharField(max_length=200, blank=True, help_text="The organization of the key's team.")
     requested_model = models.CharField(max_length=300)
     model_group = models.CharField(max_length=300, blank=True)
     deployment_id = models.CharField(max_length=100, blank=True)
@@ -78,6 +80,7 @@ class SpendLog(models.Model):
             models.Index(fields=["user_id", "start_time"]),
             models.Index(fields=["model_group", "start_time"]),
             models.Index(fields=["end_user", "start_time"]),
+            models.Index(fields=["organization_id", "start_time"]),
         ]
 
     def __str__(self) -> str:
@@ -92,7 +95,7 @@ class BudgetReset(models.Model):
     has a higher id: "the logs since the last reset" are exactly the entity's logs with ``id > log_watermark``.
     """
 
-    kind = models.CharField(max_length=8, choices=EntityKind.choices)
+    kind = models.CharField(max_length=16, choices=EntityKind.choices)
     entity_id = models.CharField(max_length=200, help_text="token_hash, user_id or team_id")
     reset_at = models.DateTimeField(help_text="When the reset ran.")
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="The budget_reset_at it was due at.")
@@ -115,7 +118,7 @@ class PrunedSpend(models.Model):
     ``last_log_id`` is above the entity's latest reset watermark.
     """
 
-    kind = models.CharField(max_length=8, choices=EntityKind.choices)
+    kind = models.CharField(max_length=16, choices=EntityKind.choices)
     entity_id = models.CharField(max_length=200)
     last_log_id = models.BigIntegerField()
     cost = MoneyField()

@@ -15,7 +15,7 @@ from django.utils.html import escape
 
 from gateway.models import Deployment, RouterSettings
 from keys.holders import start_model_spend
-from keys.models import Budget, Customer, VirtualKey
+from keys.models import Budget, Customer, Organization, OrganizationMembership, VirtualKey
 from keys.tag_services import create_tag
 from pricing.models import CostMapVersion
 from spend.ledger import write_batch
@@ -60,8 +60,11 @@ def every_model(staff_client, deployment) -> dict:
         input_cost_per_token=Decimal("1e-6"),
     )
     priced.record_price_revision(changed_by="admin-pages-test", note="a price set by hand")
-    team = make_team(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1))
+    organization = Organization.objects.create(organization_alias="gpt-org", budget=Budget.objects.create())
+    team = make_team(budget_duration="1d", budget_reset_at=timezone.now() - timedelta(minutes=1),
+                     organization=organization)  # fmt: skip
     user = make_user(user_email="gpt-user@example.com")
+    OrganizationMembership.objects.create(organization=organization, user=user, user_role="org_admin")
     _, key = make_key(team_id=team.team_id, user_id=user.user_id, key_alias="gpt-key")
     # A customer on a shared budget, charged by the call below (its page shows its spend).
     customer = Customer.objects.create(

@@ -103,6 +103,7 @@ class Call:
             key_hash=caller.key_hash if caller else "",
             user_id=caller.user_id if caller else "",
             team_id=caller.team_id if caller else "",
+            organization_id=caller.organization_id if caller else "",
             end_user=self.end_user,
             **usage.logged_counts(),
             cost=cost.total if cost else _ZERO,

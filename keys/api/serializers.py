@@ -17,6 +17,7 @@ from keys.api.inputs import JSONInput, JSONObject, QueryInput, check_storable_te
 from keys.auth import is_master_key
 from keys.budgets import InvalidDuration, InvalidModelBudget, check_model_budgets, parse_duration
 from keys.models import InternalUser, Team
+from keys.organizations import known_organization
 from keys.routes import ROUTE_GROUPS
 from keys.services import NEVER, key_in_use
 from pricing.calculator import format_money
@@ -347,6 +348,9 @@ class TeamSettingsInput(StrictInput):
     metadata = JSONObject(allow_null=True, required=False)
     blocked = serializers.BooleanField(required=False)
     members = _names(help_text="user_ids")
+    organization_id = serializers.CharField(
+        max_length=200, allow_null=True, required=False, validators=[known_organization]
+    )
 
     def validate_model_aliases(self, aliases):
         return check_aliases(aliases)
@@ -428,6 +432,7 @@ class TeamOutput(serializers.Serializer):
     max_parallel_requests = serializers.IntegerField(allow_null=True)
     metadata = serializers.DictField()
     blocked = serializers.BooleanField()
+    organization_id = serializers.CharField(allow_null=True)
     members = serializers.ListField(child=serializers.CharField(), source="member_ids")
     members_with_roles = MemberOutput(many=True)
     created_at = serializers.DateTimeField()

@@ -1,8 +1,8 @@
-"""LiteLLM's key, team, user, customer and budget management paths (the gateway includes them at its root)."""
+"""LiteLLM's key, team, user, customer, budget and organization management paths (the gateway includes them at its root)."""
 
 from django.urls import path
 
-from keys.api import customer_views, tag_views, views
+from keys.api import customer_views, organization_views, tag_views, views
 
 urlpatterns = [
     path("key/generate", views.KeyGenerateView.as_view(), name="key-generate"),
@@ -41,6 +41,16 @@ urlpatterns = [
     path("budget/update", customer_views.BudgetUpdateView.as_view(), name="budget-update"),
     path("budget/delete", customer_views.BudgetDeleteView.as_view(), name="budget-delete"),
     path("budget/list", customer_views.BudgetListView.as_view(), name="budget-list"),
+    path("organization/new", organization_views.OrganizationNewView.as_view(), name="organization-new"),
+    path("organization/info", organization_views.OrganizationInfoView.as_view(), name="organization-info"),
+    path("organization/update", organization_views.OrganizationUpdateView.as_view(), name="organization-update"),
+    path("organization/delete", organization_views.OrganizationDeleteView.as_view(), name="organization-delete"),
+    path("organization/list", organization_views.OrganizationListView.as_view(), name="organization-list"),
+    path(
+        "organization/member_add",
+        organization_views.OrganizationMemberAddView.as_view(),
+        name="organization-member-add",
+    ),
     path("tag/new", tag_views.TagNewView.as_view(), name="tag-new"),
     path("tag/info", tag_views.TagInfoView.as_view(), name="tag-info"),
     path("tag/update", tag_views.TagUpdateView.as_view(), name="tag-update"),
