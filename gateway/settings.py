@@ -271,15 +271,16 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-# A customer (a call's `user`) with no budget of its own is held to this budget's limits on its own spend (LiteLLM's
-# litellm_settings.max_end_user_budget_id: max_budget, rpm/tpm, duration), or else to this max_budget in USD
-# (max_end_user_budget). A config's litellm_settings set them when the environment does not.
-TOLLGATE_MAX_END_USER_BUDGET_ID = env.str("TOLLGATE_MAX_END_USER_BUDGET_ID", default="")
-TOLLGATE_MAX_END_USER_BUDGET = env.str("TOLLGATE_MAX_END_USER_BUDGET", default="")
 # A key generated without `duration` expires after this long ("1h", "30d", ...); "never" (the default) is LiteLLM's.
 KEY_DEFAULT_DURATION = env.str("KEY_DEFAULT_DURATION", default="never")
-# Crossing a soft_budget is announced once per budget period by a POST here (unset: only the admin flag).
+# A budget's soft limit crossed, or its max_budget reached, is announced once per holder and budget period: POSTed
+# here as JSON with a Slack-compatible "text" (unset: no webhook), and mailed to these addresses (comma-separated).
 TOLLGATE_ALERT_WEBHOOK_URL = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
+TOLLGATE_ALERT_EMAILS = env.list("TOLLGATE_ALERT_EMAILS", default=[])
+# Alert mail goes through Django's email backend: smtp://user:password@host:587 (smtp+tls://, smtp+ssl://), or
+# consolemail:// to print it.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tollgate@localhost")
 # Raw spend logs older than this many days are pruned (their daily rollups stay); unset keeps every log.
 SPEND_LOG_RETENTION_DAYS = env.int("SPEND_LOG_RETENTION_DAYS", default=0) or None
 # How often the periodic tasks roll logs up into daily spend and reset budgets whose period ended.

@@ -67,9 +67,8 @@ class Admission:
         self.done = True
         spends = await self.backend.settle(self, actual_cost, tokens - self.estimated_tokens)
         for check, spend in zip(self.checks, spends, strict=True):
-            soft = check.limits.soft_budget
-            if soft is not None and spend is not None and spend >= soft:
-                await alerts.soft_budget_crossed(self.backend, check.limits, spend)
+            if spend is not None:
+                await alerts.spend_settled(self.backend, check.limits, spend)
 
     async def release(self) -> None:
         """The call failed before anything was charged: give back its reservation, slot and estimated tokens."""
@@ -121,10 +120,15 @@ def usage_headers(caller: Caller, checks: list[Check], verdict: Verdict) -> dict
     return headers
 
 
+def _refused_spend(checks: list[Check], verdict: Verdict) -> Decimal:
+    """The spend of the budget that refused a call, as the refusal saw it."""
+    return verdict.spend[0] if verdict.spend else checks[verdict.entity].limits.spend
+
+
 def _refusal(checks: list[Check], verdict: Verdict, now: float):
     limits = checks[verdict.entity].limits
     if verdict.refused == "budget":
-        spend, budget = verdict.spend[0] if verdict.spend else limits.spend, limits.max_budget
+        spend, budget = _refused_spend(checks, verdict), limits.max_budget
         if spend >= budget:
             message = (
                 f"Budget has been exceeded: {limits.label} has spent {format_money(spend)} "
@@ -190,6 +194,10 @@ async def admit(
     except DatabaseError as exc:  # a counter to seed from the database, or budgets it admits, and it is away
         raise BudgetsUnavailable("Budgets cannot be checked: the database does not answer. Try again later.") from exc
     if verdict.refused:
+        if verdict.refused == "budget":
+            await alerts.budget_refused(
+                admission.backend, checks[verdict.entity].limits, _refused_spend(checks, verdict)
+            )
         raise _refusal(checks, verdict, now)
     admission.verdict = verdict
     return admission

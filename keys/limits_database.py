@@ -126,5 +126,5 @@ class DatabaseBudgets:
             charged, self.charged = self.charged, set()
         return charged
 
-    async def claim_alert(self, limits) -> bool:
-        return await self.rates.claim_alert(limits)
+    async def claim_alert(self, limits, event: str) -> bool:
+        return await self.rates.claim_alert(limits, event)

@@ -4,8 +4,14 @@ Admitting is synchronous code between two awaits, so on one event loop it is ato
 management API reads live spend from another thread.
 """
 
+import asyncio
+import hashlib
+import os
 import threading
 from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
 
 from keys.caller import Limits
 from keys.counting import Verdict, rate_refusal, reservation_seconds
@@ -30,7 +36,7 @@ class LocalCounters:
     def __init__(self):
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, str], _Counters] = {}
-        self._alerted: set[tuple[str, str, int]] = set()
+        self._alerted: set[tuple[str, str, str, int]] = set()  # claims this process made or found taken
 
     async def available(self) -> bool:
         return True
@@ -106,16 +112,31 @@ class LocalCounters:
                 spends.append(counters.spend if counters.period == check.limits.period else None)
         return spends
 
-    async def claim_alert(self, limits: Limits) -> bool:
-        """True once per entity and budget period: the caller sends that period's soft-budget alert."""
-        marker = (limits.kind, limits.entity_id, limits.period)
+    async def claim_alert(self, limits: Limits, event: str) -> bool:
+        """True once per event, entity and budget period, across this machine's processes and their restarts: the
+        caller sends that alert. Known claims are answered from memory; a new one is a file on a worker thread."""
+        marker = (event, limits.kind, limits.entity_id, limits.period)
         with self._lock:
             if marker in self._alerted:
                 return False
             self._alerted.add(marker)
-            return True
+        return await asyncio.get_running_loop().run_in_executor(None, _claim_file, marker)
 
     def clear(self) -> None:
         with self._lock:
             self._counters.clear()
             self._alerted.clear()
+
+
+def _claim_file(marker: tuple[str, str, str, int]) -> bool:
+    """Make the marker's file in the spool directory's alerts/ (O_EXCL: one process makes it); False if it exists."""
+    event, kind, entity_id, period = marker
+    directory = Path(settings.TOLLGATE_SPOOL_DIR) / "alerts"
+    directory.mkdir(parents=True, exist_ok=True)
+    # Entity ids come from callers (a customer's id): hashed into a file name that is always one.
+    name = f"{event}-{kind}-{hashlib.sha256(entity_id.encode()).hexdigest()[:32]}-{period}"
+    try:
+        os.close(os.open(directory / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True

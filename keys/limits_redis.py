@@ -332,8 +332,8 @@ class RedisCounters:
             return [None] * len(admission.checks)
         return [from_units(spend) if spend else None for spend in reply]
 
-    async def claim_alert(self, limits: Limits) -> bool:
-        marker = f"{self.prefix}alerted:{limits.kind}:{limits.entity_id}:{limits.period}"
+    async def claim_alert(self, limits: Limits, event: str) -> bool:
+        marker = f"{self.prefix}alerted:{event}:{limits.kind}:{limits.entity_id}:{limits.period}"
         try:
             return bool(await self._link().run(_CLAIM, [marker], [_ALERT_MARKER_SECONDS]))
         except _ERRORS as exc:

@@ -145,7 +145,7 @@ async def test_the_master_key_has_no_limits():
 
 async def test_soft_budget_alerts_once_per_period(monkeypatch):
     sent = []
-    monkeypatch.setattr(limits_module.alerts, "send_soft_budget_alert", lambda lim, spend: sent.append(spend))
+    monkeypatch.setattr(limits_module.alerts, "send_alert", lambda alert: sent.append(alert.spend))
     key = caller(limits("key", soft_budget=Decimal("0.15")))
     for _ in range(4):
         admission = await _try(key)
