@@ -271,6 +271,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# A customer (a call's `user`) with no budget of its own is held to this budget's limits on its own spend (LiteLLM's
+# litellm_settings.max_end_user_budget_id: max_budget, rpm/tpm, duration), or else to this max_budget in USD
+# (max_end_user_budget). A config's litellm_settings set them when the environment does not.
+TOLLGATE_MAX_END_USER_BUDGET_ID = env.str("TOLLGATE_MAX_END_USER_BUDGET_ID", default="")
+TOLLGATE_MAX_END_USER_BUDGET = env.str("TOLLGATE_MAX_END_USER_BUDGET", default="")
 # A key generated without `duration` expires after this long ("1h", "30d", ...); "never" (the default) is LiteLLM's.
 KEY_DEFAULT_DURATION = env.str("KEY_DEFAULT_DURATION", default="never")
 # A budget's soft limit crossed, or its max_budget reached, is announced once per holder and budget period: POSTed
