@@ -119,8 +119,8 @@ async def test_member_update_changes_a_role_and_member_delete_removes_the_member
 
     team = await ok(gateway.post("/team/member_delete", {"team_id": "t", "user_id": "bo"}))
     assert roles(team) == {"ana": "user"}
-    # Back as a plain member: an admin role does not outlive the membership.
-    again = await ok(gateway.post("/team/member_add", {"team_id": "t", "member": {"role": "user", "user_id": "bo"}}))
+    # Back by a members list: an admin role does not outlive the membership.
+    again = await ok(gateway.post("/team/update", {"team_id": "t", "members": ["ana", "bo"]}))
     assert roles(again) == {"ana": "user", "bo": "user"}
 
 
