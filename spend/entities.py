@@ -57,9 +57,27 @@ class Payer:
         """The exact cost of those of `logs` charged to the entity."""
         return exact_sum(logs.filter(**{self.log_field: entity_id}), "cost")
 
+    def holders_among(self, entity_ids: set[str]) -> set[str]:
+        """Those of `entity_ids` whose pruned or swept logs are kept account of: all of them (a key, user, team or
+        customer made again later still counts the logs of its id)."""
+        return entity_ids
+
 
 @dataclass(frozen=True, slots=True)
-class TagPayer(Payer):
+class _MadeHolderPayer(Payer):
+    """A kind whose holders are made on purpose, their spend counting from then: a log names one whether or not it
+    exists, and only those that exist keep account of it."""
+
+    def holders_among(self, entity_ids: set[str]) -> set[str]:
+        if not entity_ids:
+            return set()
+        return set(
+            self.model.objects.filter(**{f"{self.id_field}__in": entity_ids}).values_list(self.id_field, flat=True)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TagPayer(_MadeHolderPayer):
     """Each tag a log carries, once (a tag longer than a holder's id is never a holder)."""
 
     def ids_in(self, log) -> set[str]:
@@ -76,7 +94,7 @@ class TagPayer(Payer):
 
 
 @dataclass(frozen=True, slots=True)
-class KeyModelPayer(Payer):
+class KeyModelPayer(_MadeHolderPayer):
     """The key's spend on the log's model group (a no-op charge unless the key has a budget for that group)."""
 
     @property

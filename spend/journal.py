@@ -186,7 +186,7 @@ def _tell_counters(entries) -> None:
     """The swept calls' payers were charged without their counters knowing: every process re-reads their spend."""
     with transaction.atomic():
         for payer in PAYERS:
-            entity_ids = set().union(*(payer.ids_in(entry) for entry in entries if entry.cost))
+            entity_ids = payer.holders_among(set().union(*(payer.ids_in(entry) for entry in entries if entry.cost)))
             for entity_id in sorted(entity_ids):
                 payer.model.objects.filter(**payer.lookup(entity_id)).update(spend_epoch=F("spend_epoch") + 1)
                 record_change(payer.kind, entity_id, action="journal_charged", actor="spend journal")

@@ -44,11 +44,11 @@ def prune_spend_logs(now: datetime | None = None, batch_size: int = _BATCH) -> i
 def _keep_period_totals(logs: list[dict]) -> None:
     carried = []
     for payer in PAYERS:
-        entity_ids = set().union(*(payer.ids_in(log) for log in logs))
+        entity_ids = payer.holders_among(set().union(*(payer.ids_in(log) for log in logs)))
         watermarks = period_watermarks(payer, entity_ids)
         totals: dict[str, PrunedSpend] = {}
         for log in logs:
-            for entity_id in payer.ids_in(log):
+            for entity_id in payer.ids_in(log) & entity_ids:
                 if log["id"] <= watermarks.get(entity_id, 0):
                     continue
                 carry = totals.get(entity_id)

@@ -18,8 +18,10 @@ from keys.auth import sync_key_cache
 from keys.limits import local_counters
 from keys.models import Tag, VirtualKey, record_change
 from spend.ledger import SpendEntry, write_batch
-from spend.models import BudgetReset, SpendLog
+from spend.models import BudgetReset, PrunedSpend, SpendLog
 from spend.reconcile import find_drift, fix_drift
+from spend.retention import prune_spend_logs
+from spend.rollups import rollup_spend
 from tests.e2e.server import MASTER_KEY
 from tests.keys.factories import make_key
 
@@ -286,3 +288,21 @@ def test_the_spend_overview_shows_each_tag_budget_against_its_spend(admin_client
         (tag["name"], tag["spend"], tag["max_budget"], tag["percent"]) for tag in response.context["tag_budgets"]
     ] == [("marketing", Decimal(1), Decimal(4), "25.0")]
     assert b'data-tag="marketing"' in response.content
+
+
+def test_a_tag_holders_pruned_logs_still_count_and_other_tags_leave_nothing_behind(settings, metered):
+    settings.SPEND_LOG_RETENTION_DAYS = 7
+    _tag("kept")
+    now = timezone.now()
+    old = [
+        SpendEntry(request_id=f"old-{n}", call_type="chat", requested_model="metered", start_time=now - timedelta(days=30),
+                   end_time=now - timedelta(days=30), cost=Decimal("0.1"), request_tags=["kept", "loose"])
+        for n in range(3)
+    ]  # fmt: skip
+    write_batch(old)
+    rollup_spend(now)
+
+    assert prune_spend_logs(now) == 3
+
+    assert list(PrunedSpend.objects.values_list("kind", "entity_id", "cost")) == [("tag", "kept", Decimal("0.3"))]
+    assert find_drift() == []
