@@ -1,8 +1,11 @@
-"""A deployment whose calls cost a known, fixed amount: for the tests of budgets held through whole calls."""
+"""A deployment whose calls cost a known, fixed amount, and a call to it with a key: for the tests of budgets held
+through whole calls."""
 
 from decimal import Decimal
 
+import orjson
 import pytest
+from django.test import AsyncClient
 
 from gateway.models import Deployment
 
@@ -19,4 +22,14 @@ def metered(db):
         litellm_model="mock/metered",
         input_cost_per_token=Decimal(0),
         output_cost_per_token=Decimal("0.01"),
+    )
+
+
+async def chat(raw_key: str, body=None):
+    """A chat call through the gateway with `raw_key` (METERED unless `body` is given)."""
+    return await AsyncClient().post(
+        "/v1/chat/completions",
+        orjson.dumps(body or METERED),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw_key}"},
     )

@@ -9,7 +9,6 @@ from decimal import Decimal
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import AsyncClient
 from django.utils import timezone
 
 from gateway.models import Deployment
@@ -20,31 +19,19 @@ from keys.models import KeyModelSpend, VirtualKey, record_change
 from spend.models import BudgetReset
 from spend.reconcile import find_drift, fix_drift
 from tests.keys.factories import make_key
+from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
-# "metered" costs exactly 0.01 USD per completion token and nothing for input; the mock answers 10 tokens, so a
-# call with max_tokens 10 reserves 0.1 and is charged 0.1. "other" is the same model under another group.
-METERED = {"model": "metered", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 10}
-OTHER = {**METERED, "model": "other"}
+OTHER = {**METERED, "model": "other"}  # the same price under another model group
 
 
 @pytest.fixture
-def metered(db):
-    for group in ("metered", "other"):
-        Deployment.objects.create(
-            model_id=f"{group}-1",
-            model_name=group,
-            litellm_model="mock/metered",
-            input_cost_per_token=Decimal(0),
-            output_cost_per_token=Decimal("0.01"),
-        )
-
-
-async def chat(raw_key: str, body=None):
-    return await AsyncClient().post(
-        "/v1/chat/completions",
-        orjson.dumps(body or METERED),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {raw_key}"},
+def other(metered):  # noqa: F811 (the fixture imported above)
+    Deployment.objects.create(
+        model_id="other-1",
+        model_name="other",
+        litellm_model="mock/metered",
+        input_cost_per_token=metered.input_cost_per_token,
+        output_cost_per_token=metered.output_cost_per_token,
     )
 
 
@@ -108,7 +95,7 @@ pytestmark_db = pytest.mark.django_db(transaction=True)
 
 @pytestmark_db
 @pytest.mark.usefixtures("backend")
-async def test_fifty_concurrent_calls_against_a_per_model_budget_for_ten_admit_exactly_ten(metered):
+async def test_fifty_concurrent_calls_against_a_per_model_budget_for_ten_admit_exactly_ten(other):
     raw_key, key = await _key(model_max_budget={"metered": {"budget_limit": "1.0", "time_period": "1d"}})
 
     responses = await asyncio.gather(*(chat(raw_key) for _ in range(50)))
@@ -123,7 +110,7 @@ async def test_fifty_concurrent_calls_against_a_per_model_budget_for_ten_admit_e
 
 
 @pytestmark_db
-async def test_a_spent_model_budget_refuses_with_budget_exceeded_naming_key_and_model(metered):
+async def test_a_spent_model_budget_refuses_with_budget_exceeded_naming_key_and_model(other):
     raw_key, key = await _key(key_alias="reporting", model_max_budget={"metered": "0.1"})
 
     admitted, refused = await chat(raw_key), await chat(raw_key)
@@ -137,7 +124,7 @@ async def test_a_spent_model_budget_refuses_with_budget_exceeded_naming_key_and_
 
 
 @pytestmark_db
-async def test_a_budget_set_on_the_name_asked_for_does_not_hold_an_alias_to_another_group(metered):
+async def test_a_budget_set_on_the_name_asked_for_does_not_hold_an_alias_to_another_group(other):
     """Budgets are per model group: the group a call reaches is the one charged and checked."""
     raw_key, key = await _key(aliases={"cheap": "metered"}, model_max_budget={"metered": "0.1"})
 
@@ -154,7 +141,7 @@ async def test_a_budget_set_on_the_name_asked_for_does_not_hold_an_alias_to_anot
         ({"model_tpm_limit": {"metered": 1}}, "1 tokens per minute (tpm_limit)"),
     ],
 )
-async def test_a_per_model_rate_limit_answers_429_for_that_model_only(metered, limits, what):
+async def test_a_per_model_rate_limit_answers_429_for_that_model_only(other, limits, what):
     raw_key, _ = await _key(key_alias="limited", **limits)
 
     first, second, other = await chat(raw_key), await chat(raw_key), await chat(raw_key, OTHER)
@@ -164,7 +151,7 @@ async def test_a_per_model_rate_limit_answers_429_for_that_model_only(metered, l
 
 
 @pytestmark_db
-async def test_a_keys_spend_on_a_model_counts_from_when_its_budget_is_first_used(metered):
+async def test_a_keys_spend_on_a_model_counts_from_when_its_budget_is_first_used(other):
     raw_key, key = await _key()
     await chat(raw_key)  # before the key had a budget for the model
     await VirtualKey.objects.filter(pk=key.pk).aupdate(model_max_budget={"metered": "0.2"})
@@ -178,7 +165,7 @@ async def test_a_keys_spend_on_a_model_counts_from_when_its_budget_is_first_used
 
 
 @pytestmark_db
-async def test_reconcile_finds_a_drift_planted_in_a_keys_model_spend_and_fixes_it(metered):
+async def test_reconcile_finds_a_drift_planted_in_a_keys_model_spend_and_fixes_it(other):
     raw_key, key = await _key(model_max_budget={"metered": "5"})
     await chat(raw_key)
     await chat(raw_key, OTHER)  # the key's spend, not its spend on "metered"
@@ -194,7 +181,7 @@ async def test_reconcile_finds_a_drift_planted_in_a_keys_model_spend_and_fixes_i
 
 
 @pytestmark_db
-async def test_a_per_model_budget_period_that_ended_is_reset_by_the_next_call(metered):
+async def test_a_per_model_budget_period_that_ended_is_reset_by_the_next_call(other):
     raw_key, key = await _key(model_max_budget={"metered": {"budget_limit": "0.1", "time_period": "1d"}})
     await chat(raw_key)
     await KeyModelSpend.objects.filter(key_id=key.token_hash).aupdate(

@@ -19,7 +19,7 @@ from spend.models import BudgetReset, SpendLog
 from spend.reconcile import find_drift, fix_drift
 from tests.e2e.server import MASTER_KEY
 from tests.keys.factories import make_key
-from tests.keys.metered import METERED, metered  # noqa: F401 (metered: the fixture)
+from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("metered")]
 
@@ -34,15 +34,6 @@ async def api(method: str, path: str, body=None, **query):
         call = getattr(client, method.lower())
         response = await call(path, orjson.dumps(body), content_type="application/json", headers=AUTH)
     return response.status_code, orjson.loads(response.content)
-
-
-async def chat(raw_key: str, body=None):
-    return await AsyncClient().post(
-        "/v1/chat/completions",
-        orjson.dumps(body or METERED),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {raw_key}"},
-    )
 
 
 def _organization_key(organization_id: str, **organization) -> str:

@@ -12,7 +12,6 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.utils import timezone
 
-from gateway.models import Deployment
 from keys import tag_services
 from keys.auth import sync_key_cache
 from keys.limits import local_counters
@@ -24,24 +23,11 @@ from spend.retention import prune_spend_logs
 from spend.rollups import rollup_spend
 from tests.e2e.server import MASTER_KEY
 from tests.keys.factories import make_key
+from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("metered")]
 
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
-# "metered" costs exactly 0.01 USD per completion token and nothing for input; the mock answers 10 tokens, so a
-# call with max_tokens 10 reserves 0.1 and is charged 0.1.
-METERED = {"model": "metered", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 10}
-
-
-@pytest.fixture
-def metered(db):
-    return Deployment.objects.create(
-        model_id="metered-1",
-        model_name="metered",
-        litellm_model="mock/metered",
-        input_cost_per_token=Decimal(0),
-        output_cost_per_token=Decimal("0.01"),
-    )
 
 
 async def api(method: str, path: str, body=None):
@@ -53,16 +39,9 @@ async def api(method: str, path: str, body=None):
     return response.status_code, orjson.loads(response.content)
 
 
-async def chat(raw_key: str, tags=None, **extra):
-    body = {**METERED, **extra}
-    if tags is not None:
-        body["metadata"] = {"tags": tags}
-    return await AsyncClient().post(
-        "/v1/chat/completions",
-        orjson.dumps(body),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {raw_key}"},
-    )
+async def tagged(raw_key: str, tags=None, **extra):
+    """A metered call carrying `tags` in its metadata (or none), with `extra` fields."""
+    return await chat(raw_key, {**METERED, **extra, **({"metadata": {"tags": tags}} if tags is not None else {})})
 
 
 def _tag(name: str, **limits) -> Tag:
@@ -84,12 +63,12 @@ def _error(response) -> dict:
 
 
 @pytest.mark.usefixtures("backend")
-async def test_fifty_concurrent_calls_against_a_tag_budget_for_ten_admit_exactly_ten(metered):
+async def test_fifty_concurrent_calls_against_a_tag_budget_for_ten_admit_exactly_ten():
     await sync_to_async(_tag)("tight", max_budget=Decimal(1))
     # Two keys with no budget of their own: only the tag's holds them.
     first, second = await _key(), await _key()
 
-    responses = await asyncio.gather(*(chat(first if n % 2 else second, ["tight", "other"]) for n in range(50)))
+    responses = await asyncio.gather(*(tagged(first if n % 2 else second, ["tight", "other"]) for n in range(50)))
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [200] * 10 + [400] * 40
@@ -98,13 +77,13 @@ async def test_fifty_concurrent_calls_against_a_tag_budget_for_ten_admit_exactly
     assert await sync_to_async(find_drift)() == []
 
 
-async def test_a_spent_tag_refuses_with_budget_exceeded_naming_the_tag(metered):
+async def test_a_spent_tag_refuses_with_budget_exceeded_naming_the_tag():
     await sync_to_async(_tag)("spent", max_budget=Decimal("0.1"))
     raw_key = await _key()
 
-    admitted = await chat(raw_key, ["spent"])
-    refused = await chat(raw_key, ["spent"])
-    untagged = await chat(raw_key)
+    admitted = await tagged(raw_key, ["spent"])
+    refused = await tagged(raw_key, ["spent"])
+    untagged = await tagged(raw_key)
 
     assert admitted.status_code == 200
     assert refused.status_code == 400
@@ -121,22 +100,22 @@ async def test_a_spent_tag_refuses_with_budget_exceeded_naming_the_tag(metered):
         pytest.param({"tags": ["billed"]}, id="tags"),
     ],
 )
-async def test_a_call_charges_the_tag_it_carries(metered, where):
+async def test_a_call_charges_the_tag_it_carries(where):
     await sync_to_async(_tag)("billed")
     raw_key = await _key()
 
-    response = await chat(raw_key, **where)
+    response = await tagged(raw_key, **where)
 
     assert response.status_code == 200
     assert (await Tag.objects.aget(name="billed")).spend == Decimal("0.1")
 
 
-async def test_a_keys_tags_are_carried_by_each_of_its_calls_and_charged(metered):
+async def test_a_keys_tags_are_carried_by_each_of_its_calls_and_charged():
     await sync_to_async(_tag)("cost-center", max_budget=Decimal("0.1"))
     raw_key = await _key(tags=["cost-center"])
 
-    first = await chat(raw_key, ["feature-x"])
-    second = await chat(raw_key)
+    first = await tagged(raw_key, ["feature-x"])
+    second = await tagged(raw_key)
 
     assert (first.status_code, second.status_code) == (200, 400)
     assert "tag cost-center" in _error(second)["message"]
@@ -144,18 +123,18 @@ async def test_a_keys_tags_are_carried_by_each_of_its_calls_and_charged(metered)
     assert (await Tag.objects.aget(name="cost-center")).spend == Decimal("0.1")
 
 
-async def test_a_call_carrying_a_tag_twice_is_charged_once(metered):
+async def test_a_call_carrying_a_tag_twice_is_charged_once():
     await sync_to_async(_tag)("twice")
     raw_key = await _key(tags=["twice"])
 
-    await chat(raw_key, ["twice", "twice"])
+    await tagged(raw_key, ["twice", "twice"])
 
     assert await SpendLog.objects.values_list("request_tags", flat=True).aget() == ["twice"]
     assert (await Tag.objects.aget(name="twice")).spend == Decimal("0.1")
     assert await sync_to_async(find_drift)() == []
 
 
-async def test_a_log_naming_a_tag_twice_charges_it_once(metered):
+async def test_a_log_naming_a_tag_twice_charges_it_once():
     """Logs from elsewhere than the proxy (a journal's sweep, a spool's replay) may hold a tag twice."""
     await sync_to_async(_tag)("twice")
     now = timezone.now()
@@ -168,32 +147,32 @@ async def test_a_log_naming_a_tag_twice_charges_it_once(metered):
     assert await sync_to_async(find_drift)() == []
 
 
-async def test_a_tag_rpm_limit_answers_429(metered):
+async def test_a_tag_rpm_limit_answers_429():
     await sync_to_async(_tag)("chatty", rpm_limit=1)
     raw_key = await _key()
 
-    first, second = await chat(raw_key, ["chatty"]), await chat(raw_key, ["chatty"])
+    first, second = await tagged(raw_key, ["chatty"]), await tagged(raw_key, ["chatty"])
 
     assert (first.status_code, second.status_code) == (200, 429)
     assert "tag chatty is limited to 1 requests per minute" in _error(second)["message"]
 
 
-async def test_a_tags_spend_counts_from_when_it_is_made(metered):
+async def test_a_tags_spend_counts_from_when_it_is_made():
     raw_key = await _key()
-    await chat(raw_key, ["late"])  # before the tag is a holder: reported, not its spend
+    await tagged(raw_key, ["late"])  # before the tag is a holder: reported, not its spend
 
     await sync_to_async(_tag)("late")
-    await chat(raw_key, ["late"])
+    await tagged(raw_key, ["late"])
 
     assert (await Tag.objects.aget(name="late")).spend == Decimal("0.1")
     assert await sync_to_async(find_drift)() == []
 
 
-async def test_reconcile_finds_a_drift_planted_in_a_tag_and_fixes_it(metered):
+async def test_reconcile_finds_a_drift_planted_in_a_tag_and_fixes_it():
     await sync_to_async(_tag)("audited")
     raw_key = await _key()
-    await chat(raw_key, ["audited", "unmanaged"])
-    await chat(raw_key, ["unmanaged"])
+    await tagged(raw_key, ["audited", "unmanaged"])
+    await tagged(raw_key, ["unmanaged"])
     await Tag.objects.filter(name="audited").aupdate(spend=Decimal("1.1"))
 
     drifts = await sync_to_async(find_drift)()
@@ -205,10 +184,10 @@ async def test_reconcile_finds_a_drift_planted_in_a_tag_and_fixes_it(metered):
     assert (await Tag.objects.aget(name="audited")).spend == Decimal("0.1")
 
 
-async def test_a_tag_budget_period_that_ended_is_reset_by_its_next_call(metered):
+async def test_a_tag_budget_period_that_ended_is_reset_by_its_next_call():
     await sync_to_async(_tag)("monthly", max_budget=Decimal("0.1"), budget_duration="1mo")
     raw_key = await _key()
-    await chat(raw_key, ["monthly"])
+    await tagged(raw_key, ["monthly"])
     await Tag.objects.filter(name="monthly").aupdate(budget_reset_at=timezone.now() - timedelta(hours=1))
     await sync_to_async(record_change)("tag", "monthly")
     await sync_to_async(sync_key_cache)()
@@ -216,7 +195,7 @@ async def test_a_tag_budget_period_that_ended_is_reset_by_its_next_call(metered)
     # ends at the same moment, for the same period. A process starting now knows neither.
     local_counters().clear()
 
-    response = await chat(raw_key, ["monthly"])
+    response = await tagged(raw_key, ["monthly"])
 
     assert response.status_code == 200, response.content
     reset = await BudgetReset.objects.filter(kind="tag", entity_id="monthly").alatest("id")
@@ -230,7 +209,7 @@ async def test_a_tag_budget_period_that_ended_is_reset_by_its_next_call(metered)
 # -- /tag/* ------------------------------------------------------------------------------------------------------------
 
 
-async def test_tag_new_info_update_list_and_delete_answer_litellms_shapes(metered):
+async def test_tag_new_info_update_list_and_delete_answer_litellms_shapes():
     status, made = await api(
         "POST",
         "/tag/new",
@@ -241,7 +220,7 @@ async def test_tag_new_info_update_list_and_delete_answer_litellms_shapes(metere
     assert (made["name"], made["description"], made["max_budget"]) == ("engineering", "Engineering department", 500)
     assert (made["budget_duration"], made["rpm_limit"], made["spend"]) == ("30d", 100, 0)
 
-    await chat(await _key(), ["engineering"])
+    await tagged(await _key(), ["engineering"])
     status, info = await api("POST", "/tag/info", {"names": ["engineering"]})
     assert status == 200, info
     assert list(info) == ["engineering"]
@@ -268,7 +247,7 @@ async def test_tag_new_info_update_list_and_delete_answer_litellms_shapes(metere
         ("/tag/delete", {"name": "missing"}, 404, "name"),
     ],
 )
-async def test_tag_api_refusals_name_the_field(metered, path, body, status, param):
+async def test_tag_api_refusals_name_the_field(path, body, status, param):
     await sync_to_async(_tag)("dup")
 
     answered, error = await api("POST", path, body)
@@ -277,7 +256,7 @@ async def test_tag_api_refusals_name_the_field(metered, path, body, status, para
     assert error["error"]["param"] == param
 
 
-def test_the_spend_overview_shows_each_tag_budget_against_its_spend(admin_client, metered):
+def test_the_spend_overview_shows_each_tag_budget_against_its_spend(admin_client):
     _tag("marketing", max_budget=Decimal(4), budget_duration="1mo")
     _tag("unbudgeted")
     Tag.objects.filter(name="marketing").update(spend=Decimal(1))
@@ -290,7 +269,7 @@ def test_the_spend_overview_shows_each_tag_budget_against_its_spend(admin_client
     assert b'data-tag="marketing"' in response.content
 
 
-def test_a_tag_holders_pruned_logs_still_count_and_other_tags_leave_nothing_behind(settings, metered):
+def test_a_tag_holders_pruned_logs_still_count_and_other_tags_leave_nothing_behind(settings):
     settings.SPEND_LOG_RETENTION_DAYS = 7
     _tag("kept")
     now = timezone.now()
