@@ -77,6 +77,8 @@ def _plain_json(value):
         if not math.isfinite(number):
             raise serializers.ValidationError(f"{value} is too large a number to store.")
         return number
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:  # what a JSON answer can give back (orjson)
+        raise serializers.ValidationError(f"{value} is too large an integer to store.")
     if isinstance(value, list):
         return [_plain_json(item) for item in value]
     if isinstance(value, dict):

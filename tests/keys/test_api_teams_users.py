@@ -1,5 +1,6 @@
 """/team/* and /user/*: LiteLLM's shapes, validation, and what deleting takes with it."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -104,6 +105,17 @@ def test_metadata_keeps_fractional_numbers_as_json_numbers(api, path):
 
     assert status == 200, body
     assert body["metadata"] == {"weight": Decimal("0.5"), "tags": [Decimal("2.25")]}
+
+
+@pytest.mark.parametrize(
+    ("path", "ids"),
+    [("/team/new", {}), ("/user/new", {}), ("/organization/new", {}), ("/customer/new", {"user_id": "c"})],
+)
+def test_an_integer_beyond_64_bits_in_free_form_json_is_refused_not_a_500(api, path, ids):
+    status, body = api.post(path, json.dumps({**ids, "metadata": {"n": [2**67]}}))  # a 500 before: stored, unrenderable
+
+    assert status == 400, body
+    assert body["error"]["param"] == "metadata"
 
 
 def test_a_user_page_beyond_any_offset_is_refused(api):
