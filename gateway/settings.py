@@ -286,6 +286,8 @@ TOLLGATE_ALERT_EMAILS = env.list("TOLLGATE_ALERT_EMAILS", default=[])
 # consolemail:// to print it.
 vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tollgate@localhost")
+# /metrics answers without the master key (a scraper on a trusted network); off: the master key (Bearer) only.
+TOLLGATE_METRICS_PUBLIC = env.bool("TOLLGATE_METRICS_PUBLIC", default=False)
 # Raw spend logs older than this many days are pruned (their daily rollups stay); unset keeps every log.
 SPEND_LOG_RETENTION_DAYS = env.int("SPEND_LOG_RETENTION_DAYS", default=0) or None
 # How often the periodic tasks roll logs up into daily spend and reset budgets whose period ended.

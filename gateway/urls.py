@@ -5,6 +5,7 @@ from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
 from gateway import sso
+from gateway.metrics_scrape import metrics_view
 from gateway.proxy import views as proxy
 from gateway.proxy.errors import NotFound, error_response
 from gateway.proxy.fronts import views as fronts
@@ -30,6 +31,7 @@ urlpatterns = [
     path("health/liveliness", proxy.liveliness, name="health-liveliness"),
     path("health/readiness", proxy.readiness, name="health-readiness"),
     path("debug/asyncio-tasks", proxy.asyncio_tasks, name="debug-asyncio-tasks"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("gateway.api.urls")),
     path("", include("keys.api.urls")),
     path("", include("spend.api.urls")),

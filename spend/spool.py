@@ -59,6 +59,16 @@ class Spool:
             return []
         return sorted(path for path in self.directory.iterdir() if path.name.endswith(_SUFFIX))
 
+    def depth(self) -> int:
+        """How many charges wait here to be written (a gauge of /metrics)."""
+        waiting = 0
+        for path in self.pending():
+            try:
+                waiting += path.read_bytes().count(b"\n")
+            except FileNotFoundError:
+                continue  # replayed meanwhile
+        return waiting
+
     def replay(self, write_batch: Callable[[list], None], transient: tuple[type[Exception], ...] = ()) -> int:
         """Write every spooled file through `write_batch` and delete it; return the entries replayed.
 

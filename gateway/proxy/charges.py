@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from gateway import metrics
 from gateway.proxy.registry import RoutedDeployment
 from pricing.calculator import CostBreakdown, Usage, compute_cost
 from spend.ledger import SpendEntry, ledger
@@ -26,6 +27,7 @@ def price_call(deployment: RoutedDeployment, usage: Usage, seconds: float) -> Co
 
 
 async def _charge_and_settle(entry: SpendEntry, admission, cost: Decimal, tokens: int) -> None:
+    metrics.count_charge(entry, getattr(admission, "caller", None))  # the master key's admission has no caller
     # The log's commit and the admission's settlement go at once: the response waits for both, and a call waits
     # half a millisecond less than it did with one after the other. The call has been paid for upstream either way,
     # so its cost stays counted against its budgets even if the ledger then fails to take it. Budgets the database

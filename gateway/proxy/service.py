@@ -13,6 +13,7 @@ import orjson
 from django.conf import settings
 from django.http import HttpResponse
 
+from gateway import metrics
 from gateway.body_limit import read_body
 from gateway.proxy.charges import charge, charge_in_background, price_call
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
@@ -58,6 +59,7 @@ class Call:
         self.end_user = ""  # the customer the call is for (LiteLLM's end user), charged as its key is
         self.body_size = 0
         self.group = ""
+        self.known_group = ""  # `group` once it names deployments: a label metrics may count under
         self.upstream_seconds = 0.0
         self.attempts = 0  # upstream attempts started, the one in flight included
         self.deployment: RoutedDeployment | None = None  # the deployment of the latest attempt
@@ -241,6 +243,17 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
     """One proxied call. With a `front`, the client speaks another API (gateway.proxy.fronts): its body is
     translated to a chat call, run as any chat call is, and the answer, stream or refusal translated back."""
     call = Call(call_type, time.perf_counter(), front)
+    metrics.in_flight.inc()
+    try:
+        response = await _answer(request, call, default_model)
+    finally:
+        metrics.in_flight.dec()
+    metrics.count_request(call.known_group, call.caller, response.status_code)
+    return response
+
+
+async def _answer(request, call: Call, default_model: str) -> HttpResponse:
+    call_type, front = call.call_type, call.front
     try:
         call.caller = await authenticate_request(request)
         body = read_body(request)
@@ -265,6 +278,7 @@ async def handle(request, call_type: str, default_model: str = "", front=None) -
                 param="model",
                 code="model_not_found",
             )
+        call.known_group = call.group
         call.caller.check_model_access(call.group, requested, state.table.access_groups(call.group))
         if not any(call_type in deployment.provider.call_types for deployment in deployments):
             raise BadRequest(
@@ -340,11 +354,16 @@ async def _dispatch_or_log_failure(call: Call, state, admission, send) -> Attemp
         call.attempts += 1
         call.deployment = deployment
         call.journal(deployment, Usage(prompt_tokens=call.estimated_prompt_tokens), attempts=call.attempts)
-        call.attempt_started = time.perf_counter()
+        call.attempt_started = started = time.perf_counter()
         try:
-            return await send(deployment, timeout, call.call_type, call.payload_for(deployment))
+            result = await send(deployment, timeout, call.call_type, call.payload_for(deployment))
+        except Exception as exc:
+            metrics.count_attempt(call.group, call.caller, deployment, 0.0, exc)
+            raise
         finally:
             call.attempt_started = None
+        metrics.count_attempt(call.group, call.caller, deployment, time.perf_counter() - started, None)
+        return result
 
     try:
         return await dispatch(state, call.group, call.call_type, counted_attempt, tokens=_estimated_tokens(call))
@@ -357,6 +376,7 @@ async def _dispatch_or_log_failure(call: Call, state, admission, send) -> Attemp
             error_class=type(exc).__name__,
             attempts=call.attempts,
         )
+        metrics.count_charge(failed, call.caller)
         await ledger().charge(failed)
         raise
     except asyncio.CancelledError:

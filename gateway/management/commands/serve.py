@@ -1,6 +1,9 @@
 """`manage.py serve`: import the config, then run the production ASGI server (uvicorn, uvloop, httptools)."""
 
 import functools
+import os
+import shutil
+from pathlib import Path
 
 import uvicorn
 from django.conf import settings
@@ -32,6 +35,7 @@ class Command(BaseCommand):
         # The first start of the embedded default makes its data folder and secret key (`manage.py setup`).
         for path in prepare_local_files():
             self.stdout.write(f"made {path}")
+        _empty_metrics_directory()
         if options["migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if options["config"]:
@@ -60,3 +64,14 @@ class Command(BaseCommand):
             log_level="warning",
             timeout_graceful_shutdown=10,
         )
+
+
+def _empty_metrics_directory() -> Path:
+    """The folder where every worker writes its metrics (prometheus_client's multi-process mode), emptied: the counts
+    of an earlier run are not this one's. Set in the environment before any worker starts, so each one counts there
+    (PROMETHEUS_MULTIPROC_DIR already set: that folder, emptied as well)."""
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(settings.VAR_DIR) / "metrics")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
