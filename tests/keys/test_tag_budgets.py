@@ -9,7 +9,9 @@ from decimal import Decimal
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 from django.test import AsyncClient
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from keys import tag_services
@@ -285,3 +287,20 @@ def test_a_tag_holders_pruned_logs_still_count_and_other_tags_leave_nothing_behi
 
     assert list(PrunedSpend.objects.values_list("kind", "entity_id", "cost")) == [("tag", "kept", Decimal("0.3"))]
     assert find_drift() == []
+
+
+async def test_tag_and_per_model_budgets_cost_no_query_once_the_process_knows_them():
+    """The tag holders are read once per process and a key's per-model spend with the key: a warm call with both
+    makes the same queries as one with neither."""
+    await sync_to_async(_tag)("warm", max_budget=Decimal(5))
+    budgeted = await _key(tags=["warm"], model_max_budget={"metered": "5"})
+    plain = await _key()
+    counts = []
+    for raw_key in (plain, budgeted):
+        await tagged(raw_key), await tagged(raw_key)  # the process reads the key, its model spend, the tag holders
+        with CaptureQueriesContext(connection) as queries:
+            response = await tagged(raw_key)
+        assert response.status_code == 200
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
