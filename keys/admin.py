@@ -199,6 +199,11 @@ class KeyInline(ShowsMoney, admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        # A member's page lists, to a Team admin, only its keys of the admin's teams.
+        keys = super().get_queryset(request)
+        return keys if (teams := administered_teams(request)) is None else keys.filter(team__in=teams)
+
 
 class _TableFilter(admin.SimpleListFilter):
     """A list filter read from a table: each choice's value, its label, and the Q it keeps, made when the list is
@@ -475,6 +480,25 @@ class InternalUserAdmin(_TeamScoped, _BudgetHolderAdmin):
         ("More", {"fields": ["metadata", "created_at"], "classes": ["collapse"]}),
     ]
     inlines = [KeyInline]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        teams = administered_teams(request)
+        if db_field.name == "teams" and teams is not None:
+            kwargs["queryset"] = teams
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        teams = administered_teams(request)
+        if teams is None:
+            return form
+
+        def clean_teams(form):
+            """A Team admin picks among its own teams; the member's other teams, which it does not see, stay."""
+            others = form.instance.teams.exclude(pk__in=teams) if form.instance.pk else []
+            return [*form.cleaned_data["teams"], *others]
+
+        return type(form.__name__, (form,), {"clean_teams": clean_teams})
 
     def get_queryset(self, request):
         users = super().get_queryset(request).annotate(key_total=Count("keys")).prefetch_related("teams")

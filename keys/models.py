@@ -434,7 +434,7 @@ class TeamAdministrator(models.Model):
     """A login (a Django user of the admin) that administers one team: the scope of the "Team admins" role.
 
     Apart from `InternalUser.teams`, which is who may call as the team: a team admin manages the team's keys,
-    members and budgets in the admin (keys.selectors.teams_administered_by), whether or not they call models."""
+    members and budgets in the admin (keys.roles.teams_in_scope), whether or not they call models."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_administrations")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="administrators")

@@ -61,6 +61,28 @@ def test_another_teams_row_is_missing_by_url_not_forbidden(client, two_teams, mo
     assert type(theirs).objects.filter(pk=theirs.pk).exists()
 
 
+def test_a_members_page_shows_a_team_admin_only_its_teams_and_keeps_the_others(client, two_teams):
+    person = login_as(client, TEAM_ADMINS)
+    ours, their_team = two_teams["ours"][0], two_teams["theirs"][0]
+    TeamAdministrator.objects.create(user=person, team=ours)
+    member = two_teams["ours"][1]
+    member.teams.add(their_team)
+    make_key(team_id=their_team.team_id, user_id=member.user_id, key_alias="sales-bot")
+    url = reverse("admin:keys_internaluser_change", args=[member.pk])
+
+    page = client.get(url)
+    saved = client.post(url, {"user_email": "ann@research.example", "teams": [ours.pk], "models_1": "",
+                              "budget_duration": "", "metadata": "{}", "keys-TOTAL_FORMS": "0",
+                              "keys-INITIAL_FORMS": "0"})  # fmt: skip
+
+    assert list(page.context["adminform"].form.fields["teams"].queryset) == [ours]
+    assert "sales" not in page.content.decode()  # neither the other team nor the member's key in it
+    assert saved.status_code == 302
+    member.refresh_from_db()
+    assert member.user_email == "ann@research.example"
+    assert set(member.teams.all()) == {ours, their_team}
+
+
 @pytest.mark.parametrize("model", ["keys_team", "keys_virtualkey"])
 def test_an_admin_asking_for_a_missing_row_gets_djangos_redirect(client, model):
     login_as(client, ADMINS)
