@@ -2,6 +2,7 @@
 teams: refused when spent, exact under concurrent calls, reconciled, reset when its period ends."""
 
 import asyncio
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from keys.throttle import close_auth_failures
 from spend.models import BudgetReset, SpendLog
 from spend.reconcile import find_drift, fix_drift
 from tests.e2e.server import MASTER_KEY
+from tests.keys.conftest import _redis_limits
 from tests.keys.factories import make_key
 from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
@@ -268,7 +270,19 @@ async def closes_throttle():
     await close_auth_failures()
 
 
-@pytest.mark.usefixtures("backend", "closes_throttle")
+@pytest.fixture(params=["local", "redis", "database"])
+async def counters(request, settings):
+    """Budgets counted by this process, by Redis, or by the database (Redis unreachable: keys.limits_database)."""
+    if request.param == "local":
+        yield
+        return
+    async with _redis_limits(settings) as redis_counters:
+        if request.param == "database":
+            redis_counters._down_until = time.monotonic() + 600
+        yield
+
+
+@pytest.mark.usefixtures("counters", "closes_throttle")
 async def test_fifty_concurrent_calls_against_an_organization_budget_for_ten_admit_exactly_ten():
     organization_keys = await sync_to_async(_organization_key)("tight", max_budget=Decimal(1))
     # Two keys of the same team, and no key, team or user budget: only the organization's holds them.
