@@ -9,21 +9,13 @@ made again, it starts from 0.
 from django.db import transaction
 from django.utils import timezone
 
-from keys.customer_services import AlreadyExists
+from keys.customer_services import BUDGET_FIELDS, AlreadyExists
 from keys.holders import start_period
 from keys.models import KeyChange, Tag, record_change
 from keys.services import NotFound, _after_commit, _apply_budget_fields, _audit
 
-TAG_FIELDS = (
-    "description",
-    "max_budget",
-    "soft_budget",
-    "budget_duration",
-    "tpm_limit",
-    "rpm_limit",
-    "max_parallel_requests",
-    "metadata",
-)
+# A budget's limits (per-model budgets are a key's here, not a tag's), and the tag's own description and metadata.
+TAG_FIELDS = ("description", "metadata", *(name for name in BUDGET_FIELDS if name != "model_max_budget"))
 _TAG_EMPTY = {"description": str, "budget_duration": str, "metadata": dict}
 
 
