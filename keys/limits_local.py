@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -128,15 +129,28 @@ class LocalCounters:
             self._alerted.clear()
 
 
+# A holder's claims for periods that ended longer ago than this are removed when it makes a new one: a process
+# whose limits are a sync interval old must still find the claim of the period that just ended.
+_CLAIMS_KEPT_MS = 24 * 3600 * 1000
+
+
 def _claim_file(marker: tuple[str, str, str, int]) -> bool:
-    """Make the marker's file in the spool directory's alerts/ (O_EXCL: one process makes it); False if it exists."""
+    """Make the marker's file in the spool directory's alerts/ (O_EXCL: one process makes it); False if it exists.
+
+    The holder's files of periods long over are removed then, so a holder keeps a file or two per event, not one for
+    every period it ever had."""
     event, kind, entity_id, period = marker
     directory = Path(settings.TOLLGATE_SPOOL_DIR) / "alerts"
     directory.mkdir(parents=True, exist_ok=True)
     # Entity ids come from callers (a customer's id): hashed into a file name that is always one.
-    name = f"{event}-{kind}-{hashlib.sha256(entity_id.encode()).hexdigest()[:32]}-{period}"
+    holder = f"{event}-{kind}-{hashlib.sha256(entity_id.encode()).hexdigest()[:32]}-"
     try:
-        os.close(os.open(directory / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(directory / f"{holder}{period}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         return False
+    horizon = time.time() * 1000 - _CLAIMS_KEPT_MS
+    for claim in directory.glob(f"{holder}*"):
+        ended = claim.name.removeprefix(holder)
+        if ended.isdigit() and 0 < int(ended) < horizon:
+            claim.unlink(missing_ok=True)
     return True

@@ -16,7 +16,9 @@ from gateway.models import Deployment
 from keys import alerts
 from keys.budgets import next_reset_at
 from keys.cache import key_cache
+from keys.caller import Limits
 from keys.limits import local_counters
+from keys.limits_local import LocalCounters
 from keys.models import BUDGET_HOLDERS, Budget, Customer
 from spend.periods import local_zone
 from tests.fakes.webhook import FakeWebhook
@@ -185,3 +187,18 @@ async def test_a_restarted_server_does_not_alert_again_in_the_same_period(_alert
     await call_concurrently(raw_key, extra)
 
     assert events(hook) == sorted(expected)
+
+
+async def test_a_holder_keeps_the_claims_of_recent_periods_only(settings, tmp_path):
+    settings.TOLLGATE_SPOOL_DIR = tmp_path
+    counters = LocalCounters()
+    day_ms = 24 * 3600 * 1000
+    now_ms = int(timezone.now().timestamp() * 1000)
+    periods = [0, now_ms - 3 * day_ms, now_ms - day_ms // 2, now_ms + day_ms]  # never resets, long over, just over
+
+    claimed = [await counters.claim_alert(Limits("team", "t-1", "team t-1", period=period), SOFT) for period in periods]
+
+    assert claimed == [True, True, True, True]
+    kept = sorted(int(path.name.rsplit("-", 1)[1]) for path in (tmp_path / "alerts").iterdir())
+    assert kept == [0, now_ms - day_ms // 2, now_ms + day_ms]
+    assert not await LocalCounters().claim_alert(Limits("team", "t-1", "team t-1", period=now_ms - day_ms // 2), SOFT)
