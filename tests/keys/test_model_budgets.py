@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -19,6 +20,7 @@ from keys.models import KeyModelSpend, VirtualKey, record_change
 from spend.models import BudgetReset
 from spend.reconcile import find_drift, fix_drift
 from tests.keys.factories import make_key
+from tests.keys.litellm_client import mock_gateway
 from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
 OTHER = {**METERED, "model": "other"}  # the same price under another model group
@@ -201,3 +203,19 @@ async def test_a_per_model_budget_period_that_ended_is_reset_by_the_next_call(ot
     assert spend.spend == Decimal("0.1")
     assert spend.budget_reset_at > timezone.now()
     assert await sync_to_async(find_drift)() == []
+
+
+@pytestmark_db
+async def test_a_key_generated_with_a_spent_model_budget_is_refused_through_the_openai_sdk():
+    """As a LiteLLM user does it: /key/generate with model_max_budget in LiteLLM's shape, then the openai SDK."""
+    async with mock_gateway() as gateway:
+        status, made = await gateway.post(
+            "/key/generate",
+            {"key_alias": "capped", "model_max_budget": {"demo-model": {"budget_limit": 0, "time_period": "1d"}}},
+        )
+        assert status == 200, made
+        refused = await gateway.chat(made["key"])
+
+    assert isinstance(refused, openai.BadRequestError), refused
+    assert (refused.code, refused.body["type"]) == ("budget_exceeded", "budget_exceeded")
+    assert "key capped on model demo-model has spent 0 of its max_budget 0" in refused.message

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
@@ -25,6 +26,7 @@ from spend.retention import prune_spend_logs
 from spend.rollups import rollup_spend
 from tests.e2e.server import MASTER_KEY
 from tests.keys.factories import make_key
+from tests.keys.litellm_client import mock_gateway
 from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("metered")]
@@ -304,3 +306,22 @@ async def test_tag_and_per_model_budgets_cost_no_query_once_the_process_knows_th
         counts.append(len(queries))
 
     assert counts[0] == counts[1]
+
+
+async def test_a_key_made_with_a_spent_tag_is_refused_through_the_openai_sdk():
+    """As a LiteLLM user does it: /tag/new, /key/generate with `tags`, then the openai SDK."""
+    async with mock_gateway() as gateway:
+        status, _ = await gateway.post("/tag/new", {"name": "frozen", "max_budget": 0})
+        assert status == 200
+        _, made = await gateway.post("/key/generate", {"tags": ["frozen"]})
+        _, other = await gateway.post("/key/generate", {})
+
+        refused = await gateway.chat(made["key"])
+        tagged_by_the_call = await gateway.chat(other["key"], extra_body={"tags": ["frozen"]})
+        untagged = await gateway.chat(other["key"])
+
+    assert isinstance(refused, openai.BadRequestError), refused
+    assert (refused.code, refused.body["type"]) == ("budget_exceeded", "budget_exceeded")
+    assert "tag frozen has spent 0 of its max_budget 0" in refused.message
+    assert isinstance(tagged_by_the_call, openai.BadRequestError)
+    assert not isinstance(untagged, openai.APIStatusError)
