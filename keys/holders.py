@@ -17,9 +17,6 @@ from keys.models import KeyChange, KeyModelSpend, Tag, VirtualKey, key_model_id,
 from keys.services import budget_reset_for
 from keys.signals import period_started
 
-# What a call's tags may add to its admission: the first this many distinct tags (the log keeps them all).
-MAX_TAGS_PER_CALL = 64
-
 
 def tag_limits(tag: Tag) -> Limits:
     return limits_of("tag", tag.name, f"tag {tag.name}", tag, tag.soft_budget)
@@ -45,7 +42,7 @@ async def tag_holders(tags: list[str]) -> tuple[Limits, ...]:
         known = await cache.run(load_tags)
         if generation == cache.generation:  # no change applied meanwhile that this read may predate
             cache.tags = known
-    held = (known.get(tag) for tag in tags[:MAX_TAGS_PER_CALL])
+    held = (known.get(tag) for tag in tags)  # every one: the ledger charges every one
     return tuple(limits for limits in held if limits is not None and limits.limited)
 
 

@@ -114,6 +114,15 @@ async def test_a_call_charges_the_tag_it_carries(where):
     assert (await Tag.objects.aget(name="billed")).spend == Decimal("0.1")
 
 
+async def test_a_spent_tag_is_found_behind_any_number_of_other_tags():
+    await sync_to_async(_tag)("spent", max_budget=Decimal(0))
+
+    refused = await tagged(await _key(), [f"noise-{n}" for n in range(500)] + ["spent"])
+
+    assert refused.status_code == 400
+    assert "tag spent" in _error(refused)["message"]
+
+
 async def test_a_keys_tags_are_carried_by_each_of_its_calls_and_charged():
     await sync_to_async(_tag)("cost-center", max_budget=Decimal("0.1"))
     raw_key = await _key(tags=["cost-center"])
