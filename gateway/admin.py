@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from gateway import admin_audit, secrets  # noqa: F401 (admin_audit registers the audit trail's admin)
 from gateway.forms import DeploymentForm
 from gateway.models import CUSTOM_PRICE_FIELDS, Deployment, RouterSettings
+from gateway.two_factor import TwoFactorLoginForm
 from keys import forms as key_forms
 from pricing import store
 from pricing.admin_base import EMPTY, PER_MILLION, MoneyAdmin, money_html, per_million_html, price_html
@@ -51,6 +52,8 @@ key_forms.model_choices.append(configured_model_names)
 admin.site.site_header = "Tollgate"
 admin.site.site_title = "Tollgate admin"
 admin.site.index_title = "Keys, spend and deployments"
+# Its login asks an account with an authenticator app for its code (gateway/two_factor.py).
+admin.site.login_form = TwoFactorLoginForm
 
 
 @admin.register(Deployment)

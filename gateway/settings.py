@@ -62,6 +62,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "axes",
+    # Two-factor sign-in for local admin accounts (gateway/two_factor.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "gateway",
     "keys",
     "pricing",
@@ -75,6 +78,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session's login gave a two-factor code (gateway/two_factor.py).
+    "django_otp.middleware.OTPMiddleware",
+    "gateway.two_factor.RequireTwoFactorMiddleware",
     # Changes made while serving a request are recorded as its login's or its API key's (gateway/audit.py).
     "gateway.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -230,6 +236,12 @@ OIDC_USE_PKCE = True
 OIDC_TIMEOUT = 10
 LOGIN_REDIRECT_URL = "/admin/"
 LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=refused"
+# Local (password) admin logins must enrol an authenticator app and give its code; single sign-on logins are not
+# asked (their identity provider does the second factor). Without it, two-factor sign-in is each account's choice.
+TOLLGATE_REQUIRE_2FA = env.bool("TOLLGATE_REQUIRE_2FA", default=False)
+# What an authenticator app names the account by; the admin's device list never shows a device's secret.
+OTP_TOTP_ISSUER = "Tollgate"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # false: the admin takes no local password, only single sign-on.
 TOLLGATE_LOCAL_LOGIN = env.bool("TOLLGATE_LOCAL_LOGIN", default=True)
 AUTHENTICATION_BACKENDS = [

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
-from gateway import sso
+from gateway import sso, two_factor
 from gateway.metrics_scrape import metrics_view
 from gateway.proxy import views as proxy
 from gateway.proxy.errors import NotFound, error_response
@@ -39,6 +39,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The admin's login page with "Sign in with SSO", and the OpenID Connect redirects (gateway/sso.py).
     path("admin/login/", sso.admin_login),
+    path("admin/two-factor/", admin.site.admin_view(two_factor.enrol), name="two_factor"),
     path("oidc/authenticate/", sso.SignIn.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", sso.SignInCallback.as_view(), name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),

@@ -80,6 +80,8 @@ def every_model(staff_client, deployment) -> dict:
     assert reset_due_budgets() == 1
     # A wrong password: the login protection's attempt and failure log (django-axes).
     Client().post(reverse("admin:login"), {"username": "gpt-intruder", "password": "wrong"})
+    # An authenticator app being enrolled for two-factor sign-in (gateway/two_factor.py), not confirmed yet.
+    staff_client.get(reverse("two_factor"))
     missing = [label for model, _ in REGISTERED if not model.objects.exists() for label in [model._meta.label]]
     assert not missing, f"no row made for {missing}"
     return {model: model.objects.order_by("pk").first() for model, _ in REGISTERED}

@@ -1,6 +1,7 @@
 """Production settings pass Django's deployment checklist; the admin keeps CSRF; ALLOWED_HOSTS comes from the
 environment; the OpenAPI schema is open while the endpoints it describes are not."""
 
+import json
 import os
 import re
 import secrets
@@ -135,3 +136,37 @@ def test_the_schema_is_open_but_the_endpoints_it_describes_are_not(master_header
             response = Client().generic(method.upper(), path)
             assert response.status_code in (401, 403), (method, path, response.status_code)
             assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.fixture
+def production_session_settings(tmp_path):
+    """The session and CSRF cookie settings production's environment gives (read by a process of its own)."""
+    names = ["SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_AGE", "SESSION_COOKIE_SAMESITE",
+             "CSRF_COOKIE_SECURE"]  # fmt: skip
+    code = f"import json; from django.conf import settings as s; print(json.dumps({{n: getattr(s, n) for n in {names!r}}}))"
+    result = manage("shell", "--no-imports", "-c", code, env=production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.django_db
+def test_an_admin_session_cookie_is_https_only_hidden_from_scripts_and_lasts_eight_hours(
+    production_session_settings, settings, django_user_model
+):
+    assert production_session_settings == {
+        "SESSION_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_AGE": 8 * 3600,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "CSRF_COOKIE_SECURE": True,
+    }
+    for name, value in production_session_settings.items():
+        setattr(settings, name, value)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "a-long-password-1")
+
+    signed_in = Client().post("/admin/login/", {"username": "admin", "password": "a-long-password-1"}, secure=True)
+    cookie = signed_in.cookies["sessionid"]
+
+    assert signed_in.status_code == 302
+    assert (cookie["secure"], cookie["httponly"], cookie["max-age"], cookie["samesite"]) == (True, True, 28800, "Lax")
