@@ -57,6 +57,7 @@ class Call:
         self.caller: Caller | None = None
         self.payload: dict = {}
         self.end_user = ""  # the customer the call is for (LiteLLM's end user), charged as its key is
+        self.header_tags: list[str] = []  # the x-litellm-tags header's
         self.body_size = 0
         self.group = ""
         self.known_group = ""  # `group` once it names deployments: a label metrics may count under
@@ -90,6 +91,13 @@ class Call:
         )
         journal().record(entry, deployment.price.entry, deployment.price_key)
 
+    @property
+    def tags(self) -> list[str]:
+        """The call's tags (metadata.tags, else tags; then the x-litellm-tags header's), then its key's: what its log
+        keeps, and whose budgets it pays."""
+        own = [*_body_tags(self.payload), *self.header_tags]
+        return call_tags(own, self.caller) if self.caller else own
+
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
         caller = self.caller
@@ -117,7 +125,7 @@ class Call:
             end_time=end_time,
             duration_ms=int((end_time - self.start_time) / timedelta(milliseconds=1)),
             metadata=_metadata(self.payload),
-            request_tags=_tags(self.payload, caller),
+            request_tags=self.tags,
             **fields,
         )
 
@@ -127,11 +135,14 @@ def _metadata(payload: dict) -> dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _tags(payload: dict, caller: Caller | None) -> list:
-    """The call's tags (metadata.tags, else tags), then its key's: what its log keeps, and whose budgets it pays."""
+def _body_tags(payload: dict) -> list:
     tags = _metadata(payload).get("tags") or payload.get("tags")
-    own = [str(tag) for tag in tags] if isinstance(tags, list) else []
-    return call_tags(own, caller) if caller else own
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
+
+
+def header_tags(headers) -> list[str]:
+    """LiteLLM's x-litellm-tags header: tags separated by commas."""
+    return [tag.strip() for tag in headers.get("x-litellm-tags", "").split(",") if tag.strip()]
 
 
 # What a header value cannot hold: uvicorn refuses to send it (Django, a line break). Names and ids are refused with
@@ -267,6 +278,7 @@ async def _answer(request, call: Call, default_model: str) -> HttpResponse:
         )
         call.body_size = len(body)
         call.end_user = end_user_of(call.payload, request.headers)
+        call.header_tags = header_tags(request.headers)
         await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]
@@ -293,7 +305,7 @@ async def _answer(request, call: Call, default_model: str) -> HttpResponse:
             worst_case_cost=worst_case_cost(state, call),
             estimated_tokens=_estimated_tokens(call),
             customer=await customer_limits(call.end_user),
-            tags=await tag_limits(_tags(call.payload, call.caller)),
+            tags=await tag_limits(call.tags),
         )
         try:
             if call.payload.get("stream"):

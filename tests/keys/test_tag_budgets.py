@@ -114,6 +114,22 @@ async def test_a_call_charges_the_tag_it_carries(where):
     assert (await Tag.objects.aget(name="billed")).spend == Decimal("0.1")
 
 
+async def test_the_x_litellm_tags_header_tags_a_call_too():
+    await sync_to_async(_tag)("from-header", max_budget=Decimal("0.1"))
+    raw_key = await _key()
+    headers = {"Authorization": f"Bearer {raw_key}", "x-litellm-tags": "team-api, from-header,,"}
+
+    first, second = [
+        await AsyncClient().post("/v1/chat/completions", orjson.dumps(METERED), content_type="application/json",
+                                 headers=headers)
+        for _ in range(2)
+    ]  # fmt: skip
+
+    assert (first.status_code, second.status_code) == (200, 400)
+    assert "tag from-header" in _error(second)["message"]
+    assert await SpendLog.objects.values_list("request_tags", flat=True).aget() == ["team-api", "from-header"]
+
+
 async def test_a_spent_tag_is_found_behind_any_number_of_other_tags():
     await sync_to_async(_tag)("spent", max_budget=Decimal(0))
 
