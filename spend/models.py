@@ -133,7 +133,8 @@ class PrunedSpend(models.Model):
 
 
 class DailySpend(models.Model):
-    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × customer × model group × provider.
+    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × customer × organization × model group
+    × provider.
 
     Derived, never edited by hand: ``rollup_spend`` replaces a day's rows whole from its logs.
     """
@@ -143,6 +144,7 @@ class DailySpend(models.Model):
     key_hash = models.CharField(max_length=64, blank=True)
     user_id = models.CharField(max_length=200, blank=True)
     end_user = models.CharField(max_length=200, blank=True)
+    organization_id = models.CharField(max_length=200, blank=True)
     model_group = models.CharField(max_length=300, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     requests = models.PositiveIntegerField(default=0)
@@ -157,7 +159,16 @@ class DailySpend(models.Model):
         verbose_name_plural = "daily spend"
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "team_id", "key_hash", "user_id", "end_user", "model_group", "provider"],
+                fields=[
+                    "day",
+                    "team_id",
+                    "key_hash",
+                    "user_id",
+                    "end_user",
+                    "organization_id",
+                    "model_group",
+                    "provider",
+                ],
                 name="daily_spend_unique",
             )
         ]

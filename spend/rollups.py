@@ -25,7 +25,7 @@ from pricing.resolve import SOURCE_UNPRICED
 from spend.models import DailySpend, DailyTagSpend, RollupState, SpendLog
 from spend.periods import day_bounds, local_day, local_zone, retention_horizon
 
-DIMENSIONS = ("team_id", "key_hash", "user_id", "end_user", "model_group", "provider")
+DIMENSIONS = ("team_id", "key_hash", "user_id", "end_user", "organization_id", "model_group", "provider")
 TOKENS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens")
 COUNTS = {
     "failed_requests": ~Q(status=SpendLog.Status.SUCCESS),

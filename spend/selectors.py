@@ -28,7 +28,13 @@ SUMMED = (*TOKENS, "requests", *COUNTS)
 _ATTEMPTS = 5
 Result = TypeVar("Result")
 # What a report may be grouped by, and the rollup column each one reads.
-REPORT_GROUPS = {"team": "team_id", "api_key": "key_hash", "user": "user_id", "model": "model_group"}
+REPORT_GROUPS = {
+    "team": "team_id",
+    "api_key": "key_hash",
+    "user": "user_id",
+    "model": "model_group",
+    "organization": "organization_id",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +234,7 @@ def _report(rows: list[dict], group_by: str, column: str, detail: str) -> list[d
                 "total_tokens": row["prompt_tokens"] + row["completion_tokens"],
             }
         )
-    plural = {"team": "teams", "user": "users", "model": "models"}[group_by]
+    plural = {"team": "teams", "user": "users", "model": "models", "organization": "organizations"}[group_by]
     return [{"group_by_day": day.isoformat(), plural: list(groups.values())} for day, groups in sorted(days.items())]
 
 

@@ -210,7 +210,8 @@ class ReportDetailOut(serializers.Serializer):
 
 
 class ReportGroupOut(serializers.Serializer):
-    """One team, user, model, customer or tag on one day; its spend split by model (by provider for a model)."""
+    """One team, user, model, customer, tag or organization on one day; its spend split by model (by provider for a
+    model)."""
 
     team_id = serializers.CharField(required=False)
     team_name = serializers.CharField(required=False)
@@ -218,13 +219,14 @@ class ReportGroupOut(serializers.Serializer):
     model = serializers.CharField(required=False)
     customer = serializers.CharField(required=False)
     tag = serializers.CharField(required=False)
+    organization = serializers.CharField(required=False, help_text="The organization_id (Tollgate's own group_by).")
     total_spend = _money()
     metadata = ReportDetailOut(many=True)
 
 
 class ReportDayOut(serializers.Serializer):
-    """One day, with group_by=team, user, model, customer or tag: its groups under teams, users, models, customers
-    or tags."""
+    """One day, with group_by=team, user, model, customer, tag or organization: its groups under teams, users, models,
+    customers, tags or organizations."""
 
     group_by_day = serializers.DateField()
     teams = ReportGroupOut(many=True, required=False)
@@ -232,6 +234,7 @@ class ReportDayOut(serializers.Serializer):
     models = ReportGroupOut(many=True, required=False)
     customers = ReportGroupOut(many=True, required=False)
     tags = ReportGroupOut(many=True, required=False)
+    organizations = ReportGroupOut(many=True, required=False)
 
 
 class ReportKeyModelOut(serializers.Serializer):

@@ -17,7 +17,9 @@ from keys import organizations
 from keys.models import Budget, InternalUser, KeyChange, Organization, OrganizationMembership, Team
 from keys.throttle import close_auth_failures
 from spend.models import BudgetReset, SpendLog
+from spend.periods import local_day
 from spend.reconcile import find_drift, fix_drift
+from spend.rollups import rollup_spend
 from tests.e2e.server import MASTER_KEY
 from tests.keys.conftest import _redis_limits
 from tests.keys.factories import make_key
@@ -339,3 +341,19 @@ async def test_an_organization_budget_period_that_ended_is_reset_by_its_next_cal
     assert organization.spend == Decimal("0.1")
     assert organization.budget_reset_at > timezone.now()
     assert await sync_to_async(find_drift)() == []
+
+
+async def test_the_spend_report_groups_by_organization_at_once_and_after_the_rollup():
+    raw_key = await sync_to_async(_organization_key)("reported")
+    await chat(raw_key)
+    today = local_day(timezone.now()).isoformat()
+    window = {"start_date": today, "end_date": today, "group_by": "organization"}
+
+    _, current = await api("GET", "/global/spend/report", **window)  # the log is not rolled up yet
+    await sync_to_async(rollup_spend)()
+    _, rolled_up = await api("GET", "/global/spend/report", **window)
+
+    assert current == rolled_up
+    [day] = current
+    assert [(group["organization"], group["total_spend"]) for group in day["organizations"]] == [("reported", 0.1)]
+    assert [entry["model"] for entry in day["organizations"][0]["metadata"]] == ["metered"]
