@@ -39,7 +39,7 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
         **site.each_context(request),
         "title": "Log in",
         "site_header": site.site_header,
-        "form": AdminAuthenticationForm(request),
+        "form": (site.login_form or AdminAuthenticationForm)(request),  # with the two-factor code's field
         "lockout_message": lockout_message(),
         "username": request.POST.get("username", ""),
     }

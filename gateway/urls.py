@@ -5,6 +5,7 @@ from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
 from gateway import sso, two_factor
+from gateway.api.urls import bare_and_v1
 from gateway.metrics_scrape import metrics_view
 from gateway.proxy import views as proxy
 from gateway.proxy.errors import NotFound, error_response
@@ -21,8 +22,7 @@ proxy_patterns = [
 ]
 
 urlpatterns = [
-    path("", include(proxy_patterns)),
-    path("v1/", include((proxy_patterns, "v1"))),
+    *bare_and_v1(proxy_patterns, "v1"),
     # Azure-style clients address the deployment in the path.
     path("openai/deployments/<str:deployment>/chat/completions", proxy.chat_completions),
     path("openai/deployments/<str:deployment>/completions", proxy.completions),

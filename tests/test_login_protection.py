@@ -57,6 +57,7 @@ def test_ten_wrong_passwords_lock_the_account_and_the_right_one_is_refused_with_
 
     assert (status, logged_in) == (429, False)
     assert "Too many failed sign-ins (10 in a row)" in page
+    assert 'name="otp_token"' in page  # the same login form as before the lock
     assert f"locked for {settings.TOLLGATE_LOGIN_LOCKOUT_MINUTES} minutes, even with the right password" in page
 
 

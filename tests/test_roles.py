@@ -236,10 +236,12 @@ def test_each_role_opens_what_it_may_and_is_refused_the_rest(client, rows, role)
         ),
     }
     opened = {name for name, page in pages.items() if page.status_code == 200}
+    index_links_overview = reverse("admin:spend_overview") in client.get(reverse("admin:index")).content.decode()
     lists_named, pages_opened = OPENS[role]
 
     assert lists == {label: 200 if LISTS[lists_named](label) else 403 for label in lists}
     assert opened == pages_opened
+    assert index_links_overview is ("overview" in opened)
     assert {page.status_code for name, page in pages.items() if name not in opened} <= {403}
     assert all(pages[name]["Content-Type"].startswith("text/csv") for name in opened if name.endswith("CSV"))
 

@@ -4,7 +4,7 @@ LiteLLM_BudgetTable): a customer is named `user_id` in bodies and `end_user_id` 
 from rest_framework import serializers
 
 from keys.api.inputs import JSONObject, QueryInput
-from keys.api.serializers import DURATION_LENGTH, LIMIT, DurationText, Money, StrictInput, _limit
+from keys.api.serializers import BudgetLimitsInput, Money, StrictInput
 from keys.models import Customer
 
 MAX_END_USER_LENGTH = Customer._meta.get_field("end_user_id").max_length  # what a call's `user` may be, too
@@ -21,13 +21,7 @@ def _customer_ids():
 # -- budgets ------------------------------------------------------------------------------------------------------------
 
 
-class BudgetSettingsInput(StrictInput):
-    max_budget = Money(allow_null=True, required=False)
-    soft_budget = Money(allow_null=True, required=False)
-    budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
-    tpm_limit = _limit()
-    rpm_limit = _limit()
-    max_parallel_requests = _limit(LIMIT)
+class BudgetSettingsInput(BudgetLimitsInput):
     model_max_budget = JSONObject(allow_null=True, required=False, help_text="Kept and shown; not enforced.")
 
 

@@ -179,19 +179,24 @@ _PARAM = serializers.RegexField(
 )
 
 
-class KeySettingsInput(StrictInput):
-    key_alias = serializers.CharField(max_length=200, allow_blank=True, allow_null=True, required=False)
-    models = _names()
-    aliases = _mapping()
-    config = JSONObject(allow_null=True, required=False)
-    metadata = JSONObject(allow_null=True, required=False)
-    duration = DurationText(allow_never=True, allow_null=True, required=False)
+class BudgetLimitsInput(StrictInput):
+    """A budget and rate limits as a key and a customers' budget take them."""
+
     max_budget = Money(allow_null=True, required=False)
     soft_budget = Money(allow_null=True, required=False)
     budget_duration = DurationText(max_length=DURATION_LENGTH, allow_null=True, allow_blank=True, required=False)
     tpm_limit = _limit()
     rpm_limit = _limit()
     max_parallel_requests = _limit(LIMIT)
+
+
+class KeySettingsInput(BudgetLimitsInput):
+    key_alias = serializers.CharField(max_length=200, allow_blank=True, allow_null=True, required=False)
+    models = _names()
+    aliases = _mapping()
+    config = JSONObject(allow_null=True, required=False)
+    metadata = JSONObject(allow_null=True, required=False)
+    duration = DurationText(allow_never=True, allow_null=True, required=False)
     blocked = serializers.BooleanField(required=False)
     user_id = serializers.CharField(max_length=200, allow_null=True, required=False)
     team_id = serializers.CharField(max_length=200, allow_null=True, required=False)

@@ -58,38 +58,92 @@ def _generated(raw_key: str, key) -> dict:
     return s.GeneratedKeyOutput(selectors.key_with_spend(key)).data
 
 
-# -- teams and users: /info, /update and /delete take the same steps over either; the views name what differs ---------
+# -- teams and users: /info, /update and /delete take the same steps over either; a Payer names what differs -------
 
 
 @dataclass(frozen=True)
 class Payer:
+    """A team or a user as its /info, /update and /delete see it: how it is found and shown, and its serializers."""
+
+    noun: str
     model: type[models.Model]
     id_field: str
     find: Callable
     with_spend: Callable
+    info: Callable
+    update: Callable
+    delete: Callable
+    ref_input: type
+    info_output: type
+    update_input: type
+    output: type
+    delete_input: type
+    delete_output: type
 
 
-TEAM = Payer(Team, "team_id", services.find_team, selectors.team_with_spend)
-USER = Payer(InternalUser, "user_id", services.find_user, selectors.user_with_spend)
+def _payer_views(payer: Payer) -> tuple[type, type, type]:
+    """The /info, /update and /delete views of teams or users."""
+
+    @extend_schema(parameters=[payer.ref_input], responses={200: payer.info_output, 400: INVALID, 404: NOT_FOUND})
+    def get(self, request):
+        row = _found(payer.find, _input(payer.ref_input, request.query_params.dict())[payer.id_field])
+        return Response(payer.info_output(payer.info(row)).data)
+
+    @extend_schema(request=payer.update_input, responses={200: payer.output, 400: INVALID, 404: NOT_FOUND})
+    def update(self, request):
+        data = dict(_input(payer.update_input, request.data))
+        row = payer.update(_found(payer.find, data.pop(payer.id_field)), data, actor=ACTOR)
+        return Response(payer.output(payer.with_spend(row)).data)
+
+    @extend_schema(request=payer.delete_input, responses={200: payer.delete_output, 400: INVALID, 404: NOT_FOUND})
+    def delete(self, request):
+        # The body's `<id>s`, all found or none deleted; the output's one field (deleted_teams...) lists them.
+        ids_field = f"{payer.id_field}s"
+        rows = _all_found(payer.model, payer.id_field, _input(payer.delete_input, request.data)[ids_field], ids_field)
+        (deleted_field,) = payer.delete_output().fields
+        return Response(payer.delete_output({deleted_field: payer.delete(rows, actor=ACTOR)}).data)
+
+    return (
+        type(f"{payer.noun}InfoView", (ManagementView,), {"get": get}),
+        type(f"{payer.noun}UpdateView", (ManagementView,), {"post": update}),
+        type(f"{payer.noun}DeleteView", (ManagementView,), {"post": delete}),
+    )
 
 
-def _show(request, payer: Payer, query_input, info, output) -> Response:
-    row = _found(payer.find, _input(query_input, request.query_params.dict())[payer.id_field])
-    return Response(output(info(row)).data)
-
-
-def _update(request, payer: Payer, body_input, update, output) -> Response:
-    data = dict(_input(body_input, request.data))
-    row = update(_found(payer.find, data.pop(payer.id_field)), data, actor=ACTOR)
-    return Response(output(payer.with_spend(row)).data)
-
-
-def _delete(request, payer: Payer, body_input, delete, output) -> Response:
-    """The body's `<id>s`, all found or none deleted; the output's one field (deleted_teams, deleted_users) lists them."""
-    ids_field = f"{payer.id_field}s"
-    rows = _all_found(payer.model, payer.id_field, _input(body_input, request.data)[ids_field], ids_field)
-    (deleted_field,) = output().fields
-    return Response(output({deleted_field: delete(rows, actor=ACTOR)}).data)
+TEAM = Payer(
+    "Team",
+    Team,
+    "team_id",
+    services.find_team,
+    selectors.team_with_spend,
+    selectors.team_info,
+    services.update_team,
+    services.delete_teams,
+    s.TeamRefInput,
+    s.TeamInfoOutput,
+    s.TeamUpdateInput,
+    s.TeamOutput,
+    s.TeamDeleteInput,
+    s.TeamDeleteOutput,
+)
+USER = Payer(
+    "User",
+    InternalUser,
+    "user_id",
+    services.find_user,
+    selectors.user_with_spend,
+    selectors.user_info,
+    services.update_user,
+    services.delete_users,
+    s.UserRefInput,
+    s.UserInfoOutput,
+    s.UserUpdateInput,
+    s.UserOutput,
+    s.UserDeleteInput,
+    s.UserDeleteOutput,
+)
+TeamInfoView, TeamUpdateView, TeamDeleteView = _payer_views(TEAM)
+UserInfoView, UserUpdateView, UserDeleteView = _payer_views(USER)
 
 
 # -- keys ---------------------------------------------------------------------------------------------------------------
@@ -216,24 +270,6 @@ class TeamNewView(ManagementView):
         return Response(s.TeamOutput(selectors.team_with_spend(team)).data)
 
 
-class TeamInfoView(ManagementView):
-    @extend_schema(parameters=[s.TeamRefInput], responses={200: s.TeamInfoOutput, 400: INVALID, 404: NOT_FOUND})
-    def get(self, request):
-        return _show(request, TEAM, s.TeamRefInput, selectors.team_info, s.TeamInfoOutput)
-
-
-class TeamUpdateView(ManagementView):
-    @extend_schema(request=s.TeamUpdateInput, responses={200: s.TeamOutput, 400: INVALID, 404: NOT_FOUND})
-    def post(self, request):
-        return _update(request, TEAM, s.TeamUpdateInput, services.update_team, s.TeamOutput)
-
-
-class TeamDeleteView(ManagementView):
-    @extend_schema(request=s.TeamDeleteInput, responses={200: s.TeamDeleteOutput, 400: INVALID, 404: NOT_FOUND})
-    def post(self, request):
-        return _delete(request, TEAM, s.TeamDeleteInput, services.delete_teams, s.TeamDeleteOutput)
-
-
 class TeamListView(ManagementView):
     @extend_schema(responses={200: s.TeamOutput(many=True)})
     def get(self, request):
@@ -305,24 +341,6 @@ class UserNewView(ManagementView):
         user, user.raw_key, key = services.create_user(data, actor=ACTOR, with_key=data.pop("auto_create_key"))
         user.key_expires = key.expires if key else None
         return Response(s.NewUserOutput(selectors.user_with_spend(user)).data)
-
-
-class UserInfoView(ManagementView):
-    @extend_schema(parameters=[s.UserRefInput], responses={200: s.UserInfoOutput, 400: INVALID, 404: NOT_FOUND})
-    def get(self, request):
-        return _show(request, USER, s.UserRefInput, selectors.user_info, s.UserInfoOutput)
-
-
-class UserUpdateView(ManagementView):
-    @extend_schema(request=s.UserUpdateInput, responses={200: s.UserOutput, 400: INVALID, 404: NOT_FOUND})
-    def post(self, request):
-        return _update(request, USER, s.UserUpdateInput, services.update_user, s.UserOutput)
-
-
-class UserDeleteView(ManagementView):
-    @extend_schema(request=s.UserDeleteInput, responses={200: s.UserDeleteOutput, 400: INVALID, 404: NOT_FOUND})
-    def post(self, request):
-        return _delete(request, USER, s.UserDeleteInput, services.delete_users, s.UserDeleteOutput)
 
 
 class UserListView(ManagementView):
