@@ -8,8 +8,9 @@ from spend.reconcile import find_drift, fix_drift
 
 class Command(BaseCommand):
     help = (
-        "Check that each key's, user's and team's stored spend equals the exact sum of its spend logs since its last "
-        "budget reset; report every drift, and with --fix set the stored spend to what the logs say."
+        "Check that each budget holder's stored spend (keys, users, teams, organizations, customers, tags, keys' "
+        "per-model spend) equals the exact sum of its spend logs since its last budget reset; report every drift, and "
+        "with --fix set the stored spend to what the logs say."
     )
 
     def add_arguments(self, parser):
@@ -23,7 +24,7 @@ class Command(BaseCommand):
                 f"logs {format_money(drift.expected)} (drift {format_money(drift.difference)})"
             )
         if not drifts:
-            self.stdout.write(self.style.SUCCESS("Spend reconciles: every key, user and team matches its logs."))
+            self.stdout.write(self.style.SUCCESS("Spend reconciles: every budget holder matches its logs."))
             return
         if not fix:
             raise CommandError(f"{len(drifts)} spend totals drifted from their logs; run with --fix to correct them.")
