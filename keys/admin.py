@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Prefetch, Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -501,9 +501,13 @@ class InternalUserAdmin(_TeamScoped, _BudgetHolderAdmin):
         return type(form.__name__, (form,), {"clean_teams": clean_teams})
 
     def get_queryset(self, request):
-        users = super().get_queryset(request).annotate(key_total=Count("keys")).prefetch_related("teams")
+        users = super().get_queryset(request).annotate(key_total=Count("keys"))
         teams = administered_teams(request)
-        return users if teams is None else users.filter(pk__in=InternalUser.objects.filter(teams__in=teams))
+        if teams is None:
+            return users.prefetch_related("teams")
+        # A Team admin sees its members and, of their teams, only its own (the list's column, the page's choices).
+        in_scope = users.filter(pk__in=InternalUser.objects.filter(teams__in=teams))
+        return in_scope.prefetch_related(Prefetch("teams", queryset=Team.objects.filter(pk__in=teams)))
 
     @admin.display(description="teams")
     def team_list(self, user):

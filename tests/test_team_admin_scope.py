@@ -71,12 +71,14 @@ def test_a_members_page_shows_a_team_admin_only_its_teams_and_keeps_the_others(c
     url = reverse("admin:keys_internaluser_change", args=[member.pk])
 
     page = client.get(url)
+    listed = client.get(reverse("admin:keys_internaluser_changelist"))
     saved = client.post(url, {"user_email": "ann@research.example", "teams": [ours.pk], "models_1": "",
                               "budget_duration": "", "metadata": "{}", "keys-TOTAL_FORMS": "0",
                               "keys-INITIAL_FORMS": "0"})  # fmt: skip
 
     assert list(page.context["adminform"].form.fields["teams"].queryset) == [ours]
     assert "sales" not in page.content.decode()  # neither the other team nor the member's key in it
+    assert "sales" not in listed.content.decode()  # nor in the list's teams column
     assert saved.status_code == 302
     member.refresh_from_db()
     assert member.user_email == "ann@research.example"
