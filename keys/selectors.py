@@ -3,6 +3,7 @@
 from keys.auth import hash_key
 from keys.cache import key_limits, team_limits, user_limits
 from keys.limits import live_spend
+from keys.model_budgets import model_limits
 from keys.models import InternalUser, Team, VirtualKey
 
 
@@ -12,7 +13,12 @@ def key_identity(raw_key: str) -> str | None:
 
 
 def key_with_spend(key: VirtualKey) -> VirtualKey:
+    """The key with its live spend, and its live spend on each model group it has a budget for (model_spend)."""
     key.live_spend = live_spend(key_limits(key))
+    per_model, _ = model_limits(key, "")
+    key.model_spend = {
+        model: live_spend(limits) for model, limits in per_model.items() if limits.max_budget is not None
+    }
     return key
 
 

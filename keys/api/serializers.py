@@ -312,6 +312,9 @@ class KeyOutput(serializers.Serializer):
     model_max_budget = serializers.DictField()
     model_rpm_limit = serializers.DictField(child=serializers.IntegerField())
     model_tpm_limit = serializers.DictField(child=serializers.IntegerField())
+    model_spend = serializers.DictField(
+        child=Money(), help_text="Model group → the key's spend on it, for each one it has a budget for."
+    )
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField()
 

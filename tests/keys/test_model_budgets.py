@@ -10,6 +10,7 @@ import openai
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import AsyncClient
 from django.utils import timezone
 
 from gateway.models import Deployment
@@ -19,6 +20,7 @@ from keys.limits import local_counters
 from keys.models import KeyModelSpend, VirtualKey, record_change
 from spend.models import BudgetReset
 from spend.reconcile import find_drift, fix_drift
+from tests.e2e.server import MASTER_KEY
 from tests.keys.factories import make_key
 from tests.keys.litellm_client import mock_gateway
 from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
@@ -219,3 +221,15 @@ async def test_a_key_generated_with_a_spent_model_budget_is_refused_through_the_
     assert isinstance(refused, openai.BadRequestError), refused
     assert (refused.code, refused.body["type"]) == ("budget_exceeded", "budget_exceeded")
     assert "key capped on model demo-model has spent 0 of its max_budget 0" in refused.message
+
+
+@pytestmark_db
+async def test_key_info_shows_the_keys_spend_on_each_model_it_has_a_budget_for(other):
+    raw_key, key = await _key(model_max_budget={"metered": "5"}, model_rpm_limit={"other": 100})
+    await chat(raw_key)
+    await chat(raw_key, OTHER)
+
+    response = await AsyncClient().get("/key/info", {"key": raw_key}, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+
+    assert response.status_code == 200
+    assert orjson.loads(response.content)["info"]["model_spend"] == {"metered": 0.1}
