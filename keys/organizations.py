@@ -25,8 +25,7 @@ from keys.customer_services import (
 from keys.limits import live_spend
 from keys.models import InternalUser, KeyChange, Organization, OrganizationMembership, record_change
 from keys.selectors import team_with_spend
-from keys.services import NotFound, _after_commit, _audit, _set_spend, budget_reset_for
-from pricing.errors import TollgateError
+from keys.services import NotFound, _after_commit, _audit, _set_spend, _user_named, budget_reset_for
 
 _ORGANIZATION_EMPTY = {"organization_alias": str, "models": list, "metadata": dict}
 
@@ -103,26 +102,6 @@ def delete_organizations(organizations: list[Organization], *, actor: str) -> li
     return ids
 
 
-def _member_user(member: dict) -> InternalUser:
-    """The internal user a member entry names by user_id or user_email, made if there is none (as LiteLLM does)."""
-    user = None
-    if member.get("user_id"):
-        user = InternalUser.objects.filter(user_id=member["user_id"]).first()
-    if user is None and member.get("user_email"):
-        matches = list(InternalUser.objects.filter(user_email__iexact=member["user_email"])[:2])
-        if len(matches) > 1:
-            raise TollgateError("Multiple users with this email found in db. Please use 'user_id' instead.",
-                                param="member", code="invalid_value")  # fmt: skip
-        user = matches[0] if matches else None
-    if user is None:
-        user = InternalUser(user_email=member.get("user_email") or "")
-        if member.get("user_id"):
-            user.user_id = member["user_id"]
-        user.save()
-        record_change(KeyChange.Kind.USER, user.user_id, action="created", actor="organization member_add")
-    return user
-
-
 @transaction.atomic
 def add_members(
     organization: Organization, members: list[dict], *, actor: str
@@ -130,7 +109,7 @@ def add_members(
     """Add members (or change the role of existing ones): the users, and their memberships."""
     users, memberships = [], []
     for member in members:
-        user = _member_user(member)
+        user = _user_named(member)
         membership, _ = OrganizationMembership.objects.update_or_create(
             organization=organization, user=user, defaults={"user_role": member["role"]}
         )
