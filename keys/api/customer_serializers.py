@@ -11,7 +11,8 @@ MAX_END_USER_LENGTH = Customer._meta.get_field("end_user_id").max_length  # what
 
 
 def _customer_id(**kwargs):
-    return serializers.CharField(max_length=MAX_END_USER_LENGTH, **kwargs)
+    # Untrimmed: a call's `user` is taken as sent (gateway.proxy.payload.end_user_of), so " c1" is another customer.
+    return serializers.CharField(max_length=MAX_END_USER_LENGTH, trim_whitespace=False, **kwargs)
 
 
 def _customer_ids():

@@ -64,6 +64,7 @@ def test_customer_new_with_an_existing_budget_takes_its_limits(api):
         ("/customer/new", {"user_id": "c1", "budget_duration": "soon"}, 400, "budget_duration"),
         ("/customer/new", {"user_id": "c1", "budget_id": "nope"}, 404, "budget_id"),
         ("/customer/new", {"user_id": "x" * 201}, 400, "user_id"),
+        ("/customer/new", {"user_id": "\v" + "x" * 200}, 400, "user_id"),  # 201 characters, one of them a space
         ("/customer/update", {"user_id": "nobody", "alias": "x"}, 404, "user_id"),
         ("/customer/delete", {"user_ids": ["existing", "nobody"]}, 404, "user_ids"),
         ("/customer/block", {"user_ids": []}, 400, "user_ids"),
@@ -89,6 +90,13 @@ def test_customer_new_refuses_an_existing_customer_and_a_budget_given_twice(api)
     assert (again[0], again[1]["error"]["param"]) == (400, "user_id")
     assert (both[0], both[1]["error"]["param"]) == (400, "budget_id")
     assert list(Customer.objects.values_list("end_user_id", flat=True)) == ["c1"]
+
+
+def test_a_customer_id_is_kept_as_sent_as_a_calls_user_is(api):
+    status, answer = api.post("/customer/new", {"user_id": " c1 "})
+
+    assert (status, answer["user_id"]) == (200, " c1 ")
+    assert Customer.objects.filter(end_user_id=" c1 ").exists()
 
 
 def test_customer_info_of_an_unknown_customer_is_404(api):
