@@ -145,6 +145,7 @@ def _save_customer(customer: Customer, data: dict, *, actor: str, action: str) -
         else:
             update_budget(customer.budget, {name: data[name] for name in BUDGET_FIELDS if name in data}, actor=actor)
             customer.budget.refresh_from_db()
+            customer.refresh_from_db(fields=["budget_reset_at"])  # a new duration started a period there
     if budget_changed:
         customer.budget_reset_at = budget_reset_for(customer.budget_duration, timezone.now())
     if "spend" in data and data["spend"] is not None and data["spend"] != customer.spend:

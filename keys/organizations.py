@@ -52,6 +52,7 @@ def _save(organization: Organization, data: dict, *, actor: str, action: str) ->
     elif limits:
         update_budget(organization.budget, limits, actor=actor)
         organization.budget.refresh_from_db()
+        organization.refresh_from_db(fields=["budget_reset_at"])  # a new duration started a period there
     if budget_changed:
         organization.budget_reset_at = budget_reset_for(organization.budget_duration, timezone.now())
     if data.get("spend") is not None and data["spend"] != organization.spend:

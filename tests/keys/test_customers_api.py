@@ -80,6 +80,16 @@ def test_customer_refusals_name_the_field(api, path, body, status, param):
     assert Customer.objects.count() == 1  # a refused request changes nothing
 
 
+def test_a_duration_given_by_update_starts_the_customers_period(api):
+    api.post("/customer/new", {"user_id": "timed", "max_budget": 5})
+
+    status, updated = api.post("/customer/update", {"user_id": "timed", "budget_duration": "1d"})
+
+    assert (status, updated["litellm_budget_table"]["budget_duration"]) == (200, "1d")
+    assert updated["budget_reset_at"] is not None
+    assert Customer.objects.get(end_user_id="timed").budget_reset_at is not None
+
+
 def test_customer_new_refuses_an_existing_customer_and_a_budget_given_twice(api):
     Budget.objects.create(budget_id="free_tier")
     api.post("/customer/new", {"user_id": "c1"})

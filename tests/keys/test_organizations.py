@@ -133,6 +133,16 @@ async def test_info_update_list_and_delete():
     assert status == 404 and missing["error"]["param"] == "organization_id"
 
 
+async def test_a_duration_given_by_update_starts_the_organizations_period():
+    await api("POST", "/organization/new", {"organization_id": "timed", "max_budget": 5})
+
+    _, updated = await api("PATCH", "/organization/update", {"organization_id": "timed", "budget_duration": "1d"})
+
+    assert updated["litellm_budget_table"]["budget_duration"] == "1d"
+    assert updated["budget_reset_at"] is not None
+    assert (await Organization.objects.aget(organization_id="timed")).budget_reset_at is not None
+
+
 async def test_deleting_an_organization_keeps_its_teams_outside_any():
     await api("POST", "/organization/new", {"organization_id": "gone"})
     await Team.objects.acreate(team_id="stays", organization_id="gone")
