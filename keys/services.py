@@ -20,18 +20,12 @@ from pricing.errors import TollgateError
 NEVER = "never"
 
 
-class Conflict(TollgateError):
+class Conflict(TollgateError, status=400, code="invalid_value"):
     """A request that the data as it stands refuses (a chosen key in use, a member already in the team)."""
 
-    status = 400
-    code = "invalid_value"
 
-
-class NotFound(TollgateError):
+class NotFound(TollgateError, status=404, code="not_found"):
     """A key, user or team named in a request does not exist."""
-
-    status = 404
-    code = "not_found"
 
     def __init__(self, message: str, *, param: str):
         super().__init__(message, param=param)

@@ -34,6 +34,7 @@ DOMAIN_ERRORS = [
     (key_errors.AuthenticationFailed("No such key."), 401, "auth_error", "invalid_api_key"),
     (key_errors.AccessDenied("Not this model."), 403, "auth_error", "key_model_access_denied"),
     (key_errors.CustomerBlocked("Customer blocked."), 403, "auth_error", "customer_blocked"),
+    (key_errors.MissingParam("No user.", param="user"), 400, "invalid_request_error", "missing_param"),
     (key_errors.BudgetExceeded("Spent."), 400, "budget_exceeded", "budget_exceeded"),
     (
         key_errors.RateLimited("Slow down.", headers={"retry-after": "3"}),
@@ -43,6 +44,7 @@ DOMAIN_ERRORS = [
     ),
     (key_errors.BudgetsUnavailable("No database."), 503, "api_error", "budgets_unavailable"),
     (throttle.AuthThrottled(7), 429, "rate_limit_error", "too_many_failed_auth"),
+    (key_services.Conflict("Key in use.", param="key"), 400, "invalid_request_error", "invalid_value"),
     (key_services.NotFound("Key not found: sk-...abcd", param="key"), 404, "not_found_error", "not_found"),
     (ledger.LedgerUnavailable("The ledger is down."), 503, "api_error", "ledger_unavailable"),
     (proxy_errors.ProxyError("Refused."), 400, "invalid_request_error", None),
