@@ -1,5 +1,6 @@
 """A call's end user (LiteLLM's customer) in-process: where it is read from, what is refused, where it is logged."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from spend.models import BudgetReset, SpendLog
 from spend.reconcile import find_drift, fix_drift
 from tests.e2e.server import MASTER_KEY
 from tests.keys.factories import make_key
+from tests.keys.metered import METERED, chat, metered  # noqa: F401 (metered: the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,6 +119,24 @@ async def test_a_call_charges_its_customer_made_on_first_sight(mock_deployment):
 
     customer = await Customer.objects.aget(end_user_id="new-customer")
     assert customer.spend == Decimal(response["x-litellm-response-cost"]) > 0
+    assert await sync_to_async(find_drift)() == []
+
+
+@pytest.mark.usefixtures("backend", "metered")
+async def test_fifty_concurrent_calls_against_a_customer_budget_for_ten_admit_exactly_ten():
+    await sync_to_async(_customer)("tight", max_budget=Decimal(1))
+    # Two keys with no budget of their own: only the customer's holds them.
+    first, second = (await sync_to_async(make_key)())[0], (await sync_to_async(make_key)())[0]
+
+    responses = await asyncio.gather(
+        *(chat(first if n % 2 else second, {**METERED, "user": "tight"}) for n in range(50))
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 10 + [400] * 40
+    refusals = [orjson.loads(r.content)["error"]["message"] for r in responses if r.status_code == 400]
+    assert all("customer tight has spent" in message for message in refusals)
+    assert (await Customer.objects.aget(end_user_id="tight")).spend == Decimal("1.0")
     assert await sync_to_async(find_drift)() == []
 
 
