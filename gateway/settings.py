@@ -258,6 +258,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 BLOCK_UNPRICED_MODELS = env.bool("BLOCK_UNPRICED_MODELS", default=False)
 # Charges the database could not take (it went away mid-call) wait here, on local disk, until it answers again.
 TOLLGATE_SPOOL_DIR = Path(env.str("TOLLGATE_SPOOL_DIR", default=str(VAR_DIR / "spool")))
+# A spend log keeps at most this many bytes of a call's metadata (JSON); the rest is cut, saying so (spend.log_rows).
+TOLLGATE_SPEND_LOG_METADATA_BYTES = env.int("TOLLGATE_SPEND_LOG_METADATA_BYTES", default=2048)
 # Serve /debug/asyncio-tasks (to the master key) without DEBUG: the leak tests read it from live servers.
 TOLLGATE_DEBUG_ENDPOINTS = env.bool("TOLLGATE_DEBUG_ENDPOINTS", default=False)
 # How often each server process looks for changed deployments, keys and prices.

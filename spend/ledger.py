@@ -46,7 +46,8 @@ from django.db import (
 from pricing.errors import TollgateError
 from spend.entities import PAYERS, Payer
 from spend.journal import Journal
-from spend.models import SpendLog
+from spend.log_rows import bounded_metadata, price_digest, prices_written, unwritten_prices
+from spend.models import ChargedPrice, SpendLog
 from spend.spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -145,14 +146,14 @@ def write_batch(entries: list[SpendEntry]) -> None:
     replay) fails whole, and the general path then skips what is logged."""
     if connection.vendor == "postgresql" and connection.get_autocommit():
         try:
-            _charge_and_log(entries)
+            prices_written(_charge_and_log(entries))
             return
         except IntegrityError:
             pass
     with transaction.atomic():
         fresh = _not_yet_logged(entries)
-        if fresh:
-            _charge_and_log(fresh)
+        written = _charge_and_log(fresh) if fresh else ()
+    prices_written(written)
 
 
 def _not_yet_logged(entries: list[SpendEntry]) -> list[SpendEntry]:
@@ -161,29 +162,42 @@ def _not_yet_logged(entries: list[SpendEntry]) -> list[SpendEntry]:
     return [entry for request_id, entry in reversed(unique.items()) if request_id not in logged]
 
 
-def _charge_and_log(entries: list[SpendEntry]) -> None:
-    """Charge the entries' payers, then log them. Charges come first: they lock the payers' rows, which is what
-    makes a budget reset's log watermark exact (see BudgetReset); and they lock them in one fixed order (kind,
-    then id), so that concurrent writers cannot deadlock."""
+def _charge_and_log(entries: list[SpendEntry]) -> list[str]:
+    """Charge the entries' payers, then log them (with the price entries they name that this process has not
+    written yet; their digests returned, to record once committed). Charges come first: they lock the payers'
+    rows, which is what makes a budget reset's log watermark exact (see BudgetReset); and they lock them in one
+    fixed order (kind, then id), so that concurrent writers cannot deadlock."""
     if connection.vendor == "postgresql":
+        query, params, written = charge_and_log_query(entries)
         with connection.cursor() as cursor:
-            cursor.execute(*charge_and_log_query(entries))
-        return
+            cursor.execute(query, params)
+        return written
     for payer, entity_id, amount in _payer_totals(entries):
         _add_spend_exactly(payer.model.objects.filter(**payer.lookup(entity_id)), amount)
+    unwritten = unwritten_prices(entries)
+    if unwritten:
+        ChargedPrice.objects.bulk_create(
+            [ChargedPrice(digest=digest, entry=entry) for digest, entry in unwritten.items()], ignore_conflicts=True
+        )
     SpendLog.objects.bulk_create([SpendLog(**_fields(entry)) for entry in entries])
+    return list(unwritten)
 
 
-def charge_and_log_query(entries: list[SpendEntry]) -> tuple[str, list]:
-    """PostgreSQL: the charges and the logs as one multi-statement query (sent with client-side binding, it goes in
-    a single round trip, and runs as a single transaction of its own when none is open)."""
+def charge_and_log_query(entries: list[SpendEntry]) -> tuple[str, list, list[str]]:
+    """PostgreSQL: the charges, the unwritten price entries and the logs as one multi-statement query (sent with
+    client-side binding, it goes in a single round trip, and runs as a single transaction of its own when none is
+    open); and the digests of the price entries it writes."""
     statements, params = [], []
     for payer, entity_id, amount in _payer_totals(entries):
         statements.append(_charge_statement(payer))
         params += [amount, entity_id]
+    unwritten = unwritten_prices(entries)
+    if unwritten:
+        statements.append(_INSERT_PRICES_FROM_JSON)
+        params.append(orjson.dumps(unwritten).decode())
     statements.append(_INSERT_FROM_JSON)
     params.append(orjson.dumps([_row(entry) for entry in entries], default=str).decode())
-    return ";\n".join(statements), params
+    return ";\n".join(statements), params, list(unwritten)
 
 
 @functools.cache
@@ -217,15 +231,19 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_LOG_COLUMNS = {name: SpendLog._meta.get_field(name).column for name in SpendEntry.__slots__}
+# The entry's fields that are the log's columns as they are: its prices are logged by digest, its metadata bounded.
+_COPIED = [name for name in SpendEntry.__slots__ if name not in ("prices", "metadata")]
+_LOG_COLUMNS = {name: SpendLog._meta.get_field(name).column for name in [*_COPIED, "charged_price_id", "metadata"]}
 
 
 def _fields(entry: SpendEntry) -> dict:
-    return {name: getattr(entry, name) for name in SpendEntry.__slots__}
+    fields = {name: getattr(entry, name) for name in _COPIED}
+    fields.update(charged_price_id=price_digest(entry.prices), metadata=bounded_metadata(entry.metadata))
+    return fields
 
 
 def _row(entry: SpendEntry) -> dict:
-    return {column: getattr(entry, name) for name, column in _LOG_COLUMNS.items()}
+    return {_LOG_COLUMNS[name]: value for name, value in _fields(entry).items()}
 
 
 # jsonb_populate_recordset reads each object into the table's row type, by column name, through each column's own
@@ -236,6 +254,11 @@ _QUOTED_COLUMNS = ", ".join(_quoted(column) for column in _LOG_COLUMNS.values())
 _INSERT_FROM_JSON = (
     f"INSERT INTO {_LOG_TABLE} ({_QUOTED_COLUMNS}) SELECT {_QUOTED_COLUMNS} "
     f"FROM jsonb_populate_recordset(NULL::{_LOG_TABLE}, %s::jsonb)"
+)
+# The price entries a batch names, as one object (digest -> entry): inserted unless another writer did first.
+_INSERT_PRICES_FROM_JSON = (
+    f"INSERT INTO {_quoted(ChargedPrice._meta.db_table)} (digest, entry, first_seen) "
+    "SELECT key, value, now() FROM jsonb_each(%s::jsonb) ON CONFLICT DO NOTHING"
 )
 
 
@@ -255,8 +278,10 @@ class _LoopConnection:
         try:
             if self._connection is None or self._connection.closed:
                 self._connection = await psycopg.AsyncConnection.connect(**_loop_connection_params(), autocommit=True)
+            query, params, written = charge_and_log_query(entries)
             async with self._connection.cursor() as cursor:
-                await cursor.execute(*charge_and_log_query(entries))
+                await cursor.execute(query, params)
+            prices_written(written)
             return True
         except Exception as exc:
             logger.debug("spend ledger: the writer thread takes a batch of %d (%s)", len(entries), type(exc).__name__)

@@ -26,6 +26,21 @@ def token_counts(field_class: type[models.Field]) -> tuple[models.Field, ...]:
     return tuple(field_class(default=0) for _ in range(5))
 
 
+class ChargedPrice(models.Model):
+    """A price entry calls were charged at, stored once and named by a digest of its content (spend.log_rows).
+
+    Every call of a deployment is charged at the same entry until its price changes: a log names the entry by its
+    digest instead of copying it (~400 bytes of exact decimal strings for a cost-map entry, in every row). Never
+    edited nor deleted: a log of any age can show the prices it was charged at."""
+
+    digest = models.CharField(max_length=32, primary_key=True)
+    entry = models.JSONField(help_text="The price entry charged, as exact decimal strings.")
+    first_seen = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.digest
+
+
 class SpendLog(models.Model):
     """What one call cost and why: tokens, the price it was charged at, who pays. Never edited after writing."""
 
@@ -53,7 +68,18 @@ class SpendLog(models.Model):
     )
     cost = MoneyField(default=0)
     cost_breakdown = models.JSONField(default=dict, help_text="Exact decimal strings per part.")
-    prices = models.JSONField(default=dict, help_text="The price entry charged, as exact decimal strings.")
+    # No database constraint, nor an index: a log's price is looked up from the log, never the other way, and a
+    # constraint would tie the ledger's partitions to this table.
+    charged_price = models.ForeignKey(
+        ChargedPrice,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        help_text="The price entry charged (none for an unpriced call).",
+    )
     pricing_source = models.CharField(max_length=20, blank=True)
     price_version = models.CharField(max_length=200, blank=True)
     start_time = models.DateTimeField(db_index=True)
@@ -85,6 +111,11 @@ class SpendLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_group} {usd(self.cost)}"
+
+    @property
+    def prices(self) -> dict:
+        """The price entry charged, as exact decimal strings ({} for an unpriced call)."""
+        return {} if self.charged_price_id is None else self.charged_price.entry
 
 
 class BudgetReset(models.Model):

@@ -38,11 +38,13 @@ def _fresh_process_state(request):
     from keys.limits import local_counters
     from keys.throttle import forget_shared_auth_failures, reset_auth_failures
     from spend.ledger import close_ledgers
+    from spend.log_rows import forget_written_prices
 
     def reset():
         key_cache().clear()
         local_counters().clear()
         reset_auth_failures()
+        forget_written_prices()  # the rows of the prices this process wrote went with the test's database
         if settings.REDIS_URL:
             forget_shared_auth_failures(settings.REDIS_URL)
 

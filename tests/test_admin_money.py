@@ -9,7 +9,8 @@ import pytest
 
 from keys.models import VirtualKey
 from pricing.fields import MoneyField
-from spend.models import SpendLog
+from spend.log_rows import price_digest
+from spend.models import ChargedPrice, SpendLog
 from tests import test_admin_pages as pages
 
 # The admin pages test's rows, one in every registered model, made as the product makes them.
@@ -36,11 +37,9 @@ def money_everywhere(every_model) -> dict:
         names = _money_fields(model)
         if names:
             model.objects.update(**{name: SMALL if index % 2 else LARGE for index, name in enumerate(names)})
-    SpendLog.objects.update(
-        cost=SMALL,
-        cost_breakdown={"input": str(SMALL), "output": "0E-20"},
-        prices={"input_cost_per_token": "2.5E-7", "output_cost_per_token": "0.000001"},
-    )
+    prices = {"input_cost_per_token": "2.5E-7", "output_cost_per_token": "0.000001"}
+    charged = ChargedPrice.objects.create(digest=price_digest(prices), entry=prices)
+    SpendLog.objects.update(cost=SMALL, cost_breakdown={"input": str(SMALL), "output": "0E-20"}, charged_price=charged)
     return {model: model.objects.order_by("pk").first() for model, _ in REGISTERED}
 
 

@@ -48,7 +48,7 @@ async def test_chat_call_is_priced_charged_and_labelled(mock_deployment):
     assert response["x-litellm-model-id"] == "mock-1"
     assert response["x-litellm-model-group"] == "demo-model"
     assert response["x-litellm-attempted-retries"] == "0"
-    log = await SpendLog.objects.aget()
+    log = await SpendLog.objects.select_related("charged_price").aget()
     assert log.request_id == response["x-litellm-call-id"]
     assert log.cost == expected
     assert (log.pricing_source, log.prompt_tokens, log.status) == ("base_model", usage["prompt_tokens"], "success")

@@ -25,6 +25,7 @@ from pricing.deployments import deployments
 from pricing.resolve import ResolvedPrice, resolve_deployment_price
 from spend.adjustments import ADJUSTMENT
 from spend.ledger import SpendEntry, write_batch
+from spend.log_rows import price_digest
 from spend.models import SpendLog
 
 REASON = "reprice"
@@ -36,7 +37,7 @@ _COPIED = (
     "team_id",
 )  # fmt: skip
 _LOG_FIELDS = (
-    "request_id", "call_type", *_COPIED, *LOGGED_COUNTS, "cost", "prices", "pricing_source", "end_time", "duration_ms",
+    "request_id", "call_type", *_COPIED, *LOGGED_COUNTS, "cost", "charged_price", "pricing_source", "end_time", "duration_ms",
 )  # fmt: skip
 
 
@@ -139,7 +140,8 @@ def _reprice(log: SpendLog, prices: dict[str, ResolvedPrice], adjusted: Decimal,
         repricing.skipped["no deployment (deleted, or the call never reached one)"] += 1
         return
     old = log.cost + adjusted
-    if price.snapshot() == log.prices and price.source == log.pricing_source:
+    # The same entry has the same digest: the log's own entry need not be read.
+    if price_digest(price.snapshot()) == log.charged_price_id and price.source == log.pricing_source:
         new = old  # the same price: pricing it again could only differ by the duration's rounding
     else:
         try:
