@@ -25,9 +25,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from keys.models import InternalUser, Team, VirtualKey
+from pricing.active import active_cost_map
+from pricing.calculator import format_money
 from pricing.money import grouped_totals
 from spend.entities import PAYERS
-from spend.models import SpendLog
+from spend.log_rows import price_digest
+from spend.models import ChargedPrice, SpendLog
 from spend.rollups import rollup_spend
 
 
@@ -46,6 +49,16 @@ class Deployment:
     def unpriced(self) -> bool:
         return self.pricing_source == "unpriced"
 
+    def price_entry(self, cost_map: dict) -> dict[str, str]:
+        """The entry its logs name, as the gateway snapshots it: its cost-map entry's prices (a dozen, for most
+        models), with its own input and output prices over them; none when unpriced."""
+        if self.unpriced:
+            return {}
+        entry = {name: format_money(value) for name, value in cost_map.get(self.provider_model, {}).items()
+                 if isinstance(value, Decimal)}  # fmt: skip
+        return {**entry, "input_cost_per_token": format_money(self.input_price),
+                "output_cost_per_token": format_money(self.output_price)}  # fmt: skip
+
 
 DEPLOYMENTS = (
     Deployment("gpt-4o", "openai", "gpt-4o", "chat", Decimal("0.0000025"), Decimal("0.00001"), "cost_map", 18),
@@ -63,6 +76,9 @@ DEPLOYMENTS = (
     Deployment("mystery-model", "openai", "mystery-model", "chat", Decimal(0), Decimal(0), "unpriced", 3),
 )  # fmt: skip
 FAILURE_SHARE = 0.02
+# A priced call's cost_breakdown, as the gateway writes it: every part of pricing.calculator.CostBreakdown.
+BREAKDOWN_PARTS = ("input", "output", "cache_read", "cache_creation", "reasoning", "audio", "per_second", "search",
+                   "citation", "total")  # fmt: skip
 # A call's key is the KEY_SKEW-th power of a uniform draw, scaled: key i is picked with a probability falling as
 # i^-0.6, so a few keys make most of the calls and the tail still shows up.
 KEY_SKEW = 2.5
@@ -133,10 +149,11 @@ class Command(BaseCommand):
         # A run tag keeps request ids unique when the command runs twice on one database.
         run = uuid.uuid4().hex[:8]
         with transaction.atomic():
+            price_digests = self._charged_prices()
             if connection.vendor == "postgresql":
-                self._insert_in_sql(rng, run, logs, days, population)
+                self._insert_in_sql(rng, run, logs, days, population, price_digests)
             else:
-                self._insert_in_batches(rng, run, logs, days, population)
+                self._insert_in_batches(rng, run, logs, days, population, price_digests)
             self._charge_payers(population)
         self.stdout.write(f"{logs} logs in {time.monotonic() - began:.1f}s")
         if not no_rollup:
@@ -144,6 +161,15 @@ class Command(BaseCommand):
             rollup_spend()
             self.stdout.write(f"rolled up in {time.monotonic() - rolled:.1f}s")
         self.stdout.write(self.style.SUCCESS(f"done in {time.monotonic() - began:.1f}s"))
+
+    def _charged_prices(self) -> list[str | None]:
+        """Each deployment's price entry stored (spend.ChargedPrice, as the ledger stores it); their digests."""
+        cost_map = active_cost_map().entries
+        entries = [deployment.price_entry(cost_map) for deployment in DEPLOYMENTS]
+        ChargedPrice.objects.bulk_create(
+            [ChargedPrice(digest=price_digest(entry), entry=entry) for entry in entries if entry], ignore_conflicts=True
+        )
+        return [price_digest(entry) for entry in entries]
 
     def _population(self, rng: random.Random, teams: int, users: int, keys: int) -> Population:
         now = timezone.now()
@@ -191,7 +217,9 @@ class Command(BaseCommand):
             key_mixes,
         )
 
-    def _insert_in_sql(self, rng: random.Random, run: str, logs: int, days: int, population: Population) -> None:
+    def _insert_in_sql(
+        self, rng: random.Random, run: str, logs: int, days: int, population: Population, price_digests: list
+    ) -> None:
         # One INSERT … SELECT over generate_series: a million rows without a million Python objects. setseed makes
         # random() repeat its draws for the same --seed.
         columns = {
@@ -202,21 +230,26 @@ class Command(BaseCommand):
             "pricing_source": [d.pricing_source for d in DEPLOYMENTS],
             "input_price": [d.input_price for d in DEPLOYMENTS],
             "output_price": [d.output_price for d in DEPLOYMENTS],
+            "price_digest": price_digests,
         }
         with connection.cursor() as cursor, _secondary_indexes_rebuilt(cursor, logs >= REBUILD_INDEXES_FROM):
             cursor.execute("SELECT setseed(%s)", [rng.uniform(-1, 1)])
             cursor.execute(
                 """
-                INSERT INTO spend_spendlog (request_id, call_type, key_hash, user_id, team_id, end_user, requested_model,
-                    model_group, deployment_id, provider, provider_model, api_base, prompt_tokens, completion_tokens,
-                    cached_tokens, cache_creation_tokens, reasoning_tokens, cost, cost_breakdown, prices,
-                    pricing_source, price_version, start_time, end_time, duration_ms, status, error_class, attempts,
-                    metadata, request_tags)
+                INSERT INTO spend_spendlog (request_id, call_type, key_hash, user_id, team_id, end_user,
+                    organization_id, requested_model, model_group, deployment_id, provider, provider_model, api_base,
+                    prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, cost,
+                    cost_breakdown, charged_price_id, pricing_source, price_version, start_time, end_time,
+                    duration_ms, status, error_class, attempts, metadata, request_tags)
                 SELECT %(run)s || '-' || g.n, d.call_type, (%(keys)s::text[])[g.k], (%(key_users)s::text[])[g.k],
-                    (%(key_teams)s::text[])[g.k], '', d.model_group, d.model_group, d.provider || '-' || d.model_group,
-                    d.provider, d.provider_model, '', g.prompt, c.completion, 0, 0, 0,
-                    CASE WHEN g.failed THEN 0 ELSE g.prompt * d.input_price + c.completion * d.output_price END,
-                    '{}', '{}', d.pricing_source, '', g.start, g.start + g.duration * interval '1 millisecond',
+                    (%(key_teams)s::text[])[g.k], '', '', d.model_group, d.model_group,
+                    d.provider || '-' || d.model_group, d.provider, d.provider_model, '', g.prompt, c.completion, 0, 0,
+                    0, CASE WHEN g.failed THEN 0 ELSE c.input_cost + c.output_cost END,
+                    CASE WHEN g.failed OR d.price_digest IS NULL THEN '{}' ELSE jsonb_build_object(
+                        'input', trim_scale(c.input_cost)::text, 'output', trim_scale(c.output_cost)::text,
+                        'cache_read', '0', 'cache_creation', '0', 'reasoning', '0', 'audio', '0', 'per_second', '0',
+                        'search', '0', 'citation', '0', 'total', trim_scale(c.input_cost + c.output_cost)::text) END,
+                    d.price_digest, d.pricing_source, '', g.start, g.start + g.duration * interval '1 millisecond',
                     g.duration, CASE WHEN g.failed THEN 'failure' ELSE 'success' END,
                     CASE WHEN g.failed THEN 'APIConnectionError' ELSE '' END, 1, '{}', '[]'
                 FROM (
@@ -230,12 +263,16 @@ class Command(BaseCommand):
                 ) g
                 JOIN unnest(%(model_group)s::text[], %(provider)s::text[], %(provider_model)s::text[],
                             %(call_type)s::text[], %(pricing_source)s::text[], %(input_price)s::numeric[],
-                            %(output_price)s::numeric[])
+                            %(output_price)s::numeric[], %(price_digest)s::text[])
                     WITH ORDINALITY AS d(model_group, provider, provider_model, call_type, pricing_source,
-                                         input_price, output_price, i)
+                                         input_price, output_price, price_digest, i)
                     ON d.i = (%(key_mixes)s::int[])[(g.k - 1) * %(slots)s + g.slot]
                 CROSS JOIN LATERAL (
                     SELECT CASE WHEN d.call_type = 'embedding' THEN 0 ELSE g.completion_draw END AS completion
+                ) e
+                CROSS JOIN LATERAL (
+                    SELECT e.completion, g.prompt * d.input_price AS input_cost,
+                        e.completion * d.output_price AS output_cost
                 ) c
                 """,
                 {
@@ -254,20 +291,25 @@ class Command(BaseCommand):
                 },
             )
 
-    def _insert_in_batches(self, rng, run: str, logs: int, days: int, population: Population, batch=5000) -> None:
+    def _insert_in_batches(
+        self, rng, run: str, logs: int, days: int, population: Population, price_digests: list, batch=5000
+    ) -> None:
         now = timezone.now()
         keys = len(population.key_hashes)
         for offset in range(0, logs, batch):
             rows = []
             for n in range(offset, min(offset + batch, logs)):
                 key = min(int(rng.random() ** KEY_SKEW * keys), keys - 1)
-                deployment = DEPLOYMENTS[population.key_mixes[key][int(rng.random() * MIX_SLOTS)]]
+                index = population.key_mixes[key][int(rng.random() * MIX_SLOTS)]
+                deployment = DEPLOYMENTS[index]
                 start = now - timedelta(seconds=rng.uniform(0, days * 86400))
                 failed = rng.random() < FAILURE_SHARE
                 prompt = int(50 + rng.random() * 4000)
                 completion = 0 if deployment.call_type == "embedding" else int(rng.random() * 800)
                 duration = int(200 + rng.random() * 9000)
-                cost = Decimal(0) if failed else prompt * deployment.input_price + completion * deployment.output_price
+                parts = (prompt * deployment.input_price, completion * deployment.output_price)
+                cost = Decimal(0) if failed else sum(parts)
+                priced = not failed and price_digests[index] is not None
                 rows.append(
                     SpendLog(request_id=f"bench-{run}-{n + 1}", call_type=deployment.call_type,
                              key_hash=population.key_hashes[key], user_id=population.key_users[key],
@@ -276,7 +318,9 @@ class Command(BaseCommand):
                              deployment_id=f"{deployment.provider}-{deployment.model_group}",
                              provider=deployment.provider, provider_model=deployment.provider_model,
                              prompt_tokens=prompt, completion_tokens=completion, cost=cost,
-                             pricing_source=deployment.pricing_source, start_time=start,
+                             cost_breakdown=_breakdown(*parts) if priced else {},
+                             charged_price_id=price_digests[index], pricing_source=deployment.pricing_source,
+                             start_time=start,
                              end_time=start + timedelta(milliseconds=duration), duration_ms=duration,
                              status="failure" if failed else "success",
                              error_class="APIConnectionError" if failed else "")
@@ -299,3 +343,9 @@ class Command(BaseCommand):
             for entity in entities:
                 entity.spend = spent.get(getattr(entity, payer.id_field), Decimal(0))
             payer.model.objects.bulk_update(entities, ["spend"], batch_size=1000)
+
+
+def _breakdown(input_cost: Decimal, output_cost: Decimal) -> dict[str, str]:
+    """A call's cost_breakdown as the gateway writes it, for a call charged for input and output tokens only."""
+    amounts = {"input": input_cost, "output": output_cost, "total": input_cost + output_cost}
+    return {part: format_money(amounts.get(part, Decimal(0))) for part in BREAKDOWN_PARTS}
