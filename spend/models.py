@@ -244,3 +244,29 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rolled up to log {self.last_log_id}"
+
+
+class ReconcileCheckpoint(models.Model):
+    """How far ``reconcile_spend`` has summed one budget holder's current period: derived, rewritten by each run.
+
+    ``spend`` is the exact cost of the holder's logs with ids in (``period_watermark``, ``log_id``], pruned ones
+    included (through their PrunedSpend rows). The next run reads only the logs after ``log_id``. A budget reset
+    starts a new period, so a new checkpoint; ``reconcile_spend --full`` ignores them all and writes them again.
+    """
+
+    kind = models.CharField(max_length=16, choices=EntityKind.choices)
+    entity_id = models.CharField(max_length=200)
+    period_watermark = models.BigIntegerField(help_text="The log watermark of the reset that began the period.")
+    log_id = models.BigIntegerField(help_text="The logs up to this id are summed; none below it can still commit.")
+    spend = MoneyField(help_text="Their exact cost.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "entity_id", "period_watermark"], name="reconcile_checkpoint_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.entity_id}: summed to log {self.log_id}"
