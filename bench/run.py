@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--peers] [--quick] [--duration S] [--workers 1,2] [--scenarios all|none|a,b]
                                   [--no-main] [--out bench/results/latest.json]
+    .venv/bin/python -m bench.run --scenario ledger-scale --logs 200000,20000000   (alone: the ledger at scale)
 
 In turn, each alone on the machine: the fake upstream called directly, the floor (Tollgate's own server, handler,
 process tuning and upstream client forwarding to the same upstream with none of Tollgate's work: the ceiling of
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import load, peers, report, scenarios, services, targets  # noqa: E402
+from bench.scenarios import ledger_scale  # noqa: E402
 from bench.targets import Target  # noqa: E402
 
 WARMUP_CALLS = 20
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
+    if args.scenarios == [ledger_scale.NAME]:
+        return _ledger_scale(args, workdir)
     upstream_started = False
     rows: list[dict] = []
     measured: list[Target] = []
@@ -83,6 +87,22 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         print(f"servers' logs kept in {workdir}")
+    return 0 if result["ok"] else 1
+
+
+def _ledger_scale(args, workdir: Path) -> int:
+    """The ledger-scale scenario, alone: no main rows, no upstream; its own table and JSON."""
+    try:
+        ledger_scale.private_redis(args, workdir)
+        result = ledger_scale.run(args, workdir, _machine(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping everything this run started", flush=True)
+        return 130
+    finally:
+        services.stop_all()
+    ledger_scale.write(result, args.out)
+    if result["ok"]:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0 if result["ok"] else 1
 
 
@@ -137,7 +157,19 @@ def _parse(argv):
         "--redis-url", default=None, help="a Redis to use (its CPU is then not counted); default: a private one"
     )
     parser.add_argument("--redis-db", type=int, default=13, help="flushed before each Tollgate server: the bench's own")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default bench/results/latest.json (ledger-scale: ledger-scale.json)"
+    )
+    parser.add_argument(
+        "--logs", default=ledger_scale.DEFAULT_LOGS, help="ledger-scale: the sizes, comma-separated logs"
+    )
+    parser.add_argument("--ledger-runs", type=int, default=5, help="ledger-scale: timed runs of each read (median)")
+    parser.add_argument(
+        "--max-generate-minutes",
+        type=float,
+        default=25.0,
+        help="ledger-scale: skip a size whose generation would take longer, at the first size's rate",
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.connections = [int(c) for c in (args.connections or ("1,16" if args.quick else "1,16,64")).split(",")]
@@ -146,6 +178,10 @@ def _parse(argv):
     args.targets = [name for name in args.targets.split(",") if args.peers or name not in PEERS]
     args.redis_pid = None
     args.scenarios = scenarios.parse(args.scenarios)
+    alone = args.scenarios == [ledger_scale.NAME]
+    args.out = args.out or (ledger_scale.DEFAULT_OUT if alone else ROOT / "bench" / "results" / "latest.json")
+    if alone:
+        return args
     if "workers" in args.scenarios and args.main and "tollgate" in args.targets and 2 not in args.workers:
         args.workers.append(2)  # the workers scenario compares the main rows of 1 and 2 workers
     if args.loadgen == "auto":

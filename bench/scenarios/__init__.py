@@ -58,15 +58,21 @@ _GATEWAY = {
 _ERRORS = (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError, ValueError, KeyError)
 
 
+# Run only when named, and alone: hours at 20 million logs, on databases of their own (bench/scenarios/ledger_scale.py).
+ALONE = ("ledger-scale",)
+
+
 def parse(text: str) -> list[str]:
-    """--scenarios: "all", "none" or a comma list of NAMES."""
+    """--scenarios: "all", "none" or a comma list of NAMES; or one of ALONE by itself."""
     if text in ("all", "none", ""):
         return list(NAMES) if text == "all" else []
     chosen = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(NAMES))
+    unknown = sorted(set(chosen) - set(NAMES) - set(ALONE))
     if unknown:
-        raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join(NAMES)})")
-    return [name for name in NAMES if name in chosen]
+        raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join((*NAMES, *ALONE))})")
+    if set(chosen) & set(ALONE) and len(set(chosen)) > 1:
+        raise SystemExit(f"--scenarios: {', '.join(ALONE)} runs alone")
+    return [name for name in (*NAMES, *ALONE) if name in chosen]
 
 
 def run(args, workdir, main_rows: list[dict]) -> dict:

@@ -157,17 +157,28 @@ class Kit:
         """How many calls bench/upstream.py has had, by behaviour (paced, fail500, fail429, flood…)."""
         return httpx.get(f"{self.upstream}/stats", timeout=5).json()
 
-    def tollgate_script(self, database: services.BenchDatabase, script: str, *argv: str, timeout: float = 900) -> dict:
-        """Run one of bench/scenarios' scripts against `database` with the code being measured; its JSON answer."""
+    def tollgate_script(
+        self,
+        database: services.BenchDatabase,
+        script: str,
+        *argv: str,
+        timeout: float = 900,
+        show_progress: bool = False,
+    ) -> dict:
+        """Run one of bench/scenarios' scripts against `database` with the code being measured; its JSON answer (its
+        last line of output). With `show_progress` what it writes to stderr goes to the bench's as it comes."""
         source = snapshot(self.args, self.workdir)
         home = self.workdir / f"script-{Path(script).stem}"
         home.mkdir(exist_ok=True)
         env = {**tollgate_env(self.args, database, home), "PYTHONPATH": str(source)}
         # -P: the script's own directory (this package) stays off sys.path; Tollgate's apps come from the snapshot.
         command = [sys.executable, "-P", str(Path(__file__).with_name(script)), *argv]
-        completed = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, timeout=timeout)
+        stderr = None if show_progress else subprocess.PIPE
+        completed = subprocess.run(
+            command, cwd=source, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=timeout
+        )
         if completed.returncode:
-            raise RuntimeError(f"{script} failed:\n{completed.stdout[-1000:]}\n{completed.stderr[-3000:]}")
+            raise RuntimeError(f"{script} failed:\n{completed.stdout[-1000:]}\n{(completed.stderr or '')[-3000:]}")
         return json.loads(completed.stdout.strip().splitlines()[-1])
 
     def server_info(self, target: Target) -> None:
