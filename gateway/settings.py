@@ -133,6 +133,15 @@ else:
     _database["TEST"].setdefault("NAME", f"test_{_database['NAME']}_{os.getpid()}")
     # A database that stops answering (not one that refuses) must fail the ledger's commit, not hang it.
     _database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# A read replica of the primary (PostgreSQL streaming replication): reports and the spend overview read the ledger
+# from it; writes, budgets, the rollup, reconcile and retention stay on the primary (spend/routers.py). In tests it
+# mirrors the test database.
+_replica_url = env.str("DATABASE_REPLICA_URL", default="")
+if _replica_url:
+    _replica = env.db_url_config(_replica_url)
+    _replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    DATABASES["replica"] = {**_replica, "CONN_MAX_AGE": _database["CONN_MAX_AGE"], "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = ["spend.routers.PrimaryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -312,6 +321,8 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-spend": {"task": "spend.tasks.rollup_spend", "schedule": SPEND_ROLLUP_SECONDS},
     "reset-budgets": {"task": "spend.tasks.reset_budgets", "schedule": BUDGET_RESET_SECONDS},
     "prune-spend-logs": {"task": "spend.tasks.prune_spend_logs", "schedule": 3600.0},
+    # PostgreSQL: the spend log's day partitions, made a week ahead (spend.partitions); nothing to do on SQLite.
+    "create-spend-partitions": {"task": "spend.tasks.create_spend_partitions", "schedule": 3600.0},
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -20,6 +20,7 @@ from spend.admin_names import COLUMNS
 from spend.chart import stacked_chart
 from spend.models import SpendLog
 from spend.periods import day_bounds, local_day
+from spend.routers import reporting_db
 from spend.selectors import read_current_spend
 
 DAYS = 30
@@ -70,8 +71,9 @@ def entity_activity(kind: str, entity_id: str) -> SafeString:
 
     days = [start + timedelta(days=offset) for offset in range(DAYS)]
     chart = stacked_chart(days, series, values, lambda day, group: logs_url(day, day, model_group=group))
-    recent = list(SpendLog.objects.filter(**{column: entity_id}).order_by("-id")[:RECENT])
-    minute = SpendLog.objects.filter(start_time__gte=timezone.now() - timedelta(minutes=1), **{column: entity_id})
+    logs = SpendLog.objects.using(reporting_db())
+    recent = list(logs.filter(**{column: entity_id}).order_by("-id")[:RECENT])
+    minute = logs.filter(start_time__gte=timezone.now() - timedelta(minutes=1), **{column: entity_id})
     last_minute = minute.aggregate(calls=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
     context = {
         "chart": chart,

@@ -24,6 +24,7 @@ from spend.admin_names import COLUMNS, attach_names, name_column
 from spend.exports import LOG_CSV_FIELDS, csv_response
 from spend.models import BudgetReset, DailySpend, SpendLog
 from spend.paginator import EstimatedCountPaginator
+from spend.routers import reporting_db
 
 keys_admin.activity_panels.append(entity_activity)
 
@@ -42,7 +43,8 @@ def rollup_values_filter(field: str, label: str, kind: str = "") -> type[admin.S
         def lookups(self, request, model_admin):
             values = [
                 value
-                for value in DailySpend.objects.order_by(field)
+                for value in DailySpend.objects.using(reporting_db())
+                .order_by(field)
                 .values_list(field, flat=True)
                 .distinct()[:_FILTER_CHOICES]
                 if value
@@ -84,12 +86,16 @@ class NamedChangeList(ChangeList):
 
 
 class _NamesAdmin(ReadOnlyAdmin):
-    """Rows (logs, rollups) that name a key, a team and a user by id: shown by name, linked to their pages."""
+    """Rows (logs, rollups) that name a key, a team and a user by id: shown by name, linked to their pages. Read from
+    the reports' database (the replica when there is one: spend.routers), as the reports are."""
 
     key_name = name_column("key", "key")
     team_name = name_column("team", "team")
     user_name = name_column("user", "user")
     customer_name = name_column("customer", "customer")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).using(reporting_db())
 
     def get_changelist(self, request, **kwargs):
         return NamedChangeList

@@ -24,6 +24,7 @@ from pricing.money import ZERO, grouped_totals
 from spend.models import SpendLog
 from spend.periods import day_bounds, local_zone
 from spend.rollups import DIMENSIONS as ROLLUP_DIMENSIONS
+from spend.routers import reporting_db
 from spend.selectors import read_current_spend
 
 # What the overview stacks and narrows by: the page's name for it, and the ledger's column (tags are not a column
@@ -88,9 +89,11 @@ class TaggedSpend:
 
     def __init__(self, start: date, end: date, filters: dict[str, str], tag: str = ""):
         self.start, self.end, self.tag = start, end, tag
-        logs = SpendLog.objects.filter(
-            start_time__gte=day_bounds(start)[0], start_time__lt=day_bounds(end)[1], **filters
-        ).annotate(day=TruncDate("start_time", tzinfo=local_zone()), tags=Cast("request_tags", TextField()))
+        logs = (
+            SpendLog.objects.using(reporting_db())
+            .filter(start_time__gte=day_bounds(start)[0], start_time__lt=day_bounds(end)[1], **filters)
+            .annotate(day=TruncDate("start_time", tzinfo=local_zone()), tags=Cast("request_tags", TextField()))
+        )
         self.rows = []
         for row in grouped_totals(logs, ["day", *ROLLUP_DIMENSIONS, "tags"], money=["cost"]):
             tags = sorted(set(json.loads(row.pop("tags") or "[]"))) or [UNTAGGED]

@@ -152,11 +152,14 @@ def daily_spend(start: date, end: date, api_key: str = "") -> Report:
 def current_tag_totals(spend: CurrentSpend, group_by: list[str]) -> list[dict]:
     """Every committed tagged call's totals per ``group_by`` (of day, tag, model_group) over the read's days: the tag
     rollups up to the read's watermark plus the tagged logs above it."""
-    rollups = DailyTagSpend.objects.filter(day__gte=spend.start, day__lte=spend.end).values(
-        *TAG_DIMENSIONS, "cost", *TAG_SUMS
+    rollups = (
+        DailyTagSpend.objects.using(spend.db)
+        .filter(day__gte=spend.start, day__lte=spend.end)
+        .values(*TAG_DIMENSIONS, "cost", *TAG_SUMS)
     )
     since, until = day_bounds(spend.start)[0], day_bounds(spend.end)[1]
-    tail = tag_totals(SpendLog.objects.filter(id__gt=spend.last_log_id, start_time__gte=since, start_time__lt=until))
+    logs = SpendLog.objects.using(spend.db)
+    tail = tag_totals(logs.filter(id__gt=spend.last_log_id, start_time__gte=since, start_time__lt=until))
     return sum_rows([rollups, tail], group_by, TAG_SUMS)
 
 

@@ -20,6 +20,7 @@ from pricing.money import ZERO, grouped_totals
 from spend.models import DailySpend, RollupState, SpendLog
 from spend.periods import day_bounds, local_zone
 from spend.rollups import COUNTS, DIMENSIONS, TOKENS
+from spend.routers import reporting_db
 
 _KEY_HASH = re.compile(r"^[0-9a-f]{64}$")
 # The sums a rollup row keeps besides its cost.
@@ -60,7 +61,7 @@ def key_hash_of(api_key: str) -> str:
 
 
 def spend_logs(query: LogFilter) -> QuerySet:
-    logs = SpendLog.objects.all()
+    logs = SpendLog.objects.using(reporting_db())
     if query.api_key:
         logs = logs.filter(key_hash=key_hash_of(query.api_key))
     for name in ("user_id", "team_id", "end_user", "request_id"):
@@ -99,17 +100,20 @@ class CurrentSpend:
     since the last rollup, a minute's worth when the rollup runs every minute, or everything when none has run) are
     read once, grouped as the rollups are (by day and every dimension), and added to each total here, so a call
     counts from the moment its log commits. Build it through ``read_current_spend``, which checks that no rollup
-    moved logs from the tail into the rollups in the middle of the reads.
+    moved logs from the tail into the rollups in the middle of the reads. Every read is made on ``db``, the reports'
+    database (spend.routers.reporting_db: the replica when there is one): the mark, the tail and the rollups of one
+    database are consistent with each other, whatever its lag behind the primary.
     """
 
     def __init__(self, start: date, end: date, filters: dict[str, str] | None = None):
         self.start, self.end = start, end
         self.filters = dict(filters or {})  # rollup dimensions (team_id, key_hash, ...) narrowed to one value each
+        self.db = reporting_db()
         self.as_of = timezone.now()
-        self._mark = _rollup_mark()
+        self._mark = _rollup_mark(self.db)
         self.last_log_id, self.rolled_up_at = self._mark
         since, until = day_bounds(start)[0], day_bounds(end)[1]
-        tail = SpendLog.objects.filter(
+        tail = SpendLog.objects.using(self.db).filter(
             id__gt=self.last_log_id, start_time__gte=since, start_time__lt=until, **self.filters
         )
         self.tail = grouped_totals(
@@ -122,7 +126,7 @@ class CurrentSpend:
 
     def unchanged(self) -> bool:
         """No rollup committed since this read began."""
-        return _rollup_mark() == self._mark
+        return _rollup_mark(self.db) == self._mark
 
     def totals(
         self,
@@ -134,7 +138,7 @@ class CurrentSpend:
         """Exact cost and the sums of ``integers`` per group, over the days from ``since`` to ``until``."""
         since, until = since or self.start, until or self.end
         integers = list(integers)
-        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until, **self.filters)
+        rollups = self._rollups().filter(day__gte=since, day__lte=until)
         rows = grouped_totals(rollups, group_by, money=["cost"], integers=integers, row_count=None)
         return _add_tail(rows, self._tail_between(since, until), group_by, integers)
 
@@ -147,7 +151,7 @@ class CurrentSpend:
         installations, few rows)."""
         since, until = since or self.start, until or self.end
         tail = self._tail_between(since, until)
-        rollups = DailySpend.objects.filter(day__gte=since, day__lte=until, **self.filters)
+        rollups = self._rollups().filter(day__gte=since, day__lte=until)
         if connections[rollups.db].vendor == "sqlite":
             rows = grouped_totals(rollups, [field], money=["cost"], integers=["requests"], row_count=None)
         else:
@@ -162,6 +166,10 @@ class CurrentSpend:
                 row["cost"], row["requests"] = row["cost"] or ZERO, int(row["requests"] or 0)
         ranked = _add_tail(rows, tail, [field], ["requests"])
         return sorted(ranked, key=lambda row: (-row["cost"], str(row[field] or "")))[:limit]
+
+    def _rollups(self) -> QuerySet:
+        """The daily rollups of this read's database, narrowed to its filters."""
+        return DailySpend.objects.using(self.db).filter(**self.filters)
 
     def _tail_between(self, since: date, until: date) -> list[dict]:
         return [row for row in self.tail if since <= row["day"] <= until]
@@ -183,8 +191,8 @@ def read_current_spend(
     return result, spend
 
 
-def _rollup_mark() -> tuple[int, datetime | None]:
-    return RollupState.objects.filter(pk=1).values_list("last_log_id", "updated_at").first() or (0, None)
+def _rollup_mark(db: str) -> tuple[int, datetime | None]:
+    return RollupState.objects.using(db).filter(pk=1).values_list("last_log_id", "updated_at").first() or (0, None)
 
 
 def _add_tail(rows: list[dict], tail: list[dict], group_by: list[str], integers: list[str]) -> list[dict]:
