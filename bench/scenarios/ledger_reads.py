@@ -186,6 +186,7 @@ def _prune_days(days: int) -> dict:
     if oldest is None:
         return {"value": None, "unit": S, "note": "n/a: no logs"}
     keep = (local_day(timezone.now()) - local_day(oldest)).days
+    logs_before = SpendLog.objects.count()
     samples, pruned = [], []
     for step in range(1, days + 1):
         with override_settings(SPEND_LOG_RETENTION_DAYS=keep - step):
@@ -193,7 +194,8 @@ def _prune_days(days: int) -> dict:
             pruned.append(_prune())
             samples.append(time.perf_counter() - started)
     return {"value": round(statistics.median(samples), 3), "unit": S, "runs": len(samples),
-            "samples": [round(sample, 3) for sample in samples], "pruned": pruned}  # fmt: skip
+            "samples": [round(sample, 3) for sample in samples], "answers": pruned,
+            "logs_pruned": logs_before - SpendLog.objects.count()}  # fmt: skip
 
 
 def _prune():
