@@ -7,7 +7,7 @@ mid-run leaves the message for another), and retries with backoff when the datab
 from celery import shared_task
 from django.db import DatabaseError
 
-from spend import resets, retention, rollups
+from spend import partitions, resets, retention, rollups
 
 _RETRYING = {
     "acks_late": True,
@@ -33,6 +33,13 @@ def reset_budgets() -> int:
 
 
 @shared_task(**_RETRYING)
-def prune_spend_logs() -> int:
-    """Delete raw spend logs older than SPEND_LOG_RETENTION_DAYS (rollups are kept)."""
-    return retention.prune_spend_logs()
+def prune_spend_logs() -> dict:
+    """Remove raw spend logs older than SPEND_LOG_RETENTION_DAYS (rollups are kept): whole days on PostgreSQL."""
+    pruned = retention.prune_spend_logs()
+    return {"rows": pruned.rows, "partitions": pruned.partitions, "days": [day.isoformat() for day in pruned.days]}
+
+
+@shared_task(**_RETRYING)
+def create_spend_partitions() -> list[str]:
+    """PostgreSQL: make the spend log's day partitions up to spend.partitions.AHEAD_DAYS ahead (SQLite: nothing)."""
+    return [partition.name for partition in partitions.ensure_partitions()]

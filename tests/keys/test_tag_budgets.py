@@ -310,7 +310,7 @@ def test_a_tag_holders_pruned_logs_still_count_and_other_tags_leave_nothing_behi
     write_batch(old)
     rollup_spend(now)
 
-    assert prune_spend_logs(now) == 3
+    assert prune_spend_logs(now).rows == 3
 
     assert list(PrunedSpend.objects.values_list("kind", "entity_id", "cost")) == [("tag", "kept", Decimal("0.3"))]
     assert find_drift() == []

@@ -22,7 +22,7 @@ def test_retention_deletes_old_rolled_up_logs_and_keeps_the_rollups(retention, p
     write_batch([*old, recent])
     rollup_spend(NOW)
 
-    assert prune_spend_logs(NOW, batch_size=2) == 3
+    assert prune_spend_logs(NOW, batch_size=2).rows == 3
 
     assert list(SpendLog.objects.values_list("request_id", flat=True)) == [recent.request_id]
     assert sum(row.requests for row in DailySpend.objects.all()) == 4
@@ -33,11 +33,11 @@ def test_retention_deletes_old_rolled_up_logs_and_keeps_the_rollups(retention, p
 def test_logs_not_yet_rolled_up_are_kept(retention):
     retention(7)
     write_batch([make_entry(start_time=DAY - timedelta(days=30))])
-    assert prune_spend_logs(NOW) == 0
+    assert prune_spend_logs(NOW).rows == 0
 
 
 def test_without_a_retention_setting_nothing_is_deleted(retention):
     retention(None)
     write_batch([make_entry(start_time=DAY - timedelta(days=30))])
     rollup_spend(NOW)
-    assert prune_spend_logs(NOW + timedelta(days=1000)) == 0
+    assert prune_spend_logs(NOW + timedelta(days=1000)).rows == 0
