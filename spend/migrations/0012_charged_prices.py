@@ -40,7 +40,7 @@ def _copied_prices(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("spend", "0009_daily_spend_organization"),
+        ("spend", "0011_partitioned_spend_log"),
     ]
 
     operations = [
