@@ -72,7 +72,7 @@ def entity_activity(kind: str, entity_id: str) -> SafeString:
     days = [start + timedelta(days=offset) for offset in range(DAYS)]
     chart = stacked_chart(days, series, values, lambda day, group: logs_url(day, day, model_group=group))
     logs = SpendLog.objects.using(reporting_db())
-    recent = list(logs.filter(**{column: entity_id}).order_by("-id")[:RECENT])
+    recent = list(logs.filter(**{column: entity_id}).order_by("-start_time", "-id")[:RECENT])  # its payer index
     minute = logs.filter(start_time__gte=timezone.now() - timedelta(minutes=1), **{column: entity_id})
     last_minute = minute.aggregate(calls=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
     context = {

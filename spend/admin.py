@@ -129,9 +129,12 @@ class SpendLogAdmin(_NamesAdmin):
     )
     search_fields = ("=request_id",)
     search_help_text = "A request id, or a key's alias or hint, a team's alias, a user's email, a customer (exactly)."
-    # Newest first by id: a walk down the primary key stops after a page even under a filter; ordering by
-    # start_time (and id, to be deterministic) would sort every matching row first.
-    ordering = ("-id",)
+    # Newest first, as /spend/logs lists them: a key's, team's, user's or customer's page is a walk down its own
+    # (payer, start_time) index, and every page a walk down start_time, each stopping after a page (the partitions
+    # in time order on PostgreSQL). By id, a filter on a payer walked the primary key past every other payer's
+    # rows (EXPLAIN, 20,000 generated logs: a Merge Append over each partition's primary key removing the other
+    # keys' rows by filter), which for a key quiet since last month is the whole month's ledger.
+    ordering = ("-start_time", "-id")
     sortable_by = ()
     paginator = EstimatedCountPaginator
     show_full_result_count = False
