@@ -54,14 +54,22 @@ PRUNED_DAYS = 3
 def generate(logs: int, days: int = DAYS) -> dict:
     """``generate_spend_data`` for ``logs`` logs over ``days`` days, then ANALYZE; its time and rate."""
     started = time.perf_counter()
-    call_command("generate_spend_data", logs=logs, days=days, stdout=StringIO(), **POPULATION)
+    said = StringIO()
+    call_command("generate_spend_data", logs=logs, days=days, stdout=said, **POPULATION)
     generated = time.perf_counter() - started
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     seconds = time.perf_counter() - started
-    return {"logs": logs, "days": days, "population": POPULATION, "generate_s": round(generated, 1), "with_analyze_s": round(seconds, 1),
-            "logs_per_s": round(logs / seconds)}  # fmt: skip
+    return {
+        "logs": logs,
+        "days": days,
+        "population": POPULATION,
+        "generate_s": round(generated, 1),
+        "with_analyze_s": round(seconds, 1),
+        "logs_per_s": round(logs / seconds),
+        "generator_said": said.getvalue().strip().splitlines(),  # its insert's and its rollup's times
+    }
 
 
 def measure(runs: int = RUNS, budget_s: float = BUDGET_S, write_seconds: float = WRITE_SECONDS) -> dict:
