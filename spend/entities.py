@@ -121,3 +121,5 @@ PAYERS = (
     KeyModelPayer(EntityKind.KEY_MODEL, "keys.KeyModelSpend", "holder_id", ""),
 )
 PAYER_BY_KIND = {payer.kind: payer for payer in PAYERS}
+# The log fields that name a call's payers: logs grouped by them are charged to the same holders.
+LOG_FIELDS = tuple(sorted({name for payer in PAYERS for name in payer.log_fields}))
