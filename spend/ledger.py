@@ -143,7 +143,8 @@ def write_batch(entries: list[SpendEntry]) -> None:
     On PostgreSQL, outside a transaction, the batch goes in a single round trip: a call waits for its log to
     commit, and the round trips of the general path (begin, the request-id check, charges, insert, commit) were
     most of that wait. The unique request_id keeps it exact: a batch holding a call that is already logged (a
-    replay) fails whole, and the general path then skips what is logged."""
+    replay) fails whole, and the general path then skips what is logged. (On the partitioned log the request id is
+    unique per start_time, spend.partitions: a replay carries the start time its call was given when it arrived.)"""
     if connection.vendor == "postgresql" and connection.get_autocommit():
         try:
             prices_written(_charge_and_log(entries))

@@ -11,8 +11,9 @@ every function here does nothing there.
 Each new partition is made as a table of its own and then attached: ATTACH takes a SHARE UPDATE EXCLUSIVE lock on
 the parent, which the ledger's inserts do not wait for (CREATE TABLE ... PARTITION OF would take an ACCESS
 EXCLUSIVE one). Dropping is DETACH then DROP: not DETACH CONCURRENTLY, which PostgreSQL refuses on a table with a
-default partition. The plain DETACH holds the parent's ACCESS EXCLUSIVE lock only for a catalog change, and waits at
-most LOCK_TIMEOUT for it, so a long report ahead of it makes the run fail and try again rather than stall calls.
+default partition. The plain DETACH holds the parent's ACCESS EXCLUSIVE lock only for a catalog change, but while it
+waits for that lock the ledger's inserts queue behind it: it waits at most LOCK_TIMEOUT, so a long report ahead of it
+makes the run fail (the task retries, the next run tries again) rather than stall calls for longer.
 """
 
 import re
@@ -27,7 +28,7 @@ from spend.models import SpendLog
 from spend.periods import day_bounds, local_day
 
 AHEAD_DAYS = 7
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "1s"
 TABLE = SpendLog._meta.db_table
 DEFAULT_PARTITION = f"{TABLE}_default"
 # Serializes the makers (Celery beat, every server process's loop, migrate): two must not make one day twice.

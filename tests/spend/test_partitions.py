@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from gateway.periodic import PeriodicTasks
 from spend import tasks
 from spend.ledger import SpendEntry, write_batch
 from spend.models import DailySpend, PrunedSpend, SpendLog
@@ -63,6 +64,10 @@ def test_the_scheduled_task_makes_a_missing_day_ahead():
 
     assert made == [last.name]
     assert last.day in _covered_days()
+
+
+def test_beat_and_the_server_processs_own_loop_both_run_the_partition_task(settings):
+    assert PeriodicTasks(settings.CELERY_BEAT_SCHEDULE).intervals["spend.tasks.create_spend_partitions"] == 3600
 
 
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="SQLite's plain table: the no-op")
