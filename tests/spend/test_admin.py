@@ -93,3 +93,18 @@ def test_spend_log_admin_is_read_only_and_exports_csv(staff, ledger_data):
     response = staff.post(url, {"action": "export_csv", "_selected_action": [log.pk]})
     body = b"".join(response.streaming_content).decode()
     assert body.splitlines()[1].startswith(log.request_id) and ",1.25," in body
+
+
+@pytest.mark.parametrize("params", [{}, {"key_hash": "a" * 64}])
+def test_the_log_list_and_a_keys_recent_calls_are_newest_first_by_start_time(staff, params):
+    from spend.activity import entity_activity
+
+    # The later call's log committed first (a lower id): a long stream finishing after a short call.
+    write_batch([make_entry(request_id="later", key_hash="a" * 64, start_time=DAY + timedelta(minutes=5))])
+    write_batch([make_entry(request_id="earlier", key_hash="a" * 64, start_time=DAY)])
+
+    response = staff.get(reverse("admin:spend_spendlog_changelist"), params)
+    panel = entity_activity("key", "a" * 64)
+
+    assert [log.request_id for log in response.context["cl"].result_list] == ["later", "earlier"]
+    assert panel.index("2026-03-10 12:05:00") < panel.index("2026-03-10 12:00:00")
