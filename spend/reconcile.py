@@ -46,6 +46,8 @@ from spend.resets import period_watermarks
 # How long a run waits for the transactions open when it began to end, before it leaves the checkpoints as they are.
 SETTLE_SECONDS = 10.0
 _POLL_SECONDS = 0.01
+# Up to this many holders summed from their period's start, their pruned rows are asked for by name (more: all rows).
+_NAMED_HOLDERS = 500
 _ZERO = Decimal(0)
 
 # The transactions still running that were running when `%s` was the next transaction id, less this one and those
@@ -202,15 +204,13 @@ class _Run:
         from_start = [holder for holder in holders.values() if holder.start == holder.watermark]
         if not from_start:
             return
-        rows = PrunedSpend.objects.filter(
-            kind=kind,
-            entity_id__in=[holder.entity_id for holder in from_start],
-            last_log_id__gt=min(holder.watermark for holder in from_start),
-        ).values_list("entity_id", "last_log_id", "cost")
+        rows = PrunedSpend.objects.filter(kind=kind, last_log_id__gt=min(holder.watermark for holder in from_start))
+        if len(from_start) <= _NAMED_HOLDERS:
+            rows = rows.filter(entity_id__in=[holder.entity_id for holder in from_start])
         with localcontext(prec=80):
-            for entity_id, last_log_id, cost in rows:
-                holder = holders[entity_id]
-                if holder.start == holder.watermark and last_log_id > holder.watermark:
+            for entity_id, last_log_id, cost in rows.values_list("entity_id", "last_log_id", "cost"):
+                holder = holders.get(entity_id)
+                if holder is not None and holder.start == holder.watermark and last_log_id > holder.watermark:
                     holder.base += cost
                     if self.horizon is None or last_log_id > self.horizon:
                         holder.may_advance = False

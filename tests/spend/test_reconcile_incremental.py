@@ -104,6 +104,20 @@ def test_fix_after_a_full_run_corrects_an_edited_log_below_the_checkpoint(holder
     assert reconcile(full=True).drifts == []
 
 
+def test_fix_mends_a_checkpoint_the_logs_below_it_no_longer_agree_with(holders, capsys):
+    key = holders["key"]
+    reconcile()
+    SpendLog.objects.filter(pk=SpendLog.objects.order_by("id").first().pk).update(cost=Decimal("0.4"))
+    PAYER_BY_KIND["key"].model.objects.filter(token_hash=key).update(spend=Decimal("0.9"))  # set to the logs' sum
+    with pytest.raises(CommandError):
+        call_command("reconcile_spend")  # the checkpoint still holds the old cost
+
+    call_command("reconcile_spend", "--fix")
+
+    assert "Corrected 0 of 1" in capsys.readouterr().out  # the stored spend was right
+    assert reconcile().drifts == []
+
+
 def test_a_budget_reset_starts_a_new_checkpoint(payers):
     key, _, team = payers
     type(team).objects.filter(pk=team.pk).update(budget_duration="1d", budget_reset_at=DAY)
@@ -120,23 +134,27 @@ def test_a_budget_reset_starts_a_new_checkpoint(payers):
     assert reconcile(full=True).drifts == []
 
 
-@pytest.mark.parametrize("pruned_after_checkpoint", [False, True])
-def test_pruning_keeps_incremental_and_full_runs_exact(payers, retention, pruned_after_checkpoint):
+@pytest.mark.parametrize(
+    ("before_checkpoint", "after_checkpoint"),
+    [
+        ([Decimal("0.5"), Decimal("0.25")], []),  # pruned below the checkpoint: counted once, by the checkpoint
+        ([Decimal("0.5")], [Decimal("0.25")]),  # one pruned row across the checkpoint
+        ([], [Decimal("0.5"), Decimal("0.25")]),  # pruned past the checkpoint
+    ],
+)
+def test_pruning_keeps_incremental_and_full_runs_exact(payers, retention, before_checkpoint, after_checkpoint):
     key, _, _ = payers
     retention(7)
     now = DAY + timedelta(days=30)
-    write_batch([charged_entry(key, start_time=DAY, cost=Decimal("0.5")), charged_entry(key, start_time=now)])
-    if not pruned_after_checkpoint:
-        reconcile()  # the checkpoint passes the old log: the pruned row below it is counted once, by the checkpoint
-    write_batch([charged_entry(key, start_time=DAY, cost=Decimal("0.25"))])
-    if pruned_after_checkpoint:
-        reconcile()  # then one old log more, pruned above the checkpoint
-        write_batch([charged_entry(key, start_time=DAY, cost=Decimal("0.125"))])
+    write_batch([charged_entry(key, start_time=now)])
+    write_batch([charged_entry(key, start_time=DAY, cost=cost) for cost in before_checkpoint])
+    reconcile()
+    write_batch([charged_entry(key, start_time=DAY, cost=cost) for cost in after_checkpoint])
     rollup_spend(now)
 
-    assert prune_spend_logs(now).rows == (3 if pruned_after_checkpoint else 2)
+    assert prune_spend_logs(now).rows == 2
 
-    assert PrunedSpend.objects.filter(kind="key").exists()
+    assert sum(PrunedSpend.objects.filter(kind="key").values_list("cost", flat=True)) == Decimal("0.75")
     assert reconcile().drifts == []
     assert reconcile().drifts == []
     assert reconcile(full=True).drifts == []

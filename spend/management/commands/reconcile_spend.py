@@ -4,7 +4,10 @@ Incremental by default: each holder's logs are read from its checkpoint (spend.r
 logs added since the last one. ``--full`` reads every holder's period from its start, as a first run does, and
 rewrites the checkpoints: the audit that also sees a log row edited below a checkpoint.
 
-Measured (PostgreSQL 15, this 2-core machine, 300,000 logs from ``generate_spend_data``): MEASUREMENT
+Measured on PostgreSQL 15 on a shared 2-core machine, 300,000 logs over 90 days from ``generate_spend_data`` (20
+keys, 12 users, 4 teams), the run itself (without Django's start-up): ``--full`` (or a first run) 0.39-0.72 s, one
+grouped pass over all the logs; incremental 24-64 ms with no new logs and 77 ms after 3,000 new ones. Before the
+checkpoints, one query per holder over its period took 6.9-10.0 s on the same ledger.
 """
 
 from django.core.management.base import BaseCommand, CommandError
