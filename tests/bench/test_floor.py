@@ -37,8 +37,11 @@ def _comparable(kwargs: dict) -> dict:
     return {**kwargs, "http": (http.func, http.args, http.keywords)}
 
 
-def test_the_floor_runs_on_the_server_serve_runs_tollgate_on(monkeypatch):
+def test_the_floor_runs_on_the_server_serve_runs_tollgate_on(monkeypatch, tmp_path):
     monkeypatch.delenv("TOLLGATE_CONFIG", raising=False)
+    # serve exports its metrics folder for its workers: set here, so that it is taken back after the test and the
+    # servers later tests start make their own.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     monkeypatch.delenv("TOLLGATE_HEADER_TIMEOUT", raising=False)
     served_args, served = _uvicorn_call(monkeypatch, lambda: call_command("serve", stdout=io.StringIO()))
     floor_args, floor = _uvicorn_call(monkeypatch, lambda: floor_serve.main(["--port", str(served["port"])]))

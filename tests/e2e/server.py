@@ -81,6 +81,7 @@ class GatewayServer:
             **(env or {}),
         }
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server counts in its own var dir's metrics folder
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "server.log"
         secrets_audit.register_secrets_in_env(self.env, "a live server's environment")
