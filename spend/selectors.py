@@ -74,11 +74,17 @@ def spend_logs(query: LogFilter) -> QuerySet:
     return logs.order_by("-start_time", "-id")
 
 
-def daily_log_summary(logs: QuerySet) -> list[dict]:
-    """LiteLLM's summarized /spend/logs: per day, the total and its split by model, user and key."""
-    day = TruncDate("start_time", tzinfo=local_zone())
-    rows = grouped_totals(
-        logs.annotate(day=day), ["day", "model_group", "user_id", "key_hash"], money=["cost"], integers=TOKENS
+def daily_log_summary(query: LogFilter) -> list[dict]:
+    """LiteLLM's summarized /spend/logs: per day, the total and its split by model, user and key; from the rollups
+    plus the logs not rolled up (read_current_spend), never a scan of the period's logs (LiteLLM's stops loading at
+    700,000 logs, BerriAI/litellm#2171). Every filter but the request id is a rollup dimension."""
+    narrowed = {"key_hash": key_hash_of(query.api_key) if query.api_key else "", "user_id": query.user_id,
+                "team_id": query.team_id, "end_user": query.end_user}  # fmt: skip
+    rows, _ = read_current_spend(
+        query.start_date,
+        query.end_date,
+        lambda spend: spend.totals(["day", "model_group", "user_id", "key_hash"], integers=["requests"]),
+        {column: value for column, value in narrowed.items() if value},
     )
     days: dict[date, dict] = {}
     for row in rows:

@@ -75,9 +75,11 @@ def _query(query_input, request) -> dict:
 def spend_logs(request):
     params = _query(s.LogsIn, request)
     summarize, limit = params.pop("summarize"), params.pop("limit")
-    logs = selectors.spend_logs(selectors.LogFilter(**params))
-    if summarize and params["start_date"] and params["end_date"] and not _wants_csv(request):
-        return Response(selectors.daily_log_summary(logs))
+    query = selectors.LogFilter(**params)
+    # A request id names one call: its log, not a summary of it.
+    if summarize and query.start_date and query.end_date and not query.request_id and not _wants_csv(request):
+        return Response(selectors.daily_log_summary(query))
+    logs = selectors.spend_logs(query)
     if _wants_csv(request):
         return csv_response(
             "spend_logs.csv", LOG_CSV_FIELDS, logs.values_list(*LOG_CSV_FIELDS).iterator(chunk_size=2000)

@@ -68,6 +68,20 @@ def test_spend_logs_summarized_by_day(api, logs):
     ]
 
 
+def test_spend_logs_summary_counts_the_logs_not_rolled_up_and_narrows_to_a_key(api, logs):
+    write_batch(
+        [
+            make_entry(request_id="d", key_hash=KEY_HASH, user_id="u1", cost=Decimal("0.5")),
+            make_entry(request_id="e", user_id="u1", cost=Decimal("9")),  # another key
+        ]
+    )
+    days = get_json(api, "/spend/logs", start_date="2026-03-10", end_date="2026-03-12", api_key=RAW_KEY)
+    assert [(day["startTime"], day["spend"], day["requests"], day["users"]) for day in days] == [
+        ("2026-03-10", 0.50000000013, 2, {"u1": 0.50000000013}),
+        ("2026-03-11", 1.1, 1, {"u2": 1.1}),
+    ]
+
+
 def test_spend_logs_as_csv(api, logs):
     response = api.get("/spend/logs", {"format": "csv", "team_id": "t1"})
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))

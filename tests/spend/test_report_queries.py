@@ -1,6 +1,6 @@
-"""Each report of LiteLLM's reporting family reads in a pinned number of queries, the same for 3 logs as for 60 over
+"""Each report of LiteLLM's reporting family (and /spend/logs summarized) reads in a pinned number of queries, the same for 3 logs as for 60 over
 more keys, teams, customers, tags and days, rolled up or not: the rollups and the tail are read grouped, and names
-in one query per kind, never one per row (/spend/logs, /global/spend/report and the overview are pinned in
+in one query per kind, never one per row (/spend/logs' list, /global/spend/report and the overview are pinned in
 test_api.py and test_current_spend.py).
 
 The reads: the rollup mark, the tail (the logs not rolled up), the rollups, the mark again; the tag reports read the
@@ -34,6 +34,8 @@ REPORTS = [
     ("/spend/tags", {**WINDOW, "format": "csv"}, 5),
     ("/user/daily/activity", WINDOW, 5),
     ("/user/daily/activity", {**WINDOW, "api_key": f"{0:064x}", "page_size": 2}, 5),
+    ("/spend/logs", WINDOW, 4),  # summarized per day
+    ("/spend/logs", {**WINDOW, "api_key": f"{0:064x}", "user_id": "u0"}, 4),
     ("/global/spend/report", {**WINDOW, "group_by": "customer"}, 4),
     ("/global/spend/report", {**WINDOW, "group_by": "tag"}, 5),
 ]
