@@ -85,7 +85,15 @@ def run(args, workdir: Path, machine: dict) -> dict:
         result["load_average_before"] = load_before
         measured[logs] = result
         rate = result["generation"]["logs_per_s"]  # the largest size so far: the closest to the next
-    result = {
+        # Hours go into the largest size: what the smaller ones measured is kept if it never ends.
+        write(_result(args, machine, measured, skipped, failures), args.out)
+    result = _result(args, machine, measured, skipped, failures)
+    print_table(result)
+    return result
+
+
+def _result(args, machine: dict, measured: dict, skipped: dict, failures: list) -> dict:
+    return {
         "command": f"bench/run.py --scenarios {NAME} --logs {args.logs}",
         "machine": {**machine, "load_average_after": os.getloadavg()},
         "sizes": {str(logs): result for logs, result in measured.items()},
@@ -94,8 +102,6 @@ def run(args, workdir: Path, machine: dict) -> dict:
         "failures": failures,
         "ok": not failures and all(not result["problems"] for result in measured.values()),
     }
-    print_table(result)
-    return result
 
 
 def table(measured: dict[int, dict]) -> list[dict]:
