@@ -7,14 +7,13 @@ read in one place (spend.selectors.CurrentSpend). A router that sent every read 
 ledger: a budget checked against a replica a few hundred milliseconds behind lets calls through past it, and the
 rollup, reconcile and retention must see what they are about to write. So the router routes no read; it only keeps
 writes on the primary, whichever database a row was read from (Django would otherwise save a row read from the
-replica back to it), and lets rows of both databases relate (they hold the same data).
+replica back to it).
 """
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
 REPLICA = "replica"
-_OURS = {DEFAULT_DB_ALIAS, REPLICA}
 
 
 def reporting_db() -> str:
@@ -23,13 +22,8 @@ def reporting_db() -> str:
 
 
 class PrimaryReplicaRouter:
-    """Writes to the primary; reads where the caller asks (the primary unless ``using`` says otherwise)."""
-
-    def db_for_read(self, model, **hints):
-        return None
+    """Writes to the primary. Reads it leaves alone: they go where the caller says (the primary unless ``using``
+    names the replica, or to the database of the row they follow a relation from)."""
 
     def db_for_write(self, model, **hints):
         return DEFAULT_DB_ALIAS
-
-    def allow_relation(self, first, second, **hints):
-        return first._state.db in _OURS and second._state.db in _OURS or None
