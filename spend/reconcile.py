@@ -15,13 +15,13 @@ then waits until every transaction that was running then has ended; after that, 
 commit, and the run's snapshot, taken next, holds all of them. On PostgreSQL "running then" is the snapshot's
 in-progress list (``pg_snapshot_xip``) below the next transaction id read after M (``pg_snapshot_xmax``): a
 transaction that drew an id up to M drew it before M was read, and had its transaction id before that (the ledger
-charges the payers' rows, which assigns the id, before it inserts their logs; a log that charges no holder is in no
-holder's sum). Transactions of other databases are not waited for. Ledger transactions last one round trip, so
-the wait is usually a few milliseconds; if a transaction stays open past ``settle_seconds`` (a long rollup, an open
-psql session), the run still checks every holder, and leaves the checkpoints where they were. This was chosen
-over a time margin (a transaction can stay open longer than any margin) and over tracking the ledger's batches in
-flight (more work on the hot path, and not every log comes from the ledger). SQLite has one writer at a time, which
-commits its ids in order: there M is settled as read.
+charges the payers' rows, and a spend edit locks its holder's row, before inserting the logs, and either assigns the
+transaction id; a log that charges no holder is in no holder's sum). Transactions of other databases are not
+waited for. Ledger transactions last one round trip, so the wait is usually a few milliseconds; if a transaction
+stays open past ``settle_seconds`` (a long rollup, an open psql session), the run still checks every holder, and
+leaves the checkpoints where they were. This was chosen over a time margin (a transaction can stay open longer than
+any margin) and over tracking the ledger's batches in flight (more work on the hot path, and not every log comes
+from the ledger). SQLite has one writer at a time, which commits its ids in order: there M is settled as read.
 
 Pruned logs: a checkpoint's sum counts the PrunedSpend rows of the logs up to its log id. A PrunedSpend row whose
 ``last_log_id`` is at or below the checkpoint therefore counts already (its logs were summed, or the row itself);
@@ -29,6 +29,7 @@ a holder with a row above its checkpoint (retention pruned logs the checkpoint h
 from its period's start, so that no pruned log is counted twice. Retention needs no lock with reconcile for this.
 """
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from pricing.money import exact_sum
 from spend.entities import LOG_FIELDS, PAYER_BY_KIND, PAYERS, Payer
 from spend.models import PrunedSpend, ReconcileCheckpoint, SpendLog
 from spend.resets import period_watermarks
+
+logger = logging.getLogger(__name__)
 
 # How long a run waits for the transactions open when it began to end, before it leaves the checkpoints as they are.
 SETTLE_SECONDS = 10.0
@@ -121,6 +124,8 @@ def reconcile(full: bool = False, settle_seconds: float = SETTLE_SECONDS) -> Rec
     """Compare every holder's stored spend with its logs, from its checkpoint (or from its period's start: `full`),
     and advance the checkpoints to the settled horizon."""
     horizon = settled_log_id(settle_seconds)
+    if horizon is None:
+        logger.warning("reconcile_spend: transactions still open after %ss; the checkpoints stay", settle_seconds)
     snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
     with transaction.atomic():
         if connection.vendor == "postgresql":
