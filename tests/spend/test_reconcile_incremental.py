@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from keys.models import Customer, Tag
 from spend.entities import PAYER_BY_KIND
@@ -74,9 +75,13 @@ def test_a_second_run_reads_only_the_logs_added_since_the_first(payers):
     first = reconcile()
     write_batch([charged_entry(key) for _ in range(2)])
 
-    second = reconcile()
+    with CaptureQueriesContext(connection) as queries:
+        second = reconcile()
 
     assert (first.logs_read, second.logs_read) == (5, 2)
+    log_reads = [query["sql"] for query in queries if '"spend_spendlog"' in query["sql"] and "MAX(" not in query["sql"]]
+    assert len(log_reads) == 1
+    assert f'"spend_spendlog"."id" > {first.checkpoint}' in log_reads[0]
     assert (first.drifts, second.drifts) == ([], [])
     assert set(ReconcileCheckpoint.objects.values_list("log_id", flat=True)) == {second.checkpoint}
     assert second.checkpoint == SpendLog.objects.order_by("-id").values_list("id", flat=True).first()
