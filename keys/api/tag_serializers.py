@@ -12,7 +12,8 @@ MAX_TAG_LENGTH = Tag._meta.get_field("name").max_length
 
 
 def _tag_name(**kwargs):
-    return serializers.CharField(max_length=MAX_TAG_LENGTH, **kwargs)
+    # Kept as sent, as a call's tags are: trimmed, a name could pass the length check and then name another tag.
+    return serializers.CharField(max_length=MAX_TAG_LENGTH, trim_whitespace=False, **kwargs)
 
 
 class TagSettingsInput(BudgetSettingsInput):

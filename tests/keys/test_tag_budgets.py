@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from keys import tag_services
+from keys.api.tag_serializers import MAX_TAG_LENGTH
 from keys.auth import sync_key_cache
 from keys.limits import local_counters
 from keys.models import Tag, VirtualKey, record_change
@@ -271,6 +272,8 @@ async def test_tag_new_info_update_list_and_delete_answer_litellms_shapes():
     [
         ("/tag/new", {"name": "dup"}, 400, "name"),
         ("/tag/new", {"name": "x", "budget": 5}, 400, "budget"),
+        # Over the length only before trimming: a name is kept as sent, as a call's tags are.
+        ("/tag/new", {"name": "\x1f" + "t" * MAX_TAG_LENGTH}, 400, "name"),
         ("/tag/info", {"names": ["missing"]}, 404, "names"),
         ("/tag/update", {"name": "missing"}, 404, "name"),
         ("/tag/delete", {"name": "missing"}, 404, "name"),
