@@ -501,11 +501,12 @@ class InternalUserAdmin(_TeamScoped, _BudgetHolderAdmin):
         return type(form.__name__, (form,), {"clean_teams": clean_teams})
 
     def get_queryset(self, request):
-        users = super().get_queryset(request).annotate(key_total=Count("keys"))
         teams = administered_teams(request)
         if teams is None:
-            return users.prefetch_related("teams")
-        # A Team admin sees its members and, of their teams, only its own (the list's column, the page's choices).
+            return super().get_queryset(request).annotate(key_total=Count("keys")).prefetch_related("teams")
+        # A Team admin sees its members and, of their teams and keys, only its own teams' (the list's columns, the
+        # page's choices): a count of the keys of other teams would tell what it may not open.
+        users = super().get_queryset(request).annotate(key_total=Count("keys", filter=Q(keys__team__in=teams)))
         in_scope = users.filter(pk__in=InternalUser.objects.filter(teams__in=teams))
         return in_scope.prefetch_related(Prefetch("teams", queryset=Team.objects.filter(pk__in=teams)))
 

@@ -79,6 +79,7 @@ def test_a_members_page_shows_a_team_admin_only_its_teams_and_keeps_the_others(c
     assert list(page.context["adminform"].form.fields["teams"].queryset) == [ours]
     assert "sales" not in page.content.decode()  # neither the other team nor the member's key in it
     assert "sales" not in listed.content.decode()  # nor in the list's teams column
+    assert [user.key_total for user in listed.context["cl"].result_list] == [0]  # nor the other team's key counted
     assert saved.status_code == 302
     member.refresh_from_db()
     assert member.user_email == "ann@research.example"
