@@ -166,7 +166,7 @@ def print_table(result: dict) -> None:
     for logs, size in result["sizes"].items():
         generation = size["generation"]
         print(f"{int(logs):,} logs: generated in {generation['with_analyze_s']} s ({generation['logs_per_s']:,} logs/s, "
-              f"ANALYZE included), spend log {size['spend_log_bytes'] / 2**20:,.0f} MiB with its indexes, "
+              f"VACUUM included), spend log {size['spend_log_bytes'] / 2**20:,.0f} MiB with its indexes, "
               f"load average {size['load_average_before'][0]:.2f} before, {size['load_average'][0]:.2f} at the end")  # fmt: skip
         for problem in size["problems"]:
             print(f"!!! {int(logs):,} logs: {problem}")
