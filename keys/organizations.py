@@ -18,6 +18,7 @@ from keys.customer_services import (
     BUDGET_FIELDS,
     AlreadyExists,
     _budget_from,
+    _set_fields,
     find_budget,
     refuse_budget_id_with_limits,
     update_budget,
@@ -38,9 +39,7 @@ def find_organization(organization_id: str, param: str = "organization_id") -> O
 
 
 def _save(organization: Organization, data: dict, *, actor: str, action: str) -> Organization:
-    for name, empty in _ORGANIZATION_EMPTY.items():
-        if name in data:
-            setattr(organization, name, empty() if data[name] is None else data[name])
+    _set_fields(organization, data, _ORGANIZATION_EMPTY, _ORGANIZATION_EMPTY)
     budget_changed = False
     if data.get("budget_id"):
         organization.budget = find_budget(data["budget_id"])
