@@ -1,11 +1,13 @@
-"""The cost map this process prices with: parsed once, swapped whole when a new version is activated."""
+"""The cost map this process prices with: read once, swapped whole when a new version is activated, and held compactly
+(pricing.costmap.CompactCostMap): a server keeps it for its whole life, and reads only its deployments' entries."""
 
 import functools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pricing.costmap import load_cost_map, sha256_of
+from pricing.costmap import CompactCostMap, compact_cost_map, sha256_of
 
 SHIPPED_COST_MAP = Path(__file__).resolve().parent / "data" / "model_prices_and_context_window.json"
 
@@ -13,16 +15,16 @@ SHIPPED_COST_MAP = Path(__file__).resolve().parent / "data" / "model_prices_and_
 @dataclass(frozen=True)
 class ActiveCostMap:
     version: str
-    entries: dict = field(repr=False)
+    entries: Mapping[str, dict] = field(repr=False)
 
 
 _lock = threading.Lock()
 _active: ActiveCostMap | None = None
 
 
-def shipped_cost_map() -> tuple[bytes, dict]:
+def shipped_cost_map() -> tuple[bytes, CompactCostMap]:
     raw = SHIPPED_COST_MAP.read_bytes()
-    return raw, load_cost_map(raw)
+    return raw, compact_cost_map(raw)
 
 
 @functools.cache
@@ -46,8 +48,11 @@ def loaded() -> ActiveCostMap | None:
     return _active
 
 
-def activate(version: str, entries: dict) -> ActiveCostMap:
+def activate(version: str, entries: Mapping[str, dict]) -> ActiveCostMap:
+    """Make ``entries`` this process's map, held compactly (a parsed dict is written compactly first)."""
     global _active
+    if not isinstance(entries, CompactCostMap):
+        entries = CompactCostMap(entries)
     with _lock:
         _active = ActiveCostMap(version=version, entries=entries)
     return _active

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from pricing import active
 from pricing.active import ActiveCostMap
-from pricing.costmap import load_cost_map
+from pricing.costmap import compact_cost_map
 from pricing.models import CostMapVersion, version_label
 
 _load_lock = threading.Lock()
@@ -25,7 +25,7 @@ def active_version_label() -> str:
 
 
 def load_active_cost_map() -> ActiveCostMap:
-    """The active map, parsed from its stored JSON the first time this process meets its version."""
+    """The active map, read from its stored JSON the first time this process meets its version."""
     row = _active_row()
     label = _label(row)
     current = active.loaded()
@@ -42,7 +42,7 @@ def load_active_cost_map() -> ActiveCostMap:
             # Deleted between the two reads (an admin, a flush): read the label again next time.
             forget_active_version()
             return current or active.active_cost_map()
-        return active.activate(label, load_cost_map(raw))
+        return active.activate(label, compact_cost_map(raw))
 
 
 def activate_entries(version: CostMapVersion, entries: dict) -> None:

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from pricing import active, store
+from pricing.costmap import CompactCostMap
 from pricing.models import CostMapEntry, CostMapVersion
 from pricing.versions import install_shipped_version, store_fetched_map
 from tests.pricing.conftest import entry, raw, small_map
@@ -85,3 +86,26 @@ def test_the_label_is_cached_for_the_sync_interval(settings, django_assert_num_q
     with django_assert_num_queries(1):
         labels = {store.active_version_label() for _ in range(100)}
     assert len(labels) == 1
+
+
+def _refreshed_here():
+    store_fetched_map(raw(small_map()), "test://small", max_loss_share=Decimal(1))  # activated from the parsed dict
+
+
+@pytest.mark.parametrize(
+    ("make_active", "model", "price"),
+    [
+        (lambda: CostMapVersion.objects.all().delete(), "gpt-4", "0.00003"),  # the shipped file
+        (lambda: None, "gpt-4", "0.00003"),  # the stored version the migration made
+        (_refreshed_here, "model-00", "0.000001"),
+    ],
+    ids=["shipped", "stored", "refreshed"],
+)
+def test_the_active_map_is_held_compactly_however_it_became_active(make_active, model, price):
+    make_active()
+    store.forget_active_version()
+
+    entries = store.load_active_cost_map().entries
+
+    assert isinstance(entries, CompactCostMap)
+    assert entries[model]["input_cost_per_token"] == Decimal(price)
