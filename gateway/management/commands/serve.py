@@ -1,18 +1,31 @@
-"""`manage.py serve`: import the config, then run the production ASGI server (uvicorn, uvloop, httptools)."""
+"""`manage.py serve`: import the config, then run the production ASGI server (uvicorn, uvloop, httptools).
+
+The server runs in a fresh interpreter that replaces this process (same pid, same environment): what the command
+loaded before it (the system checks, the config import) is not kept for the server's life, and with `--workers N`
+uvicorn's supervisor is that small interpreter, not a copy of the command. Measured idle after start and one call
+(bench start, RSS of the whole process tree): 2 workers 356.0 -> 279.6 MB; 1 worker 124.1 -> 123.3 MB (its first
+requests load the URLs and views the checks did).
+"""
 
 import functools
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import uvicorn
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.config_import import ConfigError, import_config_file
 from gateway.header_timeout import HeaderTimeoutProtocol
-from gateway.local_files import prepare_local_files
+
+# What the fresh interpreter runs: this process's import path (manage.py's folder, any --pythonpath), then the server.
+_SERVE_FRESH = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from gateway.management.commands.serve import run_server; run_server(**json.loads(sys.argv[2]))"
+)
 
 
 class Command(BaseCommand):
@@ -32,6 +45,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        from django.core.management import call_command
+
+        from gateway.config_import import ConfigError, import_config_file
+        from gateway.local_files import prepare_local_files
+
         # The first start of the embedded default makes its data folder and secret key (`manage.py setup`).
         for path in prepare_local_files():
             self.stdout.write(f"made {path}")
@@ -48,22 +66,36 @@ class Command(BaseCommand):
             f"Tollgate listening on http://{options['host']}:{options['port']} ({options['workers']} workers)"
         )
         self.stdout.flush()
-        uvicorn.run(
-            "gateway.asgi:application",
-            host=options["host"],
-            port=options["port"],
-            workers=options["workers"],
-            loop="uvloop",
-            http=functools.partial(HeaderTimeoutProtocol, header_timeout=options["header_timeout"]),
-            lifespan="on",
-            access_log=False,
-            # Who the caller is comes from TOLLGATE_TRUST_X_FORWARDED_FOR (keys/throttle.py) and the scheme from
-            # TOLLGATE_BEHIND_TLS_PROXY alone. uvicorn's default would take both from the headers of any caller on
-            # 127.0.0.1, so a local caller could pick a fresh address for each guess at a key.
-            proxy_headers=False,
-            log_level="warning",
-            timeout_graceful_shutdown=10,
-        )
+        serve_in_a_fresh_process(
+            host=options["host"], port=options["port"], workers=options["workers"],
+            header_timeout=options["header_timeout"],
+        )  # fmt: skip
+
+
+def serve_in_a_fresh_process(**server: object) -> NoReturn:
+    """Replace this process by a new interpreter that runs ``run_server(**server)``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-c", _SERVE_FRESH, json.dumps(sys.path), json.dumps(server)])
+
+
+def run_server(*, host: str, port: int, workers: int, header_timeout: float) -> None:
+    uvicorn.run(
+        "gateway.asgi:application",
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http=functools.partial(HeaderTimeoutProtocol, header_timeout=header_timeout),
+        lifespan="on",
+        access_log=False,
+        # Who the caller is comes from TOLLGATE_TRUST_X_FORWARDED_FOR (keys/throttle.py) and the scheme from
+        # TOLLGATE_BEHIND_TLS_PROXY alone. uvicorn's default would take both from the headers of any caller on
+        # 127.0.0.1, so a local caller could pick a fresh address for each guess at a key.
+        proxy_headers=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _empty_metrics_directory() -> Path:
