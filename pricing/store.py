@@ -9,11 +9,16 @@ import threading
 import time
 
 from django.conf import settings
+from django.db.models.functions import Substr
 
 from pricing import active
 from pricing.active import ActiveCostMap
 from pricing.costmap import compact_cost_map
 from pricing.models import CostMapVersion, version_label
+
+# libpq keeps its input buffer as large as the largest message the connection has read, for the connection's life:
+# the shipped map's 3.2 MB of JSON read in one row left the sync thread's connection 3.1 MB larger (measured).
+RAW_JSON_PART = 256 * 1024
 
 _load_lock = threading.Lock()
 # (pk, sha256) of the active version, or None for the shipped snapshot; and when it was read (monotonic).
@@ -37,7 +42,7 @@ def load_active_cost_map() -> ActiveCostMap:
             return current
         if row is None:
             return active.activate(label, active.shipped_cost_map()[1])
-        raw = CostMapVersion.objects.filter(pk=row[0]).values_list("raw_json", flat=True).first()
+        raw = _raw_json(row[0])
         if raw is None:
             # Deleted between the two reads (an admin, a flush): read the label again next time.
             forget_active_version()
@@ -65,6 +70,23 @@ def _active_row() -> tuple[int, str] | None:
     row = CostMapVersion.objects.filter(status=CostMapVersion.Status.ACTIVE).values_list("pk", "sha256").first()
     _cached = (row, now)
     return row
+
+
+def _raw_json(pk: int) -> str | None:
+    """A stored version's raw JSON, read in parts of RAW_JSON_PART characters; None if the version is gone."""
+    parts: list[str] = []
+    while True:
+        start = len(parts) * RAW_JSON_PART + 1
+        part = (
+            CostMapVersion.objects.filter(pk=pk)
+            .values_list(Substr("raw_json", start, RAW_JSON_PART), flat=True)
+            .first()
+        )
+        if part is None:
+            return None
+        parts.append(part)
+        if len(part) < RAW_JSON_PART:
+            return "".join(parts)
 
 
 def _label(row: tuple[int, str] | None) -> str:

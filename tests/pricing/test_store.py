@@ -109,3 +109,20 @@ def test_the_active_map_is_held_compactly_however_it_became_active(make_active, 
 
     assert isinstance(entries, CompactCostMap)
     assert entries[model]["input_cost_per_token"] == Decimal(price)
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["exact-parts", "a-shorter-last-part"])
+def test_a_stored_map_is_read_in_parts_so_no_read_holds_the_whole_json(monkeypatch, extra, django_assert_num_queries):
+    monkeypatch.setattr(store, "RAW_JSON_PART", 64)
+    text = raw({f"model-{index}": entry() for index in range(3)}).decode()
+    text += " " * (-len(text) % 64 + extra)  # JSON may end in spaces
+    other = CostMapVersion.objects.create(sha256="e" * 64, source="test://parts", raw_json=text)
+    CostMapVersion.objects.filter(status=CostMapVersion.Status.ACTIVE).update(status="superseded")
+    CostMapVersion.objects.filter(pk=other.pk).update(status=CostMapVersion.Status.ACTIVE)
+
+    # The label, then a query per part; a last part shorter than the others (or empty) ends the read.
+    with django_assert_num_queries(1 + len(text) // 64 + 1):
+        cost_map = store.load_active_cost_map()
+
+    assert list(cost_map.entries) == ["model-0", "model-1", "model-2"]
+    assert cost_map.entries["model-2"] == entry()
