@@ -17,7 +17,6 @@ from django.core.management import call_command
 
 from bench.floor import serve as floor_serve
 from bench.services import free_port
-from gateway.management.commands import serve
 from gateway.memory import YOUNG_COLLECTION_THRESHOLD
 from tests.fakes.upstream import FakeUpstream
 
@@ -32,15 +31,6 @@ def _uvicorn_call(monkeypatch, start) -> tuple[tuple, dict]:
     return calls[0]
 
 
-def _served_options(monkeypatch) -> dict:
-    """What `manage.py serve` runs its server with (in the fresh interpreter it replaces itself by)."""
-    execs = []
-    monkeypatch.setattr(serve, "serve_in_a_fresh_process", lambda **server: execs.append(server))
-    call_command("serve", stdout=io.StringIO())
-    assert len(execs) == 1
-    return execs[0]
-
-
 def _comparable(kwargs: dict) -> dict:
     # The protocol is a functools.partial, equal only to itself: compare what it calls and with what.
     http = kwargs["http"]
@@ -53,7 +43,7 @@ def test_the_floor_runs_on_the_server_serve_runs_tollgate_on(monkeypatch, tmp_pa
     # servers later tests start make their own.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     monkeypatch.delenv("TOLLGATE_HEADER_TIMEOUT", raising=False)
-    served_args, served = _uvicorn_call(monkeypatch, lambda: serve.run_server(**_served_options(monkeypatch)))
+    served_args, served = _uvicorn_call(monkeypatch, lambda: call_command("serve", stdout=io.StringIO()))
     floor_args, floor = _uvicorn_call(monkeypatch, lambda: floor_serve.main(["--port", str(served["port"])]))
     assert served_args == ("gateway.asgi:application",)
     assert floor_args == ("bench.floor.asgi:application",)
