@@ -96,3 +96,11 @@ def test_freezing_leaves_what_is_loaded_out_of_later_collections_and_collects_th
     probe += "print(before, gc.get_freeze_count() > 1000, gc.get_stats()[0]['collections'] - young)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["0", "True", "0"], done.stderr
+
+
+def test_a_server_process_never_imports_httpxs_command_line_client():
+    # In a process of its own, as a worker starts: the ASGI application, the proxy's modules, a client of httpx's.
+    probe = "import sys, gateway.asgi, gateway.proxy.views, gateway.urls, httpx; httpx.Client().close(); "
+    probe += "print([name for name in ('httpx._main', 'rich') if sys.modules.get(name)], callable(httpx.main))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["[]", "True"], done.stderr
