@@ -31,16 +31,18 @@ from its period's start, so that no pruned log is counted twice. Retention needs
 
 import logging
 import time
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from django.db import connection, transaction
-from django.db.models import Case, Count, Max, Sum, Value, When
+from django.db.models import Case, Count, Max, Q, QuerySet, Sum, Value, When
+from django.db.models.expressions import RawSQL
 
 from pricing import audit
 from pricing.money import exact_sum
-from spend.entities import LOG_FIELDS, PAYER_BY_KIND, PAYERS, Payer
+from spend.entities import LOG_FIELDS, PAYER_BY_KIND, PAYERS, KeyModelPayer, Payer, TagPayer
 from spend.models import PrunedSpend, ReconcileCheckpoint, SpendLog
 from spend.resets import period_watermarks
 
@@ -99,6 +101,13 @@ class _Holder:
     settled: Decimal = _ZERO  # its logs read, up to the settled horizon
     unsettled: Decimal = _ZERO  # its logs read, after it
     may_advance: bool = True  # False: retention pruned logs after the horizon (a race): its checkpoint waits
+
+    def add(self, group: dict) -> None:
+        """A group of its logs (inside the run's 80-digit context)."""
+        if group["unsettled"]:
+            self.unsettled += group["total"]
+        else:
+            self.settled += group["total"]
 
     @property
     def expected(self) -> Decimal:
@@ -221,35 +230,48 @@ class _Run:
                         holder.may_advance = False
 
     def _read_logs(self) -> None:
-        """One pass over the logs after the most common start (the last run's horizon, usually); a holder starting
-        elsewhere (a new period, a first run) is read on its own."""
+        """One pass over the logs after the most common start (the last run's horizon, usually); the holders starting
+        elsewhere (a new period, a first run, every reset holder of a full run) in one more pass, whatever their
+        number."""
         everyone = [holder for holders in self.holders.values() for holder in holders.values()]
         if not everyone:
             return
         floor = Counter(holder.start for holder in everyone).most_common(1)[0][0]
         split = self.horizon if self.horizon is not None else floor
         with localcontext(prec=80):
-            for group in _log_groups(floor, split):
+            for group in _log_groups(SpendLog.objects.filter(id__gt=floor), split):
                 self.logs_read += group["requests"]
                 for payer in PAYERS:
                     holders = self.holders[payer.kind]
                     for entity_id in payer.ids_in(group):
                         holder = holders.get(entity_id)
                         if holder is not None and holder.start == floor:
-                            if group["unsettled"]:
-                                holder.unsettled += group["total"]
-                            else:
-                                holder.settled += group["total"]
-            for holder in everyone:
-                if holder.start != floor:
-                    self._read_alone(holder, split)
+                            holder.add(group)
+            others = [holder for holder in everyone if holder.start != floor]
+            if others:
+                self._read_others(others, split)
 
-    def _read_alone(self, holder: _Holder, split: int) -> None:
-        payer, logs = PAYER_BY_KIND[holder.kind], SpendLog.objects.filter(id__gt=holder.start)
-        holder.settled = (
-            payer.logged_cost(logs.filter(id__lte=split), holder.entity_id) if split > holder.start else _ZERO
-        )
-        holder.unsettled = payer.logged_cost(logs.filter(id__gt=split), holder.entity_id)
+    def _read_others(self, others: list[_Holder], split: int) -> None:
+        """The logs after the earliest of these holders' starts (only those naming one of them, for up to
+        _NAMED_HOLDERS), grouped as the common pass's are and by how many of their starts each log comes after: a
+        holder sums the groups after its own start. (One query per holder made ``--full`` grow with the holders
+        reset at least once: each has its own period start.)"""
+        starts = sorted({holder.start for holder in others})
+        after = {start: index for index, start in enumerate(starts)}
+        logs = SpendLog.objects.filter(id__gt=starts[0])
+        naming = _naming(others) if len(others) <= _NAMED_HOLDERS else None
+        if naming is not None:
+            logs = logs.filter(naming)
+        by_kind: dict[str, dict[str, _Holder]] = {}
+        for holder in others:
+            by_kind.setdefault(holder.kind, {})[holder.entity_id] = holder
+        for group in _log_groups(logs, split, [start + 1 for start in starts]):
+            for payer in PAYERS:
+                holders = by_kind.get(payer.kind, {})
+                for entity_id in payer.ids_in(group):
+                    holder = holders.get(entity_id)
+                    if holder is not None and group["after"] > after[holder.start]:
+                        holder.add(group)
 
     def _write_checkpoints(self) -> None:
         """Move each holder's checkpoint to the horizon; drop those of ended periods and of holders gone."""
@@ -282,18 +304,47 @@ class _Run:
         ReconcileCheckpoint.objects.bulk_create(new, batch_size=1000)
 
 
-def _log_groups(after: int, split: int):
-    """The logs after `after`, in groups naming the same payers: their cost, their number, and whether they come
-    after `split` (PostgreSQL groups and sums them exactly; SQLite's sums are not exact, so each log is a group)."""
-    logs = SpendLog.objects.filter(id__gt=after).order_by()
+def _log_groups(logs: QuerySet, split: int, thresholds: list[int] | None = None):
+    """`logs` in groups naming the same payers: their cost, their number, whether they come after `split`, and (given
+    ascending `thresholds`) how many thresholds each is at or above (PostgreSQL groups and sums them exactly;
+    SQLite's sums are not exact, so each log is a group)."""
+    logs = logs.order_by()
     if connection.vendor == "postgresql":
         unsettled = Case(When(id__gt=split, then=Value(True)), default=Value(False))
-        groups = logs.annotate(unsettled=unsettled).values(*LOG_FIELDS, "unsettled")
-        return groups.annotate(total=Sum("cost"), requests=Count("id")).iterator()
+        logs = logs.annotate(unsettled=unsettled)
+        fields = [*LOG_FIELDS, "unsettled"]
+        if thresholds is not None:
+            table = connection.ops.quote_name(SpendLog._meta.db_table)
+            logs = logs.annotate(after=RawSQL(f"width_bucket({table}.id, %s::bigint[])", [thresholds]))
+            fields.append("after")
+        return logs.values(*fields).annotate(total=Sum("cost"), requests=Count("id")).iterator()
     return (
-        {**log, "unsettled": log["id"] > split, "total": log["cost"], "requests": 1}
+        {**log, "unsettled": log["id"] > split, "total": log["cost"], "requests": 1,
+         "after": bisect_right(thresholds or [], log["id"])}
         for log in logs.values("id", "cost", *LOG_FIELDS).iterator()
-    )
+    )  # fmt: skip
+
+
+def _naming(holders: list[_Holder]) -> Q | None:
+    """The logs that may be charged to one of `holders`; None where a lookup cannot say (tags on SQLite)."""
+    columns: dict[str, set[str]] = {}
+    tags = set()
+    for holder in holders:
+        payer = PAYER_BY_KIND[holder.kind]
+        if isinstance(payer, TagPayer):
+            tags.add(holder.entity_id)
+        elif isinstance(payer, KeyModelPayer):
+            columns.setdefault("key_hash", set()).add(holder.entity_id.partition(":")[0])
+        else:
+            columns.setdefault(payer.log_field, set()).add(holder.entity_id)
+    if tags and connection.vendor != "postgresql":
+        return None
+    named = Q(pk__in=[])
+    for column, values in columns.items():
+        named |= Q(**{f"{column}__in": sorted(values)})
+    for tag in sorted(tags):
+        named |= Q(request_tags__contains=[tag])
+    return named
 
 
 def fix_drift(drift: Drift) -> Drift | None:
