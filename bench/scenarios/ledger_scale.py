@@ -37,6 +37,7 @@ ROWS = (
     ("/global/spend/report group_by=api_key, 30 days", MS),
     ("/global/spend/report group_by=api_key, 90 days", MS),
     ("spend overview (admin page, 30 days by team)", MS),
+    ("spend overview (admin page, 30 days by team, narrowed to a tag)", MS),
     ("reconcile_spend, first run", S),
     ("reconcile_spend, incremental", S),
     ("reconcile_spend --full", S),
