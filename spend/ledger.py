@@ -158,8 +158,17 @@ def write_batch(entries: list[SpendEntry]) -> None:
 
 
 def _not_yet_logged(entries: list[SpendEntry]) -> list[SpendEntry]:
+    """The entries whose call is not logged yet, each request id once (its first entry), in the batch's order.
+
+    On PostgreSQL the log is partitioned by start_time and a request id is unique per start time (a replay carries
+    its call's start time), so the check is bounded to the batch's start times: it reads only the partitions that
+    could hold them, not every day kept. SQLite's one table has request_id unique alone: checked by id only."""
     unique = {entry.request_id: entry for entry in reversed(entries)}
-    logged = set(SpendLog.objects.filter(request_id__in=list(unique)).values_list("request_id", flat=True))
+    logs = SpendLog.objects.filter(request_id__in=list(unique))
+    if connection.vendor == "postgresql":
+        starts = [entry.start_time for entry in unique.values()]
+        logs = logs.filter(start_time__gte=min(starts), start_time__lte=max(starts))
+    logged = set(logs.values_list("request_id", flat=True))
     return [entry for request_id, entry in reversed(unique.items()) if request_id not in logged]
 
 

@@ -3,9 +3,13 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from spend.ledger import SpendEntry, write_batch
 from spend.models import SpendLog
+from spend.partitions import DEFAULT_PARTITION, day_partitions
 from tests.spend.conftest import charged_entry, make_entry, make_key, needs_postgres
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +97,25 @@ def test_a_full_batch_of_tiny_charges_over_many_payers_reconciles(payers):
     assert SpendLog.objects.count() == 500
     assert type(team).objects.get(pk=team.pk).spend == sum((e.cost for e in batch), Decimal(0))
     call_command("reconcile_spend")  # raises CommandError on any drift
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_general_paths_request_id_check_reads_only_the_batchs_partitions(payers):
+    key, _, _ = payers
+    now = timezone.now()
+    logged, fresh = charged_entry(key, start_time=now), charged_entry(key, start_time=now)
+    write_batch([logged])
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        write_batch([logged, fresh])  # inside a transaction: the general path, which checks first
+    assert sorted(SpendLog.objects.values_list("request_id", flat=True)) == sorted(
+        [logged.request_id, fresh.request_id]
+    )
+
+    (check,) = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("SELECT")]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {check}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    tables = {partition.name for partition in day_partitions()} | {DEFAULT_PARTITION}
+    (holding,) = [partition.name for partition in day_partitions() if partition.start <= now < partition.end]
+    assert {table for table in tables if f" on {table} " in plan or f" on {table}\n" in plan} == {holding}, plan
