@@ -41,6 +41,9 @@ class RoutedDeployment:
     prices: Mapping[str, str] = field(default_factory=dict)  # price.snapshot(), made once: every log keeps it
     price_key: str = ""  # names this price in the spend journal while the table lasts
     access_groups: frozenset[str] = frozenset()  # model_info.access_groups: a key listing one may call this group
+    # The reservation bounds already priced at this deployment, by their exact inputs (gateway.proxy.service's
+    # worst_case_cost): made new with the deployment, so it never outlives the price it was computed at.
+    worst_costs: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

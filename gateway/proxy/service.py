@@ -350,11 +350,32 @@ def worst_case_cost(state, call: Call) -> Decimal:
                 continue
             prompt_tokens = bound.tokens(deployment.price.matched, deployment.target.model, deployment.litellm_model)
             completion = 0 if call.call_type == "embedding" else _max_output_tokens(call.payload, deployment)
-            seconds = Decimal(str(deployment.timeout or state.table.config.timeout))
             searches, size = most_searches(deployment.price.entry, call.payload)
-            usage = Usage(prompt_tokens, completion, search_queries=searches, search_context_size=size)
-            worst = max(worst, compute_cost(deployment.price.entry, usage, seconds).total)
+            timeout = deployment.timeout or state.table.config.timeout
+            worst = max(worst, _deployment_worst_cost(deployment, prompt_tokens, completion, searches, size, timeout))
     return worst
+
+
+_WORST_COSTS_KEPT = 512  # per deployment; then the memo starts over
+
+
+def _deployment_worst_cost(
+    deployment: RoutedDeployment, prompt_tokens: int, completion: int, searches: int, size: str, timeout
+) -> Decimal:
+    """compute_cost of the most the call may use at this deployment, memoized on every input it depends on (the
+    entry is the deployment's own): the same bound, exactly, for calls whose bodies are as long and ask as much.
+    worst_case_cost of a chat call to one deployment at a gpt-4o-like per-token price: 32 µs before, 5 µs on a hit
+    (timeit). A body of another length is a miss: the bound is never priced for a prompt other than its own."""
+    key = (prompt_tokens, completion, searches, size, timeout)
+    memo = deployment.worst_costs
+    cost = memo.get(key)
+    if cost is None:
+        usage = Usage(prompt_tokens, completion, search_queries=searches, search_context_size=size)
+        cost = compute_cost(deployment.price.entry, usage, Decimal(str(timeout))).total
+        if len(memo) >= _WORST_COSTS_KEPT:
+            memo.clear()
+        memo[key] = cost
+    return cost
 
 
 async def _dispatch_or_log_failure(call: Call, state, admission, send) -> Attempted:
