@@ -178,13 +178,14 @@ def _with_headers(response, *header_sets: dict[str, str]):
     return response
 
 
-def _cost_headers(cost: CostBreakdown) -> dict[str, str]:
+def _cost_headers(breakdown: dict[str, str]) -> dict[str, str]:
+    """The cost headers, from the spend log's cost_breakdown: the amounts the log keeps, written out once."""
     return {
-        "x-litellm-response-cost": format_money(cost.total),
-        "x-litellm-response-cost-input": format_money(cost.input),
-        "x-litellm-response-cost-output": format_money(cost.output),
-        "x-litellm-response-cost-cache-read": format_money(cost.cache_read),
-        "x-litellm-response-cost-cache-creation": format_money(cost.cache_creation),
+        "x-litellm-response-cost": breakdown["total"],
+        "x-litellm-response-cost-input": breakdown["input"],
+        "x-litellm-response-cost-output": breakdown["output"],
+        "x-litellm-response-cost-cache-read": breakdown["cache_read"],
+        "x-litellm-response-cost-cache-creation": breakdown["cache_creation"],
     }
 
 
@@ -435,15 +436,13 @@ async def _complete(call: Call, state, admission) -> HttpResponse:
     usage = Usage.from_openai(body.get("usage"), call.payload)
     cost = price_call(attempted.deployment, usage, call.upstream_seconds)
     call.charged = True
-    await charge(
-        call.entry(attempted.deployment, usage, cost, attempts=attempted.retries + 1),
-        admission,
-        cost.total,
-        usage.prompt_tokens + usage.completion_tokens,
-    )
+    entry = call.entry(attempted.deployment, usage, cost, attempts=attempted.retries + 1)
+    await charge(entry, admission, cost.total, usage.prompt_tokens + usage.completion_tokens)
     answer = call.front.answer(body, call) if call.front else body
     response = HttpResponse(orjson.dumps(answer), content_type="application/json")
-    return _with_headers(response, _common_headers(call, attempted), _cost_headers(cost), admission.headers())
+    return _with_headers(
+        response, _common_headers(call, attempted), _cost_headers(entry.cost_breakdown), admission.headers()
+    )
 
 
 async def _stream(call: Call, state, admission) -> RelayResponse:
