@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import orjson
 
 from gateway.proxy.errors import BadRequest, PayloadTooLarge
+from keys.api.tag_serializers import MAX_TAG_LENGTH
 
 _REQUIRED_INPUT = {"chat": "messages", "completion": "prompt", "embedding": "input"}
 _NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -111,6 +112,30 @@ def _check_storable(value, param: str, depth: int) -> None:
             _check_storable(key, param, depth + 1)
         for item in value.values() if isinstance(value, dict) else value:
             _check_storable(item, param, depth + 1)
+
+
+# A call's own tags (body and x-litellm-tags header): each is a log's, a rollup row's and a tag holder's name, and
+# every one is looked up and charged. Bounded, so one request cannot make its log and the tag rollups as large as
+# its body allows; a tag longer than a Tag's name (MAX_TAG_LENGTH) could never have a budget.
+MAX_TAGS_PER_CALL = 64
+
+
+def check_call_tags(tags: list[str]) -> None:
+    """Refuse (400, before anything is sent) a call carrying more tags than MAX_TAGS_PER_CALL, or a longer one."""
+    if len(tags) > MAX_TAGS_PER_CALL:
+        raise BadRequest(
+            f"A call carries at most {MAX_TAGS_PER_CALL} tags (metadata.tags or tags, and x-litellm-tags); "
+            f"this one carries {len(tags)}.",
+            param="tags",
+            code="invalid_value",
+        )
+    for tag in tags:
+        if len(tag) > MAX_TAG_LENGTH:
+            raise BadRequest(
+                f"A tag is at most {MAX_TAG_LENGTH} characters; one here has {len(tag)}.",
+                param="tags",
+                code="invalid_value",
+            )
 
 
 # Where a call names its end user (LiteLLM's customer), first match wins, as LiteLLM reads them: two headers, the

@@ -18,7 +18,14 @@ from gateway.body_limit import read_body
 from gateway.proxy.charges import charge, charge_in_background, price_call
 from gateway.proxy.dispatch import Attempted, complete_once, dispatch, open_stream
 from gateway.proxy.errors import BadRequest, UpstreamFailed, UpstreamRejected, error_response, is_domain_error
-from gateway.proxy.payload import PromptBound, end_user_of, estimate_prompt_tokens, parse_payload, prompt_bound
+from gateway.proxy.payload import (
+    PromptBound,
+    check_call_tags,
+    end_user_of,
+    estimate_prompt_tokens,
+    parse_payload,
+    prompt_bound,
+)
 from gateway.proxy.registry import RoutedDeployment
 from gateway.proxy.state import gateway_state
 from gateway.proxy.streaming import Relay, RelayResponse
@@ -280,6 +287,7 @@ async def _answer(request, call: Call, default_model: str) -> HttpResponse:
         call.body_size = len(body)
         call.end_user = end_user_of(call.payload, request.headers)
         call.header_tags = header_tags(request.headers)
+        check_call_tags([*_body_tags(call.payload), *call.header_tags])
         await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]

@@ -15,6 +15,7 @@ from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from gateway.proxy.payload import MAX_TAGS_PER_CALL
 from keys import tag_services
 from keys.api.tag_serializers import MAX_TAG_LENGTH
 from keys.auth import sync_key_cache
@@ -134,10 +135,35 @@ async def test_the_x_litellm_tags_header_tags_a_call_too():
 async def test_a_spent_tag_is_found_behind_any_number_of_other_tags():
     await sync_to_async(_tag)("spent", max_budget=Decimal(0))
 
-    refused = await tagged(await _key(), [f"noise-{n}" for n in range(500)] + ["spent"])
+    refused = await tagged(await _key(), [f"noise-{n}" for n in range(MAX_TAGS_PER_CALL - 1)] + ["spent"])
 
     assert refused.status_code == 400
     assert "tag spent" in _error(refused)["message"]
+
+
+@pytest.mark.parametrize(
+    ("body_tags", "header", "refusal"),
+    [
+        ([f"t{n}" for n in range(MAX_TAGS_PER_CALL + 1)], "", "at most 64 tags"),
+        ([f"t{n}" for n in range(MAX_TAGS_PER_CALL)], "one-more", "carries 65"),
+        (["x" * (MAX_TAG_LENGTH + 1)], "", "at most 200 characters"),
+        ([], "ok, " + "y" * (MAX_TAG_LENGTH + 1), "at most 200 characters"),
+    ],
+)
+async def test_a_call_with_too_many_or_too_long_tags_is_refused_before_anything_is_sent(body_tags, header, refusal):
+    await sync_to_async(_tag)("t0", max_budget=Decimal("1"))
+    raw_key = await _key()
+    headers = {"Authorization": f"Bearer {raw_key}", "x-litellm-tags": header}
+    body = {**METERED, "metadata": {"tags": body_tags}}
+
+    refused = await AsyncClient().post(
+        "/v1/chat/completions", orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+    assert refused.status_code == 400
+    assert _error(refused)["param"] == "tags" and refusal in _error(refused)["message"]
+    assert not await SpendLog.objects.aexists()
+    assert (await Tag.objects.aget(name="t0")).spend == 0
 
 
 async def test_a_keys_tags_are_carried_by_each_of_its_calls_and_charged():
