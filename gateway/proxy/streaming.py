@@ -245,18 +245,17 @@ class RelayResponse(StreamingHttpResponse):
 
     Django's ASGI handler iterates `aiter(response)` inside `aclosing()`, but StreamingHttpResponse's own
     `__aiter__` wraps the content in two generators of its own and `aclose()` reaches only the outer one: the relay
-    would be left to the garbage collector. Here `aiter()` is the relay itself, and `close()` finishes a relay that
-    was never iterated (the client left while the headers were being sent)."""
+    would be left to the garbage collector. Here `aiter()` is the relay itself, and closing the response finishes a
+    relay that was never iterated (the client left while the headers were being sent)."""
 
     def __init__(self, relay: Relay):
         super().__init__(relay.events, content_type="text/event-stream")
         self.relay = relay
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
+        # A closer, not an override of close(): the proxy's handler closes a response without request_finished
+        # (gateway.asgi), running its closers.
+        self._resource_closers.append(relay.abandon)
 
     def __aiter__(self):
         return self.relay.events
-
-    def close(self):
-        self.relay.abandon()
-        super().close()

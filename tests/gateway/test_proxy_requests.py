@@ -341,6 +341,37 @@ async def test_the_proxy_handler_serves_and_refuses_without_a_thread_hop(mock_de
     assert [sent[0]["status"] for sent in answers] == [200, 401]
 
 
+async def test_the_proxy_handler_sends_no_request_signals_and_still_closes_what_a_response_holds(mock_deployment):
+    """request_started and request_finished have nothing to do on the proxy's path (no database connection, cache
+    or urlconf of the request's own); the response's closers (a stream's relay, the request) still run, and one
+    failing does not stop the others."""
+    from django.core import signals
+    from django.http import HttpResponse
+
+    from gateway.asgi import _close_without_signal
+
+    heard = []
+
+    def receiver(**kwargs):
+        heard.append(kwargs)
+
+    for signal in (signals.request_started, signals.request_finished):
+        signal.connect(receiver, weak=False)
+    try:
+        answers = [await serve_once(chat_scope(authorization)) for authorization in (AUTH["Authorization"], "Bearer x")]
+    finally:
+        for signal in (signals.request_started, signals.request_finished):
+            signal.disconnect(receiver)
+    assert [sent[0]["status"] for sent in answers] == [200, 401]
+    assert heard == []
+
+    closed = []
+    response = HttpResponse(b"{}")
+    response._resource_closers += [lambda: closed.append("first"), lambda: 1 / 0, lambda: closed.append("last")]
+    _close_without_signal(response)
+    assert closed == ["first", "last"] and response.closed and not response._resource_closers
+
+
 async def serve_once(scope: dict, body: dict = CHAT) -> list[dict]:
     """One request through the proxy's ASGI handler, from a client that stays; the messages it was sent."""
     request = [{"type": "http.request", "body": orjson.dumps(body), "more_body": False}]
