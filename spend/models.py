@@ -165,12 +165,13 @@ class PrunedSpend(models.Model):
         return f"{self.kind} {self.entity_id}: {self.requests} pruned logs"
 
 
-class DailySpend(models.Model):
-    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × customer × organization × model group
-    × provider.
+# A rollup row's dimensions (spend.rollups.DIMENSIONS), in the order of its unique constraint.
+ROLLUP_DIMENSIONS = ("team_id", "key_hash", "user_id", "end_user", "organization_id", "model_group", "provider")
 
-    Derived, never edited by hand: ``rollup_spend`` replaces a day's rows whole from its logs.
-    """
+
+class DailyTotals(models.Model):
+    """A day's totals per rollup dimension (spend.rollups.DIMENSIONS) with exact cost: DailySpend's, and per tag
+    DailyTaggedSpend's."""
 
     day = models.DateField()
     team_id = models.CharField(max_length=200, blank=True)
@@ -189,19 +190,21 @@ class DailySpend(models.Model):
     cost = MoneyField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class DailySpend(DailyTotals):
+    """Spend logs rolled up per day (in settings.TIME_ZONE) × team × key × user × customer × organization × model group
+    × provider.
+
+    Derived, never edited by hand: ``rollup_spend`` replaces a day's rows whole from its logs.
+    """
+
+    class Meta:
         verbose_name_plural = "daily spend"
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "day",
-                    "team_id",
-                    "key_hash",
-                    "user_id",
-                    "end_user",
-                    "organization_id",
-                    "model_group",
-                    "provider",
-                ],
+                fields=["day", *ROLLUP_DIMENSIONS],
                 name="daily_spend_unique",
             )
         ]
@@ -236,6 +239,33 @@ class DailyTagSpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.tag} {self.model_group}: {self.cost}"
+
+
+class DailyTaggedSpend(DailyTotals):
+    """Spend logs rolled up per day × request tag × DailySpend's dimensions, with DailySpend's sums: what the spend
+    overview reads when it stacks or narrows by tag (spend.overview.TaggedSpend).
+
+    A call with several tags counts whole under each of them (once each, however often it repeats one), a call with
+    none under "(untagged)", so a day's rows add up to more than its spend. Derived like DailySpend, in the same
+    run: ``rollup_spend`` replaces a day's rows whole from its logs, so the rows hold exactly the logs up to
+    RollupState.last_log_id.
+    """
+
+    day = models.DateField()
+    tag = models.TextField()
+
+    class Meta:
+        verbose_name_plural = "daily tagged spend"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "tag", *ROLLUP_DIMENSIONS],
+                name="daily_tagged_spend_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["tag", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tag} {self.team_id or '-'} {self.model_group}: {usd(self.cost)}"
 
 
 class RollupState(models.Model):

@@ -11,26 +11,28 @@ The rollups hold exactly the logs up to RollupState.last_log_id (a day is recomp
 adds the logs above it and sees every committed call (spend.selectors.CurrentSpend).
 """
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Max, Q, QuerySet, TextField
+from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 
 from pricing.money import ZERO, grouped_totals
 from pricing.resolve import SOURCE_UNPRICED
-from spend.models import DailySpend, DailyTagSpend, RollupState, SpendLog
+from spend.models import ROLLUP_DIMENSIONS, DailySpend, DailyTaggedSpend, DailyTagSpend, RollupState, SpendLog
 from spend.periods import day_bounds, local_day, local_zone, retention_horizon
 
-DIMENSIONS = ("team_id", "key_hash", "user_id", "end_user", "organization_id", "model_group", "provider")
+DIMENSIONS = ROLLUP_DIMENSIONS
 TOKENS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens")
 COUNTS = {
     "failed_requests": ~Q(status=SpendLog.Status.SUCCESS),
     "unpriced_requests": Q(pricing_source=SOURCE_UNPRICED),
 }
+UNTAGGED = "(untagged)"  # the tag a call with none is rolled up (and shown in the spend overview) under
 
 
 @dataclass
@@ -88,6 +90,9 @@ def recompute_day(day: date, last_log_id: int) -> None:
     tagged = tag_totals(SpendLog.objects.filter(start_time__gte=start, start_time__lt=end, id__lte=last_log_id))
     DailyTagSpend.objects.filter(day=day).delete()
     DailyTagSpend.objects.bulk_create([DailyTagSpend(**row) for row in tagged], batch_size=1000)
+    rows = tagged_totals(SpendLog.objects.filter(start_time__gte=start, start_time__lt=end, id__lte=last_log_id))
+    DailyTaggedSpend.objects.filter(day=day).delete()
+    DailyTaggedSpend.objects.bulk_create([DailyTaggedSpend(day=day, **row) for row in rows], batch_size=1000)
 
 
 def _add_to_day(day: date, new_logs: QuerySet) -> None:
@@ -97,6 +102,8 @@ def _add_to_day(day: date, new_logs: QuerySet) -> None:
         _add_row(DailySpend, {"day": day, **{name: row.pop(name) for name in DIMENSIONS}}, row)
     for row in tag_totals(logs):
         _add_row(DailyTagSpend, {name: row.pop(name) for name in TAG_DIMENSIONS}, row)
+    for row in tagged_totals(logs):
+        _add_row(DailyTaggedSpend, {"day": day, **{name: row.pop(name) for name in ("tag", *DIMENSIONS)}}, row)
 
 
 def _add_row(model, key: dict, sums: dict) -> None:
@@ -111,6 +118,31 @@ def _add_row(model, key: dict, sums: dict) -> None:
 
 def _totals(logs: QuerySet) -> list[dict]:
     return grouped_totals(logs, DIMENSIONS, money=["cost"], integers=TOKENS, counts=COUNTS)
+
+
+def tagged_totals(logs: QuerySet, group_by: Iterable[str] = DIMENSIONS, tag: str = "") -> list[dict]:
+    """The logs' totals per tag and ``group_by`` (DailyTaggedSpend's rows, or a day's tail), exact, with DailySpend's
+    sums; only ``tag``'s, if given. Tags are a JSON list per log, which SQL cannot group portably: the logs are
+    grouped in the database by ``group_by`` and the tag list (as text), and each group is split by tag here. A call
+    counts once under each tag it carries, a call with none under UNTAGGED."""
+    columns = [*group_by, "tags"]
+    grouped = grouped_totals(
+        logs.annotate(tags=Cast("request_tags", TextField())), columns, money=["cost"], integers=TOKENS, counts=COUNTS
+    )
+    totals: dict[tuple, dict] = {}
+    for row in grouped:
+        tags = json.loads(row.pop("tags") or "[]")
+        for name in dict.fromkeys(map(str, tags if isinstance(tags, list) else [])) or [UNTAGGED]:
+            if tag and name != tag:
+                continue
+            key = (name, *(row[column] for column in group_by))
+            total = totals.get(key)
+            if total is None:
+                totals[key] = {**row, "tag": name}
+                continue
+            for field_name in ("cost", "requests", *TOKENS, *COUNTS):
+                total[field_name] += row[field_name]
+    return list(totals.values())
 
 
 TAG_DIMENSIONS = ("day", "tag", "model_group")

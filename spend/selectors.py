@@ -116,7 +116,7 @@ class CurrentSpend:
         self.filters = dict(filters or {})  # rollup dimensions (team_id, key_hash, ...) narrowed to one value each
         self.db = reporting_db()
         self.as_of = timezone.now()
-        self._mark = _rollup_mark(self.db)
+        self._mark = rollup_mark(self.db)
         self.last_log_id, self.rolled_up_at = self._mark
         since, until = day_bounds(start)[0], day_bounds(end)[1]
         tail = SpendLog.objects.using(self.db).filter(
@@ -132,7 +132,7 @@ class CurrentSpend:
 
     def unchanged(self) -> bool:
         """No rollup committed since this read began."""
-        return _rollup_mark(self.db) == self._mark
+        return rollup_mark(self.db) == self._mark
 
     def totals(
         self,
@@ -197,7 +197,7 @@ def read_current_spend(
     return result, spend
 
 
-def _rollup_mark(db: str) -> tuple[int, datetime | None]:
+def rollup_mark(db: str) -> tuple[int, datetime | None]:
     return RollupState.objects.using(db).filter(pk=1).values_list("last_log_id", "updated_at").first() or (0, None)
 
 
