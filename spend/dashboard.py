@@ -3,8 +3,8 @@ team, tag or model (by name), a table of every one of them with a CSV export of 
 burn-down and month-end forecast, unpriced calls.
 
 Every committed call counts at once: the daily rollups (a few GROUP BYs over them) plus the logs not yet rolled up
-(spend.selectors.CurrentSpend), never a scan of all the raw logs. Tags are the exception: the rollups do not keep
-them, so stacking or narrowing by tag reads the range's logs (spend.overview.TaggedSpend).
+(spend.selectors.CurrentSpend), never a scan of all the raw logs. Stacking or narrowing by tag reads a rollup
+of its own the same way (spend.models.DailyTaggedSpend, through spend.overview.TaggedSpend).
 """
 
 from dataclasses import dataclass

@@ -122,8 +122,8 @@ def measure(runs: int = RUNS, budget_s: float = BUDGET_S, write_seconds: float =
             window = {"start_date": today - timedelta(days=days - 1), "end_date": today, "group_by": group_by}
             put(f"/global/spend/report group_by={group_by}, {days} days", get(api, "/global/spend/report", window))
     put("spend overview (admin page, 30 days by team)", get(admin, reverse("admin:spend_overview")))
-    # Tags are no rollup dimension: narrowed to one, the overview reads the range's logs (spend.overview.TaggedSpend).
-    # The generated logs carry no tag, so this times that read, not the tag's totals.
+    # Narrowed to a tag, the overview reads the tagged rollup and the tail (spend.overview.TaggedSpend). The generated
+    # logs carry no tag: the rollup's rows for the range are read and none is the tag's.
     put(
         "spend overview (admin page, 30 days by team, narrowed to a tag)",
         get(admin, reverse("admin:spend_overview"), {"tag": TAG}),
