@@ -163,6 +163,8 @@ def _not_yet_logged(entries: list[SpendEntry]) -> list[SpendEntry]:
     On PostgreSQL the log is partitioned by start_time and a request id is unique per start time (a replay carries
     its call's start time), so the check is bounded to the batch's start times: it reads only the partitions that
     could hold them, not every day kept. SQLite's one table has request_id unique alone: checked by id only."""
+    if not entries:
+        return []
     unique = {entry.request_id: entry for entry in reversed(entries)}
     logs = SpendLog.objects.filter(request_id__in=list(unique))
     if connection.vendor == "postgresql":

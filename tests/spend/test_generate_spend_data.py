@@ -22,7 +22,7 @@ def _indexes() -> list[tuple[str, str, bool]]:
 
 def test_rebuilding_the_indexes_after_a_bulk_insert_makes_each_on_every_partition():
     before = _indexes()
-    assert ("spend_spendlog_default", "btree (key_hash, start_time)", True) in before  # the partitioned log
+    assert ("spend_spendlog_default", "btree (key_hash, start_time, id)", True) in before  # the partitioned log
 
     with connection.cursor() as cursor, _secondary_indexes_rebuilt(cursor, rebuild=True):
         pass
