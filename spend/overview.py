@@ -14,20 +14,16 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import QuerySet
-from django.db.models.functions import TruncDate
 from django.http import Http404
-from django.utils import timezone
 
 from keys.models import InternalUser, Tag, Team, VirtualKey
 from keys.names import names
 from keys.roles import teams_in_scope
 from pricing.money import ZERO
-from spend.models import DailyTaggedSpend, SpendLog
-from spend.periods import day_bounds, local_zone
+from spend.models import DailyTaggedSpend
 from spend.rollups import DIMENSIONS as ROLLUP_DIMENSIONS
 from spend.rollups import UNTAGGED, tagged_totals
-from spend.routers import reporting_db
-from spend.selectors import CurrentSpend, read_current_spend, rollup_mark
+from spend.selectors import CurrentSpend, read_current_spend
 
 # What the overview stacks and narrows by: the page's name for it, and the ledger's column (tags are not a column
 # of the rollups: a call has any number of them). A customer is the end user a call names (its `user` field).
@@ -90,23 +86,16 @@ class TaggedSpend(CurrentSpend):
     watermark only grows, so an unchanged one at the end was unchanged all along)."""
 
     def __init__(self, start: date, end: date, filters: dict[str, str], tag: str = ""):
-        self.start, self.end, self.tag = start, end, tag
-        self.filters = dict(filters)
-        self.db = reporting_db()
-        self.as_of = timezone.now()
-        self._mark = rollup_mark(self.db)
-        self.last_log_id, self.rolled_up_at = self._mark
-        tail = SpendLog.objects.using(self.db).filter(
-            id__gt=self.last_log_id,
-            start_time__gte=day_bounds(start)[0],
-            start_time__lt=day_bounds(end)[1],
-            **self.filters,
-        )
-        if tag and connections[tail.db].vendor == "postgresql":
+        self.tag = tag
+        super().__init__(start, end, filters)
+
+    def _tail_totals(self, tail: QuerySet) -> list[dict]:
+        if self.tag and connections[tail.db].vendor == "postgresql":
             # Only the tag's logs are grouped and sent (tagged_totals still checks each).
-            tail = tail.filter(request_tags=[]) if tag == UNTAGGED else tail.filter(request_tags__contains=[tag])
-        tail = tail.annotate(day=TruncDate("start_time", tzinfo=local_zone()))
-        self.tail = tagged_totals(tail, ["day", *ROLLUP_DIMENSIONS], tag)
+            tail = (
+                tail.filter(request_tags=[]) if self.tag == UNTAGGED else tail.filter(request_tags__contains=[self.tag])
+            )
+        return tagged_totals(tail, ["day", *ROLLUP_DIMENSIONS], self.tag)
 
     def _rollups(self) -> QuerySet:
         rollups = DailyTaggedSpend.objects.using(self.db).filter(**self.filters)

@@ -122,13 +122,11 @@ class CurrentSpend:
         tail = SpendLog.objects.using(self.db).filter(
             id__gt=self.last_log_id, start_time__gte=since, start_time__lt=until, **self.filters
         )
-        self.tail = grouped_totals(
-            tail.annotate(day=TruncDate("start_time", tzinfo=local_zone())),
-            ["day", *DIMENSIONS],
-            money=["cost"],
-            integers=TOKENS,
-            counts=COUNTS,
-        )
+        self.tail = self._tail_totals(tail.annotate(day=TruncDate("start_time", tzinfo=local_zone())))
+
+    def _tail_totals(self, tail: QuerySet) -> list[dict]:
+        """The tail's totals per day and every rollup dimension."""
+        return grouped_totals(tail, ["day", *DIMENSIONS], money=["cost"], integers=TOKENS, counts=COUNTS)
 
     def unchanged(self) -> bool:
         """No rollup committed since this read began."""
