@@ -99,11 +99,14 @@ class Call:
         journal().record(entry, deployment.price.entry, deployment.price_key)
 
     @property
+    def own_tags(self) -> list[str]:
+        """The tags the call itself carries: metadata.tags, else tags; then the x-litellm-tags header's."""
+        return [*_body_tags(self.payload), *self.header_tags]
+
+    @property
     def tags(self) -> list[str]:
-        """The call's tags (metadata.tags, else tags; then the x-litellm-tags header's), then its key's: what its log
-        keeps, and whose budgets it pays."""
-        own = [*_body_tags(self.payload), *self.header_tags]
-        return call_tags(own, self.caller) if self.caller else own
+        """The call's own tags, then its key's: what its log keeps, and whose budgets it pays."""
+        return call_tags(self.own_tags, self.caller) if self.caller else self.own_tags
 
     def entry(self, deployment: RoutedDeployment | None, usage: Usage, cost: CostBreakdown | None, **fields):
         end_time = datetime.now(UTC)
@@ -287,7 +290,7 @@ async def _answer(request, call: Call, default_model: str) -> HttpResponse:
         call.body_size = len(body)
         call.end_user = end_user_of(call.payload, request.headers)
         call.header_tags = header_tags(request.headers)
-        check_call_tags([*_body_tags(call.payload), *call.header_tags])
+        check_call_tags(call.own_tags)
         await ledger().ensure_available()
         state = await gateway_state()
         requested = call.payload["model"]
